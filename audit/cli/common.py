@@ -1,0 +1,51 @@
+"""Options and error handling shared by every command."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Callable
+
+import typer
+
+from audit.db import DEFAULT_DB
+from audit.errors import AuditError
+
+DbOption = typer.Option(Path(DEFAULT_DB), "--db", help="DuckDB 数据库文件 (database file).")
+DebugOption = typer.Option(False, "--debug", help="出错时显示完整堆栈 (show tracebacks).")
+
+
+def run_guarded(debug: bool, fn: Callable[[], int | None]) -> None:
+    """Run `fn`; turn an AuditError into one line on stderr and its exit code."""
+    try:
+        code = fn()
+    except AuditError as exc:
+        if debug:
+            raise
+        typer.echo(f"错误 (error): {exc}", err=True)
+        raise typer.Exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("已中断 (interrupted)", err=True)
+        raise typer.Exit(130)
+    raise typer.Exit(code or 0)
+
+
+def guarded(fn: Callable) -> Callable:
+    """Decorator form of `run_guarded` for commands that take a `debug` parameter."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        debug = kwargs.get("debug", False)
+        run_guarded(debug, lambda: fn(*args, **kwargs))
+
+    return wrapper
+
+
+def echo(text: str = "") -> None:
+    """Print to stdout (kept in one place so output can be redirected in tests)."""
+    typer.echo(text)
+
+
+def eprint(text: str) -> None:
+    print(text, file=sys.stderr)

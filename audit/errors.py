@@ -1,0 +1,43 @@
+"""One error hierarchy for the library; the CLI maps each class to an exit code (contract §6)."""
+
+from __future__ import annotations
+
+
+class AuditError(Exception):
+    """Base class. `exit_code` is what the CLI exits with; the message is one clear line."""
+
+    exit_code = 2
+
+
+class UsageError(AuditError):
+    """Bad command-line usage or configuration (exit 2)."""
+
+    exit_code = 2
+
+
+class PackError(AuditError):
+    """The rule pack or a profile is invalid (exit 2). `problems` lists every problem found."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        self.problems = problems or [message]
+        super().__init__(message if not problems else message + "\n" + "\n".join(problems))
+
+
+class CalendarError(AuditError):
+    """A date falls in a year the working-day calendar does not cover (exit 2)."""
+
+    exit_code = 2
+
+
+class InputError(AuditError):
+    """An input file could not be loaded at all (exit 3)."""
+
+    exit_code = 3
+
+
+class ViolationsFound(AuditError):
+    """The audit ran and found violations the user asked to fail on (exit 1)."""
+
+    exit_code = 1

@@ -1,0 +1,225 @@
+"""Turn a file's text cells into canonical values, set-based in DuckDB.
+
+`plan_columns` decides what each column of a file means (its field, or the step of a wide
+ledger's time column) and the file's layout. `stage_sql` builds one SELECT over the raw cells
+that yields the canonical fields and, for a row that cannot be loaded, the first problem found
+(`problem`, the column it concerns `problem_col`) in words a hall clerk can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from audit.errors import InputError
+from audit.ingest.profile import Profile
+from audit.ingest.vocab import (
+    CASE_ATTRIBUTES, CHANNELS, RATING_ALIASES, RATINGS, SERVICE_TYPES, normalize_header,
+    normalize_value,
+)
+
+# Timestamp styles of contract §1.1, most common first. DuckDB's %m/%d/%H accept 1 or 2 digits.
+TIME_FORMATS = [
+    "%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y年%m月%d日 %H:%M", "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日%H:%M", "%Y年%m月%d日%H:%M:%S",
+    "%Y年%m月%d日 %H时%M分", "%Y年%m月%d日",
+    "%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d %H:%M", "%Y.%m.%d", "%Y%m%d %H:%M:%S",
+]
+
+
+Q = '"'
+
+
+def sql_str(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+MACROS = f"""
+CREATE OR REPLACE TEMP MACRO _ts_plain(s) AS
+    try_strptime(s, [{', '.join(sql_str(f) for f in TIME_FORMATS)}]);
+CREATE OR REPLACE TEMP MACRO _ts_zoned(s) AS
+    -- ISO 8601 with an offset or Z: convert to naive Asia/Shanghai time (UTC+8, no DST).
+    _ts_plain(regexp_extract(s, '^(.*?)(Z|[+-]\\d\\d:?\\d\\d)$', 1))
+    - to_minutes(CASE WHEN s LIKE '%Z' THEN 0 ELSE
+        (CASE WHEN regexp_extract(s, '([+-])\\d\\d:?\\d\\d$', 1) = '-' THEN -1 ELSE 1 END)
+        * (CAST(regexp_extract(s, '[+-](\\d\\d):?(\\d\\d)$', 1) AS INTEGER) * 60
+           + CAST(regexp_extract(s, '[+-](\\d\\d):?(\\d\\d)$', 2) AS INTEGER)) END)
+    + INTERVAL 8 HOUR;
+CREATE OR REPLACE TEMP MACRO _ts_any(s) AS CASE
+    WHEN s IS NULL THEN NULL
+    WHEN regexp_full_match(s, '[1-9]\\d{{4}}(\\.\\d+)?') AND CAST(s AS DOUBLE) BETWEEN 20000 AND 80000
+        -- an Excel date serial that reached us as a number (days since 1899-12-30)
+        THEN TIMESTAMP '1899-12-30' + to_microseconds(CAST(round(CAST(s AS DOUBLE) * 86400) AS BIGINT) * 1000000)
+    WHEN s LIKE '%T%' AND regexp_matches(s, '(Z|[+-]\\d\\d:?\\d\\d)$') THEN _ts_zoned(s)
+    ELSE _ts_plain(s) END;
+CREATE OR REPLACE TEMP MACRO parse_ts(s) AS CASE
+    WHEN year(_ts_any(s)) BETWEEN 1990 AND 2100 THEN _ts_any(s) END;
+CREATE OR REPLACE TEMP MACRO parse_count(s) AS CASE
+    WHEN s IN ('即办', '当场', '当场办结', '立即办理') THEN 0
+    WHEN regexp_full_match(s, '\\d+(\\.0+)?\\s*(个工作日|工作日|天|日|次|个)?') THEN
+        CAST(regexp_extract(s, '^(\\d+)', 1) AS INTEGER) END;
+CREATE OR REPLACE TEMP MACRO parse_money(s) AS CASE
+    WHEN s IN ('免费', '无', '不收费', '零', '-') THEN 0.0
+    WHEN regexp_full_match(replace(replace(s, ',', ''), '¥', ''), '\\d+(\\.\\d+)?\\s*元?') THEN
+        CAST(regexp_extract(replace(replace(s, ',', ''), '¥', ''), '^(\\d+(\\.\\d+)?)', 1) AS DECIMAL(12, 2)) END;
+"""
+
+
+@dataclass
+class ColumnPlan:
+    """What the columns of one file mean."""
+
+    fields: dict[str, int] = field(default_factory=dict)   # field -> column index
+    wide: dict[int, str] = field(default_factory=dict)     # column index -> step
+    unmapped: list[str] = field(default_factory=list)      # header names not used
+    layout: str = ""                                        # events | combined | cases | wide
+    headers: list[str] = field(default_factory=list)
+
+    def header(self, fld: str) -> str:
+        """The file's own header for a field (for messages)."""
+        return self.headers[self.fields[fld]] if fld in self.fields else fld
+
+
+def known_headers(builtin: dict[str, str], profile: Profile | None) -> dict[str, str]:
+    """Header spelling -> field, with the profile's columns (and wide columns) taking precedence."""
+    table = dict(builtin)
+    if profile:
+        table.update(profile.columns)
+        table.update({h: "_wide" for h in profile.wide})
+    return table
+
+
+def plan_columns(headers: list[str], builtin: dict[str, str], profile: Profile | None,
+                 where: str) -> ColumnPlan:
+    """Map each header to a field (or a wide step), and decide the file's layout."""
+    plan = ColumnPlan(headers=headers)
+    prof_cols = profile.columns if profile else {}
+    prof_wide = profile.wide if profile else {}
+    for i, head in enumerate(headers):
+        key = normalize_header(head)
+        if key in prof_wide:
+            plan.wide[i] = prof_wide[key]
+            continue
+        fld = prof_cols.get(key) or builtin.get(key)
+        if fld and fld not in plan.fields:
+            plan.fields[fld] = i
+        elif head.strip():
+            plan.unmapped.append(head)
+    if "staff" not in plan.fields and "step" not in plan.fields and "event_staff" in plan.fields:
+        plan.fields["staff"] = plan.fields.pop("event_staff")   # a case table's 经办人 is its staff
+    has_step, has_time = "step" in plan.fields, "time" in plan.fields
+    has_attrs = any(a in plan.fields for a in CASE_ATTRIBUTES) or bool(profile and profile.constants)
+    if has_step != has_time:
+        missing = "时间 (time)" if has_step else "环节 (step)"
+        raise InputError(f"{where}: 有{'环节' if has_step else '时间'}列却没有 {missing} 列，无法作为事件日志读取")
+    if has_step and plan.wide:
+        raise InputError(f"{where}: 同时有 环节 列和宽表时间列 ({', '.join(headers[i] for i in plan.wide)})；请检查配置文件")
+    if has_step:
+        plan.layout = "combined" if any(a in plan.fields for a in CASE_ATTRIBUTES) else "events"
+    elif plan.wide:
+        plan.layout = "wide"
+    elif has_attrs:
+        plan.layout = "cases"
+    else:
+        raise InputError(f"{where}: 既没有 环节/时间 列，也没有办件属性列，无法判断文件内容；请用 --profile 说明列名")
+    return plan
+
+
+def _value_map(expr: str, mapping: dict[str, str]) -> str:
+    if not mapping:
+        return expr
+    whens = " ".join(f"WHEN {sql_str(k)} THEN {sql_str(v)}" for k, v in mapping.items())
+    return f"(CASE {expr} {whens} ELSE {expr} END)"
+
+
+def _vocab_map(expr: str, mapping: dict[str, str]) -> str:
+    whens = " ".join(f"WHEN {sql_str(k)} THEN {sql_str(v)}" for k, v in mapping.items())
+    return f"(CASE {expr} {whens} END)"
+
+
+def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, source: str) -> str:
+    """SELECT over `source` (columns c0.., _row) giving canonical fields, `problem`, `problem_col`."""
+    prof_values = profile.values if profile else {}
+    consts = dict(profile.constants) if profile else {}
+    if profile and profile.city and "city" not in consts:
+        consts["city"] = profile.city
+
+    def raw(fld: str) -> str:
+        if fld in plan.fields:
+            expr = f"nullif(trim(replace(c{plan.fields[fld]}, chr(12288), ' ')), '')"
+            if fld in consts:
+                expr = f"coalesce({expr}, {sql_str(consts[fld])})"
+        elif fld in consts:
+            expr = sql_str(consts[fld])
+        else:
+            expr = "NULL::VARCHAR"
+        if fld == "city" and city:
+            expr = f"coalesce({expr}, {sql_str(normalize_value(city))})"
+        return _value_map(expr, prof_values.get(fld, {}))
+
+    ratings = {**{k: k for k in RATINGS}, **RATING_ALIASES,
+               **{str(v): n for n, v in RATINGS.items()},
+               **{f"{v}.0": n for n, v in RATINGS.items()},
+               **{f"{v}星": n for n, v in RATINGS.items()}, **{f"{v}分": n for n, v in RATINGS.items()}}
+    texts = ["county", "hall", "object_type", "item", "applicant", "id_number", "phone", "staff",
+             "materials", "event_staff", "note"]
+    cols = [f"{raw(t)} AS {t}" for t in texts]
+    cols += [
+        f"regexp_replace({raw('case_id')}, '^''', '') AS case_id",
+        # "延安市" and "延安" are the same city: a trailing 市 is dropped.
+        f"regexp_replace({raw('city')}, '(.{{2,}})市$', '\\1') AS city",
+        f"{raw('service_type')} AS service_type_raw",
+        f"{_vocab_map(raw('service_type'), SERVICE_TYPES)} AS service_type",
+        f"{raw('channel')} AS channel_raw",
+        f"{_vocab_map(raw('channel'), CHANNELS)} AS channel",
+        f"{raw('promised_days')} AS promised_days_raw", f"parse_count({raw('promised_days')}) AS promised_days",
+        f"{raw('fee')} AS fee_raw", f"parse_money({raw('fee')}) AS fee",
+        f"{raw('visits')} AS visits_raw", f"parse_count({raw('visits')}) AS visits",
+        f"{raw('rating')} AS rating_raw", f"{_vocab_map(raw('rating'), ratings)} AS rating",
+        f"{raw('rating_time')} AS rating_time_raw", f"parse_ts({raw('rating_time')}) AS rating_time",
+        f"{raw('step')} AS step_raw",
+        f"{raw('time')} AS time_raw", f"parse_ts({raw('time')}) AS time",
+    ]
+    for i in plan.wide:
+        cols.append(f"nullif(trim(c{i}), '') AS w{i}_raw")
+        cols.append(f"parse_ts(nullif(trim(c{i}), '')) AS w{i}")
+    all_blank = " AND ".join(f"trim(c{i}) = ''" for i in range(len(plan.headers))) or "TRUE"
+    checks = [(f"{all_blank}", "'空行 (整行没有内容)'", "NULL")]
+
+    def bad(fld: str, cond: str, what: str) -> None:
+        head = plan.header(fld)
+        checks.append((cond, f"{sql_str(head + ' ' + Q)} || {fld}_raw || {sql_str(Q + ' ' + what)}", sql_str(head)))
+
+    checks.append(("case_id IS NULL", sql_str(plan.header('case_id') + ' 为空'), sql_str(plan.header("case_id"))))
+    checks.append(("city IS NULL", "'缺少地市：文件没有 地市 列或本行为空，请用 --city 指定'",
+                   sql_str(plan.header("city"))))
+    if plan.layout in ("events", "combined"):
+        checks.append(("step_raw IS NULL", sql_str(plan.header('step') + ' 为空'), sql_str(plan.header("step"))))
+        checks.append(("m.step IS NULL", f"{sql_str(plan.header('step') + ' ' + Q)} || step_raw || '\" 不在环节词表中 (见 README 环节)'",
+                       sql_str(plan.header("step"))))
+        checks.append(("time_raw IS NULL", sql_str(plan.header('time') + ' 为空'), sql_str(plan.header("time"))))
+        bad("time", "time IS NULL", "无法识别")
+    if plan.layout in ("cases", "wide"):
+        checks.append(("service_type_raw IS NULL", sql_str(plan.header('service_type') + ' 为空 (应为 帮办 或 代办)'),
+                       sql_str(plan.header("service_type"))))
+    bad("service_type", "service_type_raw IS NOT NULL AND service_type IS NULL", "无法识别 (应为 帮办 或 代办)")
+    bad("channel", "channel_raw IS NOT NULL AND channel IS NULL", "无法识别 (应为 线上 或 线下)")
+    bad("promised_days", "promised_days_raw IS NOT NULL AND promised_days IS NULL", "不是工作日天数")
+    bad("fee", "fee_raw IS NOT NULL AND fee IS NULL", "不是金额")
+    bad("visits", "visits_raw IS NOT NULL AND visits IS NULL", "不是次数")
+    bad("rating", "rating_raw IS NOT NULL AND rating IS NULL", "无法识别 (应为 非常满意/满意/基本满意/不满意/非常不满意 或 5..1)")
+    bad("rating_time", "rating_time_raw IS NOT NULL AND rating_time IS NULL", "无法识别")
+    for i in plan.wide:
+        head = plan.headers[i]
+        checks.append((f"w{i}_raw IS NOT NULL AND w{i} IS NULL", f"{sql_str(head + ' ' + Q)} || w{i}_raw || '\" 无法识别'",
+                       sql_str(head)))
+    problem = "CASE " + " ".join(f"WHEN {c} THEN '第 ' || _row || ' 行 ' || {r}" for c, r, _ in checks) + " END"
+    problem_col = "CASE " + " ".join(f"WHEN {c} THEN {h}" for c, _, h in checks) + " END"
+    raw_cells = ", ".join(f"c{i}" for i in range(len(plan.headers)))
+    return f"""
+        WITH n AS (SELECT _row, {raw_cells}, {', '.join(cols)} FROM {source})
+        SELECT n.*, m.step AS step, m.code AS step_code,
+               {problem} AS problem, {problem_col} AS problem_col
+        FROM n LEFT JOIN _step_map m ON m.src = n.step_raw
+    """
