@@ -165,7 +165,8 @@ def _stage_file(con, report: IngestReport, raw, sha: str, builtin, prof, city) -
         con.execute("INSERT INTO quarantine VALUES (?, ?, ?, ?, NULL, ?, ?)",
                     [report.ingest_id, name, sha, row, f"第 {row} 行 {reason}", json.dumps(cells, ensure_ascii=False)])
     con.execute("INSERT INTO _status SELECT ?, _row, 'quarantined' FROM _stage WHERE problem IS NOT NULL", [file_id])
-    fr.quarantined = con.execute("SELECT count(*) FROM _stage WHERE problem IS NOT NULL").fetchall()[0][0] + len(raw.bad_rows)
+    if raw.bad_rows:
+        con.executemany("INSERT INTO _status VALUES (?, ?, 'quarantined')", [[file_id, r[0]] for r in raw.bad_rows])
     ok = "problem IS NULL"
     if plan.layout in ("events", "combined"):
         con.execute(f"""INSERT INTO _ev SELECT {base}, TRUE, city, case_id, step, step_code, "time",
@@ -202,6 +203,8 @@ def _merge(con, report: IngestReport, append: bool) -> None:
             fr.loaded = n
         elif status == "duplicate":
             fr.duplicates = n
+        elif status == "quarantined":
+            fr.quarantined = n
     per_file = con.execute("""
         SELECT file_id, count(DISTINCT (city, case_id)) FILTER (WHERE kind = 'replaced'),
                count(DISTINCT (city, case_id)) FILTER (WHERE kind = 'new')

@@ -1,0 +1,100 @@
+"""Ingest is one transaction (kill -9 included), and what is written reads back equal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from audit.db import connect
+from audit.ingest import ingest
+from tests.conftest import snapshot, write_csv, write_xlsx
+
+HEADER = ["办件编号", "地市", "服务类型", "服务方式", "承诺时限", "收费金额", "到现场次数", "评价", "环节", "时间", "经办人", "备注"]
+
+
+def _big_combined(path: Path, n_cases: int) -> Path:
+    steps = ["咨询", "申请", "受理", "承办", "办结", "资料归档"]
+    with open(path, "w", encoding="gbk", newline="") as fh:
+        fh.write(",".join(HEADER) + "\r\n")
+        for i in range(n_cases):
+            for j, step in enumerate(steps):
+                fh.write(f"K{i:07d},延安,帮办,线下,3,0,1,满意,{step},2025/3/{1 + i % 28} {9 + j}:00,张三,\r\n")
+    return path
+
+
+def test_kill_midway_leaves_database_unchanged(tmp_path):
+    db = tmp_path / "audit.duckdb"
+    small = write_csv(tmp_path / "small.csv", [HEADER, ["S1", "延安", "帮办", "线下", "3", "0", "1", "满意", "咨询", "2025-03-03", "", ""]])
+    con = connect(db)
+    ingest(con, [small])
+    before = snapshot(con)
+    con.close()
+    big = _big_combined(tmp_path / "big.csv", 150_000)
+    cmd = [sys.executable, "-m", "audit", "ingest", str(big), "--db", str(db)]
+    # Time a full run on a copy to aim the kill at the middle of the ingest.
+    probe_db = tmp_path / "probe.duckdb"
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-m", "audit", "ingest", str(big), "--db", str(probe_db)], check=True,
+                   capture_output=True)
+    full = time.monotonic() - t0
+    killed = 0
+    for fraction in (0.5, 0.7, 0.85):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(full * fraction)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed += 1
+        proc.wait()
+        con = connect(db)
+        after = snapshot(con)
+        con.close()
+        if proc.returncode == -signal.SIGKILL:
+            assert after == before, "a killed ingest must leave the database as it was"
+        else:  # it finished before the kill: then it must be whole
+            assert len(after["events"]) == 1 + 150_000 * 6
+            break
+    assert killed >= 1
+
+
+names = st.text(alphabet=st.sampled_from(list("张王李赵刘陈杨黄周吴abcXYZ0123456789-_ ")), min_size=1, max_size=8).map(str.strip).filter(bool)
+case_rows = st.lists(
+    st.tuples(
+        names,                                                    # case_id
+        st.sampled_from(["帮办", "代办"]),
+        st.sampled_from(["线上", "线下"]),
+        st.integers(0, 30),                                      # promised_days
+        st.sampled_from(["非常满意", "满意", "基本满意", "不满意", "非常不满意", None]),
+        st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2030, 12, 31)).map(lambda d: d.replace(second=0, microsecond=0)),
+        st.one_of(st.none(), names),                             # applicant
+    ),
+    min_size=1, max_size=25, unique_by=lambda r: r[0],
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=case_rows, fmt=st.sampled_from(["csv-utf8", "csv-gbk", "xlsx"]))
+def test_round_trip_case_table(tmp_path_factory, rows, fmt):
+    tmp = tmp_path_factory.mktemp("rt")
+    header = ["办件编号", "地市", "服务类型", "服务方式", "承诺时限", "评价", "评价时间", "申请人"]
+    data = [[cid, "宝鸡", st_, ch, days, rating, when, who] for cid, st_, ch, days, rating, when, who in rows]
+    if fmt == "xlsx":
+        path = write_xlsx(tmp / "cases.xlsx", [header] + data, title="台账")
+    else:
+        text_rows = [[c if not isinstance(c, dt.datetime) else c.strftime("%Y-%m-%d %H:%M") for c in r] for r in data]
+        path = write_csv(tmp / "cases.csv", [header] + text_rows, encoding="gbk" if fmt == "csv-gbk" else "utf-8")
+    con = connect(tmp / "rt.duckdb")
+    report = ingest(con, [path])
+    assert report.loaded == len(rows)
+    got = con.execute("""SELECT case_id, service_type, channel, promised_days, rating, rating_time, applicant
+                         FROM cases ORDER BY case_id""").fetchall()
+    con.close()
+    want = sorted((cid, st_, ch, days, rating, when, who) for cid, st_, ch, days, rating, when, who in rows)
+    assert got == want
