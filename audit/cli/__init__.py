@@ -20,8 +20,9 @@ app = typer.Typer(
 
 # Importing the command modules registers their commands on `app`.
 from audit.cli import ingest as _ingest  # noqa: E402,F401
-from audit.cli import sample as _sample  # noqa: E402,F401
+# from audit.cli import sample as _sample  # noqa: E402,F401  (TEMP until helper lands)
 from audit.cli import demo as _demo  # noqa: E402,F401
+from audit.cli import calendar as _calendar  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,0 +1,224 @@
+"""The rule engine: run a pack's rules over the database, set-based, and store the findings.
+
+A run: build the working-day calendar table and the per-case facts (`audit.facts`), run each
+rule's SQL (it returns the violating cases with a message and structured evidence), and store
+the findings with the run's metadata in one transaction. A run is identified by what it was
+judged on (pack and version, settings, audit date, city filter, calendar, input files): running
+the same again replaces that run's findings; other runs stay for trends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+
+from audit import __version__
+from audit.calendar import WorkCalendar
+from audit.errors import CalendarError, PackError, UsageError
+from audit.facts import build_facts, build_settings, settings_in_force
+from audit.pack import Pack, Rule, load_pack
+
+FINDINGS_SCHEMA = """
+CREATE SEQUENCE IF NOT EXISTS run_seq START 1;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id        BIGINT PRIMARY KEY,
+    run_key       VARCHAR,
+    pack_name     VARCHAR,
+    pack_version  VARCHAR,
+    pack_path     VARCHAR,
+    standard      VARCHAR,
+    settings      JSON,
+    as_of         DATE,
+    as_of_source  VARCHAR,
+    city_filter   VARCHAR,
+    calendar      VARCHAR,
+    calendar_fallback_years INTEGER[],
+    input_files   JSON,
+    tool_version  VARCHAR,
+    cases         BIGINT,
+    findings      BIGINT
+);
+CREATE TABLE IF NOT EXISTS findings (
+    run_id    BIGINT,
+    rule_id   VARCHAR,
+    severity  VARCHAR,
+    clause    VARCHAR,
+    city      VARCHAR,
+    case_id   VARCHAR,
+    message   VARCHAR,
+    evidence  JSON
+);
+CREATE TABLE IF NOT EXISTS run_rules (
+    run_id    BIGINT,
+    rule_id   VARCHAR,
+    severity  VARCHAR,
+    clause    VARCHAR,
+    title     VARCHAR,
+    findings  BIGINT
+);
+"""
+
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass
+class RuleResult:
+    """How many cases one rule flagged."""
+
+    rule: Rule
+    findings: int
+
+
+@dataclass
+class RunResult:
+    """The outcome of `run_check`."""
+
+    run_id: int
+    as_of: dt.date
+    cases: int
+    pack: Pack
+    calendar: str
+    fallback_years: list[int]
+    results: list[RuleResult] = field(default_factory=list)
+
+    def count(self, severity: str) -> int:
+        """Findings of one severity."""
+        return sum(r.findings for r in self.results if r.rule.severity == severity)
+
+
+def ensure_schema(con) -> None:
+    """Create the findings tables if needed."""
+    con.execute(FINDINGS_SCHEMA)
+
+
+def default_as_of(con) -> dt.date | None:
+    """The audit date by default: the date of the latest event in the database (contract §3)."""
+    row = con.execute('SELECT max("time")::DATE FROM event_rows').fetchall()
+    return row[0][0]
+
+
+def parse_as_of(text: str | None) -> dt.date | None:
+    """An --as-of value (YYYY-MM-DD) as a date."""
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--as-of {text!r} 不是日期 (应为 YYYY-MM-DD)") from None
+
+
+def prepare(con, pack: Pack, as_of: dt.date, calendar: WorkCalendar, cities: list[str] | None = None) -> None:
+    """Build the calendar table, the settings tables and ``case_facts`` for a run."""
+    lo, hi = con.execute("""
+        SELECT least(min("time")::DATE, (SELECT min(rating_time)::DATE FROM case_rows)),
+               greatest(max("time")::DATE, (SELECT max(rating_time)::DATE FROM case_rows))
+        FROM event_rows""").fetchall()[0]
+    lo = min(lo or as_of, as_of) - dt.timedelta(days=7)
+    hi = max(hi or as_of, as_of)
+    calendar.to_duckdb(con, lo, hi + dt.timedelta(days=3 * 366), required_end=hi, temporary=True)
+    all_cities = [r[0] for r in con.execute("SELECT DISTINCT city FROM cases ORDER BY city").fetchall()]
+    build_settings(con, pack, all_cities)
+    _guard_calendar(lambda: build_facts(con, as_of.isoformat()))
+    if cities:
+        con.execute("DELETE FROM case_facts WHERE city NOT IN (SELECT unnest(?))", [cities])
+
+
+def _guard_calendar(fn: Callable[[], object]):
+    try:
+        return fn()
+    except duckdb.InvalidInputException as exc:
+        msg = str(exc)
+        if "工作日历" in msg:
+            detail = msg.split("工作日历", 1)[1]
+            raise CalendarError(
+                "工作日历" + detail.split("(date outside")[0].strip()
+                + "；请用 --calendar FILE 提供该年的日历 (date,is_workday)，或 pip install -U chinesecalendar，"
+                  "或明确选择 --calendar-fallback weekdays") from None
+        raise
+
+
+def rule_sql(rule: Rule) -> str:
+    """The rule's SQL wrapped to the findings shape (city, case_id, message, evidence JSON)."""
+    return f"""SELECT city, case_id, message, to_json(evidence) AS evidence FROM (
+{rule.sql.strip().rstrip(';')}
+) AS r"""
+
+
+def execute_rule(con, rule: Rule, run_id: int) -> int:
+    """Run one rule over ``case_facts`` into ``findings``; return how many cases it flagged.
+
+    A SQL error becomes a PackError naming the rule file; a date outside the calendar, a
+    CalendarError naming the year.
+    """
+    sql = f"INSERT INTO findings SELECT ?, ?, ?, ?, city, case_id, message, evidence FROM ({rule_sql(rule)})"
+    try:
+        _guard_calendar(lambda: con.execute(sql, [run_id, rule.id, rule.severity, rule.clause]))
+    except duckdb.Error as exc:
+        raise PackError(f"{rule.path}: 规则 {rule.id} 的 SQL 无法执行: {str(exc).splitlines()[0]}") from None
+    return con.execute("SELECT count(*) FROM findings WHERE run_id = ? AND rule_id = ?",
+                       [run_id, rule.id]).fetchall()[0][0]
+
+
+def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
+              cities: list[str] | None = None, calendar: WorkCalendar | None = None,
+              on_rule: Callable[[int, int, Rule], None] | None = None) -> RunResult:
+    """Run every rule of `pack` (default pack if None) and store the findings; see module doc."""
+    ensure_schema(con)
+    pack = pack or load_pack()
+    calendar = calendar or WorkCalendar.load()
+    as_of_source = "--as-of" if as_of else "最新事件日期 (latest event)"
+    as_of = as_of or default_as_of(con)
+    if as_of is None:
+        raise UsageError("数据库中没有事件：请先运行 audit ingest")
+    prepare(con, pack, as_of, calendar, cities)
+    n_cases = con.execute("SELECT count(*) FROM case_facts").fetchall()[0][0]
+    inputs = [dict(zip(("file", "sha256", "rows_read", "loaded"), r)) for r in con.execute("""
+        SELECT DISTINCT path, sha256, rows_read, loaded FROM ingest_files ORDER BY path, sha256""").fetchall()]
+    used_cities = [r[0] for r in con.execute("SELECT DISTINCT city FROM case_facts ORDER BY 1").fetchall()]
+    settings = settings_in_force(pack, used_cities)
+    key_src = json.dumps([pack.name, pack.version, str(pack.path), settings, as_of.isoformat(),
+                          sorted(cities or []), calendar.description, inputs], ensure_ascii=False, sort_keys=True)
+    run_key = hashlib.sha256(key_src.encode()).hexdigest()
+    result = RunResult(0, as_of, n_cases, pack, calendar.description, sorted(calendar.fallback_years))
+    con.execute("BEGIN TRANSACTION")
+    try:
+        old = con.execute("SELECT run_id FROM runs WHERE run_key = ?", [run_key]).fetchall()
+        run_id = old[0][0] if old else con.execute("SELECT nextval('run_seq')").fetchall()[0][0]
+        for table in ("findings", "run_rules", "runs"):
+            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+        result.run_id = run_id
+        for i, rule in enumerate(pack.rules):
+            if on_rule:
+                on_rule(i, len(pack.rules), rule)
+            n = execute_rule(con, rule, run_id)
+            con.execute("INSERT INTO run_rules VALUES (?, ?, ?, ?, ?, ?)", [run_id, rule.id, rule.severity, rule.clause, rule.title, n])
+            result.results.append(RuleResult(rule, n))
+        con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [run_id, run_key, pack.name, pack.version, str(pack.path), pack.standard,
+                     json.dumps(settings, ensure_ascii=False), as_of, as_of_source, ",".join(cities or []),
+                     calendar.description, sorted(calendar.fallback_years),
+                     json.dumps(inputs, ensure_ascii=False), __version__, n_cases,
+                     sum(r.findings for r in result.results)])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return result
+
+
+def latest_run(con) -> int | None:
+    """The id of the most recent run, or None."""
+    ensure_schema(con)
+    row = con.execute("SELECT max(run_id) FROM runs").fetchall()
+    return row[0][0]
+
+
+def db_path_of(con) -> Path | None:  # pragma: no cover - convenience for messages
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    return Path(row[0][0]) if row and row[0][0] else None

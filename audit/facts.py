@@ -1,0 +1,121 @@
+"""Per-case facts that the rules and the figures are written against (contract §3–§5).
+
+`build_facts` creates the temp table ``case_facts``: one row per case with its attributes, the
+first time of each step, the derived dates (request, start, close, response), the suspensions,
+the deadline, and the settings in force for its city — all set-based in DuckDB, using the working-
+day calendar table built by `audit.calendar.WorkCalendar.to_duckdb`.
+
+Definitions (contract §4): *start* = 受理 for 帮办, 委托 for 代办; *closed* = has 办结 or 终止;
+*request* = the case's first event. A suspension opens at a 中止 when none is open and closes at
+the next 续办; suspended working days = Σ workdays(中止 date, 续办 date) over closed suspensions.
+An open case whose last suspension is not closed is *suspended*.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from audit.pack import NUMERIC_SETTINGS, Pack
+
+# Step columns: t_<code> = time of the first occurrence of the step.
+STEP_COLUMNS = {
+    "咨询": "t_consult", "申请": "t_apply", "受理": "t_accept", "需求分析": "t_analyse", "委托": "t_entrust",
+    "承办": "t_undertake", "移交": "t_handover", "中止": "t_suspend", "续办": "t_resume", "办结": "t_complete",
+    "终止": "t_terminate", "资料归档": "t_archive", "回访": "t_followup",
+}
+# Steps on which the staff handling the case is recorded (REQ-ONE-TO-ONE).
+STAFF_STEPS = ("受理", "需求分析", "委托", "承办", "中止", "续办", "办结")
+
+
+def build_settings(con, pack: Pack, cities: list[str]) -> None:
+    """Temp tables ``cfg`` (numeric settings and object types per city) and ``req_materials``."""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE cfg (city VARCHAR PRIMARY KEY,
+                    {', '.join(f'{k} INTEGER' for k in NUMERIC_SETTINGS)}, object_types VARCHAR[])""")
+    con.execute("CREATE OR REPLACE TEMP TABLE req_materials (city VARCHAR, doc VARCHAR, names VARCHAR[])")
+    for city in cities:
+        s = pack.settings_for(city)
+        con.execute(f"INSERT INTO cfg VALUES (?, {', '.join('?' for _ in NUMERIC_SETTINGS)}, ?)",
+                    [city] + [s[k] for k in NUMERIC_SETTINGS] + [list(s["object_types"])])
+        for doc, aliases in s["materials"].items():
+            con.execute("INSERT INTO req_materials VALUES (?, ?, ?)", [city, doc, [doc] + list(aliases or [])])
+
+
+def settings_in_force(pack: Pack, cities: list[str]) -> dict[str, Any]:
+    """The settings of every city, for the run's metadata (JSON-serialisable)."""
+    return json.loads(json.dumps({"default": pack.settings, **{c: pack.settings_for(c) for c in cities
+                                                                if c in pack.cities}}, ensure_ascii=False))
+
+
+def build_facts(con, as_of: str) -> None:
+    """Create ``case_facts`` (see module doc). `as_of` is the audit date (YYYY-MM-DD)."""
+    firsts = ",\n               ".join(
+        f"min(\"time\") FILTER (WHERE step = '{step}') AS {col}" for step, col in STEP_COLUMNS.items())
+    staff_steps = ", ".join(f"'{s}'" for s in STAFF_STEPS)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE case_facts AS
+        WITH agg AS (
+            SELECT city, case_id,
+               min("time") AS request_time,
+               max("time") AS last_time,
+               count(*) AS n_events,
+               {firsts},
+               count(*) FILTER (WHERE step = '移交') AS n_handover,
+               count(*) FILTER (WHERE step = '中止') AS n_suspend,
+               count(*) FILTER (WHERE step = '续办') AS n_resume,
+               list(DISTINCT staff ORDER BY staff) FILTER (WHERE step IN ({staff_steps}) AND staff IS NOT NULL) AS event_staff
+            FROM event_rows GROUP BY city, case_id),
+        sr AS (
+            SELECT city, case_id, step, "time", seq,
+                   lag(step) OVER (PARTITION BY city, case_id ORDER BY "time", seq) AS prev
+            FROM event_rows WHERE step IN ('中止', '续办')),
+        marked AS (
+            SELECT *, step = '中止' AND (prev IS NULL OR prev = '续办') AS opening,
+                      step = '续办' AND prev = '中止' AS closing
+            FROM sr),
+        grouped AS (
+            SELECT *, sum(opening::INTEGER) OVER (PARTITION BY city, case_id ORDER BY "time", seq) AS g
+            FROM marked),
+        periods AS (
+            SELECT city, case_id, g, min("time") FILTER (WHERE opening) AS s_time,
+                   min("time") FILTER (WHERE closing) AS r_time
+            FROM grouped WHERE g > 0 GROUP BY city, case_id, g),
+        susp AS (
+            SELECT city, case_id,
+                   sum(workdays(s_time::DATE, r_time::DATE)) FILTER (WHERE r_time IS NOT NULL) AS suspended_wd,
+                   bool_or(r_time IS NULL) AS has_open_suspension,
+                   list({{'from': strftime(s_time, '%Y-%m-%d'), 'to': strftime(r_time, '%Y-%m-%d')}} ORDER BY g) AS suspensions
+            FROM periods GROUP BY city, case_id),
+        base AS (
+            SELECT c.city, c.case_id, c.county, c.hall, c.service_type, c.channel, c.object_type, c.item,
+                   c.applicant, c.id_number, c.phone, c.staff, c.promised_days, c.fee, c.visits, c.rating,
+                   c.rating_score, c.rating_time, c.materials,
+                   c.case_id IS NOT NULL AND cr.case_id IS NOT NULL AS has_case_row,
+                   a.* EXCLUDE (city, case_id),
+                   coalesce(s.suspended_wd, 0)::INTEGER AS suspended_wd,
+                   coalesce(s.has_open_suspension, false) AS has_open_suspension,
+                   s.suspensions,
+                   DATE '{as_of}' AS as_of,
+                   strftime(a.request_time, '%Y-%m') AS month,
+                   a.t_complete IS NOT NULL OR a.t_terminate IS NOT NULL AS closed,
+                   least(a.t_complete, a.t_terminate) AS close_time,
+                   CASE c.service_type WHEN '帮办' THEN a.t_accept WHEN '代办' THEN a.t_entrust END AS start_time,
+                   CASE c.service_type WHEN '帮办' THEN a.t_accept WHEN '代办' THEN a.t_analyse END AS response_time,
+                   CASE c.service_type WHEN '帮办' THEN '受理' WHEN '代办' THEN '需求分析' END AS response_step,
+                   coalesce(c.rating_time, a.t_complete)::DATE AS rating_date,
+                   coalesce(c.staff, a.event_staff[1]) AS staff_any
+            FROM cases c
+            LEFT JOIN case_rows cr ON cr.city = c.city AND cr.case_id = c.case_id
+            LEFT JOIN agg a ON a.city = c.city AND a.case_id = c.case_id
+            LEFT JOIN susp s ON s.city = c.city AND s.case_id = c.case_id)
+        SELECT b.*,
+               NOT b.closed AND b.has_open_suspension AS suspended,
+               CASE WHEN b.start_time IS NOT NULL AND b.promised_days IS NOT NULL
+                    THEN add_workdays(b.start_time::DATE, b.promised_days + b.suspended_wd) END AS deadline,
+               add_workdays(b.request_time::DATE, f.response_days) AS response_limit,
+               add_workdays(b.close_time::DATE, f.archive_days) AS archive_limit,
+               add_workdays(b.rating_date, f.followup_days) AS followup_limit,
+               f.max_visits, f.response_days, f.archive_days, f.rating_grace_days, f.followup_days,
+               f.object_types
+        FROM base b JOIN cfg f USING (city)
+    """)

@@ -1,0 +1,264 @@
+"""Rule packs: a standard's rules as data (one YAML file per rule) plus its settings.
+
+A pack is a directory::
+
+    pack.yaml            name, standard, edition, version, clauses, settings, per-city overrides
+    checks/<RULE-ID>.yaml one file per rule: id, clause, severity, title, rationale, settings, sql,
+                         examples (cases that pass and cases that fail)
+
+`load_pack` validates everything before anything runs and reports every problem at once, each
+with file, line and column (`PackError`). Adding a rule is adding a file: no Python changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from audit.errors import PackError
+from audit.resources import pack_dir
+
+SEVERITIES = ("error", "warning", "info")
+NUMERIC_SETTINGS = ("max_visits", "response_days", "archive_days", "rating_grace_days", "followup_days")
+RULE_KEYS = {"id": True, "clause": True, "severity": True, "title": True, "rationale": True, "sql": True,
+             "examples": True, "settings": False, "description": False}
+PACK_KEYS = {"name": True, "standard": True, "edition": False, "version": True, "clauses": True,
+             "settings": True, "cities": False, "description": False}
+ID_RE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
+
+
+@dataclass
+class Example:
+    """One example case of a rule: attributes, events (step, time[, staff]) and the audit date."""
+
+    name: str
+    expect: str                       # pass | fail
+    case: dict[str, Any]
+    events: list[list[Any]]
+    as_of: str | None = None
+    city: str = "示例市"
+
+
+@dataclass
+class Rule:
+    """One rule of a pack."""
+
+    id: str
+    clause: str
+    severity: str
+    title: str
+    rationale: str
+    sql: str
+    settings: list[str]
+    examples: list[Example]
+    path: str
+    description: str = ""
+
+
+@dataclass
+class Pack:
+    """A validated rule pack."""
+
+    path: Path
+    name: str
+    standard: str
+    edition: str
+    version: str
+    clauses: dict[str, str]
+    settings: dict[str, Any]
+    cities: dict[str, dict[str, Any]]
+    rules: list[Rule] = field(default_factory=list)
+    description: str = ""
+
+    def settings_for(self, city: str | None) -> dict[str, Any]:
+        """The settings in force for a city: the pack's, overridden by the city's own."""
+        merged = copy.deepcopy(self.settings)
+        if city and city in self.cities:
+            merged.update(copy.deepcopy(self.cities[city]))
+        return merged
+
+    def rule(self, rule_id: str) -> Rule:
+        """The rule with this id (case-insensitive); PackError if the pack has none."""
+        for r in self.rules:
+            if r.id.upper() == rule_id.upper():
+                return r
+        raise PackError(f"规则包 {self.name} 中没有规则 {rule_id}；可用: {', '.join(r.id for r in self.rules)}")
+
+
+# ---------------------------------------------------------------------------------------------
+def _where(path: Path, node: yaml.Node | None) -> str:
+    if node is None:
+        return f"{path}:1:1"
+    return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+
+def _compose(path: Path, problems: list[str]) -> tuple[yaml.Node | None, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problems.append(f"{where}: YAML 语法错误: {getattr(exc, 'problem', exc)}")
+        return None, None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{path}:1:1: 无法读取 ({exc})")
+        return None, None
+    if not isinstance(data, dict):
+        problems.append(f"{_where(path, node)}: 应为键值映射 (a mapping)")
+        return None, None
+    return node, data
+
+
+def _key_nodes(node: yaml.Node) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {k.value: (k, v) for k, v in node.value}
+
+
+def _check_keys(path: Path, node, data: dict, spec: dict[str, bool], problems: list[str]) -> dict:
+    nodes = _key_nodes(node)
+    for key in data:
+        if key not in spec:
+            problems.append(f"{_where(path, nodes.get(str(key), (node,))[0])}: 未知的键 {key!r}；可用: {', '.join(spec)}")
+    for key, required in spec.items():
+        if required and key not in data:
+            problems.append(f"{_where(path, node)}: 缺少必需的键 {key!r}")
+    return nodes
+
+
+def load_pack(directory: str | Path | None = None) -> Pack:
+    """Load and validate a pack (default: the one shipped with the package)."""
+    directory = Path(directory) if directory else pack_dir()
+    problems: list[str] = []
+    meta_path = directory / "pack.yaml"
+    if not meta_path.is_file():
+        raise PackError(f"{directory}: 不是规则包 (缺少 pack.yaml)")
+    node, meta = _compose(meta_path, problems)
+    if meta is None:
+        raise PackError(f"规则包 {directory} 无效:", problems)
+    nodes = _check_keys(meta_path, node, meta, PACK_KEYS, problems)
+    settings = meta.get("settings") or {}
+    _check_settings(meta_path, nodes.get("settings", (None, node))[1], settings, problems, full=True)
+    cities = meta.get("cities") or {}
+    city_nodes = _key_nodes(nodes["cities"][1]) if "cities" in nodes else {}
+    for city, overrides in cities.items():
+        _check_settings(meta_path, city_nodes.get(str(city), (None, node))[1], overrides or {}, problems,
+                        full=False, known=settings)
+    clauses = {str(k): str(v) for k, v in (meta.get("clauses") or {}).items()}
+    pack = Pack(directory, str(meta.get("name", "")), str(meta.get("standard", "")), str(meta.get("edition", "")),
+                str(meta.get("version", "")), clauses, settings, {str(k): v or {} for k, v in cities.items()},
+                description=str(meta.get("description", "")))
+    rule_files = sorted((directory / "checks").glob("*.yaml"))
+    if not rule_files:
+        problems.append(f"{directory / 'checks'}: 规则包中没有规则文件 (checks/*.yaml)")
+    seen: dict[str, Path] = {}
+    for path in rule_files:
+        rule = _load_rule(path, pack, problems)
+        if rule is None:
+            continue
+        if rule.id in seen:
+            problems.append(f"{path}:1:1: 规则编号 {rule.id} 与 {seen[rule.id]} 重复")
+        seen[rule.id] = path
+        pack.rules.append(rule)
+    if problems:
+        raise PackError(f"规则包 {directory} 有 {len(problems)} 处错误:", problems)
+    return pack
+
+
+def _check_settings(path: Path, node, settings: dict, problems: list[str], full: bool,
+                    known: dict | None = None) -> None:
+    nodes = _key_nodes(node) if node is not None else {}
+    if not isinstance(settings, dict):
+        problems.append(f"{_where(path, node)}: settings 应为键值映射")
+        return
+    if full:
+        for key in NUMERIC_SETTINGS + ("object_types", "materials"):
+            if key not in settings:
+                problems.append(f"{_where(path, node)}: settings 缺少 {key}")
+    for key, value in settings.items():
+        where = _where(path, nodes.get(str(key), (node, node))[1])
+        if known is not None and key not in known:
+            problems.append(f"{where}: 未知的设置 {key!r}")
+        elif key in NUMERIC_SETTINGS and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            problems.append(f"{where}: {key} 应为非负整数，而不是 {value!r}")
+        elif key == "object_types" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            problems.append(f"{where}: object_types 应为文字列表")
+        elif key == "materials" and not _materials_ok(value):
+            problems.append(f"{where}: materials 应为 名称: [别名…] 的映射")
+
+
+def _materials_ok(value) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, (list, type(None)))
+                                           for k, v in value.items())
+
+
+def _load_rule(path: Path, pack: Pack, problems: list[str]) -> Rule | None:
+    before = len(problems)
+    node, data = _compose(path, problems)
+    if data is None:
+        return None
+    nodes = _check_keys(path, node, data, RULE_KEYS, problems)
+
+    def at(key: str) -> str:
+        return _where(path, nodes[key][1]) if key in nodes else _where(path, node)
+
+    rid = str(data.get("id", ""))
+    if rid and not ID_RE.match(rid):
+        problems.append(f"{at('id')}: 规则编号 {rid!r} 应形如 REQ-TIME-LIMIT")
+    if rid and rid != path.stem:
+        problems.append(f"{at('id')}: 规则编号 {rid!r} 与文件名 {path.name} 不一致")
+    severity = data.get("severity")
+    if severity not in SEVERITIES:
+        problems.append(f"{at('severity')}: severity 应为 {'/'.join(SEVERITIES)}，而不是 {severity!r}")
+    if rid.startswith("DATA-") and severity == "error":
+        problems.append(f"{at('severity')}: DATA-* 规则描述数据质量，severity 只能是 warning 或 info")
+    clause = str(data.get("clause", ""))
+    if clause and clause.split()[0] not in pack.clauses and clause not in pack.clauses:
+        problems.append(f"{at('clause')}: 条款 {clause!r} 不在 pack.yaml 的 clauses 中")
+    for key in data.get("settings") or []:
+        if key not in pack.settings:
+            problems.append(f"{at('settings')}: 规则使用了未定义的设置 {key!r}")
+    sql = data.get("sql")
+    if not isinstance(sql, str) or not sql.strip():
+        problems.append(f"{at('sql')}: sql 应为一段 SELECT 语句")
+    examples = _examples(path, nodes.get("examples", (None, node))[1], data.get("examples"), problems)
+    if examples is not None and not any(e.expect == "fail" for e in examples) and "examples" in data:
+        problems.append(f"{at('examples')}: 至少需要一个 fail 示例")
+    if examples is not None and not any(e.expect == "pass" for e in examples) and "examples" in data:
+        problems.append(f"{at('examples')}: 至少需要一个 pass 示例")
+    if len(problems) > before:
+        return None
+    return Rule(rid, clause, severity, str(data["title"]), str(data["rationale"]).strip(), sql,
+                list(data.get("settings") or []), examples or [], str(path), str(data.get("description", "")))
+
+
+def _examples(path: Path, node, data, problems: list[str]) -> list[Example] | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict) or set(data) - {"pass", "fail"}:
+        problems.append(f"{_where(path, node)}: examples 应为 {{pass: [...], fail: [...]}}")
+        return None
+    out: list[Example] = []
+    nodes = _key_nodes(node)
+    for expect in ("pass", "fail"):
+        items = data.get(expect) or []
+        item_nodes = nodes[expect][1].value if expect in nodes and isinstance(nodes[expect][1], yaml.SequenceNode) else []
+        for i, item in enumerate(items):
+            where = _where(path, item_nodes[i] if i < len(item_nodes) else node)
+            if not isinstance(item, dict) or "name" not in item:
+                problems.append(f"{where}: 示例应有 name、case、events")
+                continue
+            events = item.get("events") or []
+            if not all(isinstance(e, list) and len(e) >= 2 for e in events):
+                problems.append(f"{where}: events 的每一项应为 [环节, 时间, 经办人?]")
+                continue
+            out.append(Example(str(item["name"]), expect, dict(item.get("case") or {}), events,
+                               str(item["as_of"]) if item.get("as_of") else None, str(item.get("city", "示例市"))))
+    return out
