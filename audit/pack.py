@@ -169,6 +169,9 @@ def load_pack(directory: str | Path | None = None) -> Pack:
         pack.rules.append(rule)
     if problems:
         raise PackError(f"规则包 {directory} 有 {len(problems)} 处错误:", problems)
+    families = ["FLOW", "REQ", "ARCHIVE", "EVAL"]
+    pack.rules.sort(key=lambda r: (r.id.startswith("DATA-"), families.index(r.id.split("-")[0])
+                                   if r.id.split("-")[0] in families else len(families), r.id))
     return pack
 
 

@@ -1,0 +1,52 @@
+"""`audit check`: run the rule pack and store the findings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from audit.cli import app
+from audit.cli.common import DbOption, DebugOption, echo, eprint, guarded
+
+
+@app.command("check")
+@guarded
+def check_cmd(
+    pack: Optional[Path] = typer.Option(None, "--pack", help="规则包目录 (默认: 内置《帮办代办服务规范》)"),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="审计日 YYYY-MM-DD (默认: 最新事件日期)"),
+    city: list[str] = typer.Option([], "--city", help="只审计这些地市 (可多次)"),
+    fail_on: Optional[str] = typer.Option(None, "--fail-on", help="有此级别 (error|warning) 的发现时退出码为 1"),
+    calendar: list[Path] = typer.Option([], "--calendar", help="工作日历覆盖文件 CSV date,is_workday[,note]"),
+    calendar_fallback: Optional[str] = typer.Option(None, "--calendar-fallback", help="weekdays: 无日历的年份按周一至周五计算"),
+    db: Path = DbOption,
+    debug: bool = DebugOption,
+) -> int:
+    """按规则包审计每个办件并保存审计发现 (run the rule pack).
+
+    Example: audit check --as-of 2026-03-31 --fail-on error
+    """
+    from audit.calendar import WorkCalendar
+    from audit.check import check_summary
+    from audit.db import connect
+    from audit.engine import parse_as_of, run_check
+    from audit.errors import UsageError
+    from audit.pack import load_pack
+
+    if fail_on not in (None, "error", "warning"):
+        raise UsageError(f"--fail-on 应为 error 或 warning，而不是 {fail_on!r}")
+    the_pack = load_pack(pack)
+    cal = WorkCalendar.load(calendar, calendar_fallback)
+    con = connect(db)
+    try:
+        result = run_check(con, the_pack, parse_as_of(as_of), city or None, cal,
+                           on_rule=lambda i, n, r: eprint(f"[{i + 1}/{n}] {r.id}"))
+    finally:
+        con.close()
+    echo(check_summary(result))
+    if fail_on == "error" and result.count("error"):
+        return 1
+    if fail_on == "warning" and (result.count("error") or result.count("warning")):
+        return 1
+    return 0

@@ -1,0 +1,53 @@
+"""`audit findings`: list the findings of the latest run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from audit.cli import app
+from audit.cli.common import DbOption, DebugOption, echo, guarded
+
+
+@app.command("findings")
+@guarded
+def findings_cmd(
+    rule: Optional[str] = typer.Option(None, "--rule", help="只列出此规则，如 REQ-TIME-LIMIT"),
+    city: Optional[str] = typer.Option(None, "--city", help="只列出此地市"),
+    severity: Optional[str] = typer.Option(None, "--severity", help="error | warning | info"),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json | xlsx (整改清单)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="输出文件 (xlsx 必须指定)"),
+    run: Optional[int] = typer.Option(None, "--run", help="审计编号 (默认: 最近一次)"),
+    db: Path = DbOption,
+    debug: bool = DebugOption,
+) -> None:
+    """列出审计发现 (list findings); csv/json columns include case_id, city, rule_id, severity, clause, message.
+
+    Example: audit findings --rule REQ-TIME-LIMIT --city 延安 --format xlsx --out 整改清单.xlsx
+    """
+    from audit.db import connect
+    from audit.errors import UsageError
+    from audit.findings import query_findings, run_metadata, to_csv, to_json, to_table, to_xlsx
+
+    if fmt not in ("table", "csv", "json", "xlsx"):
+        raise UsageError(f"--format 应为 table、csv、json 或 xlsx，而不是 {fmt!r}")
+    if fmt == "xlsx" and out is None:
+        raise UsageError("--format xlsx 需要 --out FILE.xlsx")
+    con = connect(db)
+    try:
+        run_id, df = query_findings(con, run, rule, city, severity)
+        meta = run_metadata(con, run_id)
+    finally:
+        con.close()
+    if fmt == "xlsx":
+        to_xlsx(df, out, meta)
+        echo(f"已写出整改清单 {out} ({len(df)} 条)")
+        return
+    text = {"table": lambda: to_table(df), "csv": lambda: to_csv(df), "json": lambda: to_json(df, run_id)}[fmt]()
+    if out:
+        out.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8")
+        echo(f"已写出 {out} ({len(df)} 条)")
+    else:
+        echo(text.rstrip("\n"))

@@ -1,0 +1,37 @@
+"""`audit rules`: the pack's catalogue, or one rule explained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from audit.cli import app
+from audit.cli.common import DbOption, DebugOption, echo, guarded
+
+
+@app.command("rules")
+@guarded
+def rules_cmd(
+    rule_id: Optional[str] = typer.Argument(None, help="规则编号，如 REQ-TIME-LIMIT"),
+    pack: Optional[Path] = typer.Option(None, "--pack", help="规则包目录 (默认: 内置)"),
+    city: Optional[str] = typer.Option(None, "--city", help="显示此地市生效的设置"),
+    verify: bool = typer.Option(False, "--verify", help="运行规则的通过/不通过示例并报告结果"),
+    db: Path = DbOption,
+    debug: bool = DebugOption,
+) -> int:
+    """列出规则包中的规则 (list the rules with clause, severity and settings in force).
+
+    Example: audit rules            audit rules REQ-TIME-LIMIT --verify
+    """
+    from audit.pack import load_pack
+    from audit.rules_doc import catalogue, explain
+
+    the_pack = load_pack(pack)
+    if rule_id is None:
+        echo(catalogue(the_pack, city))
+        return 0
+    text, ok = explain(the_pack, the_pack.rule(rule_id), city, verify)
+    echo(text)
+    return 0 if ok else 1

@@ -1,0 +1,183 @@
+"""Findings: query one run's findings and render them as table, CSV, JSON or XLSX.
+
+CSV cells that a spreadsheet would take for a formula (starting with = + - @, or a tab or carriage
+return) are prefixed with an apostrophe; XLSX cells are always written as text, never formulas.
+The XLSX is a rectification list (整改清单): a sheet per city, grouped by hall, with the rule,
+clause, message and evidence in Chinese, set column widths and a frozen header.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from audit.engine import ensure_schema, latest_run
+from audit.errors import UsageError
+
+SEVERITY_ZH = {"error": "违规 (error)", "warning": "警告 (warning)", "info": "提示 (info)"}
+COLUMNS = ["case_id", "city", "rule_id", "severity", "clause", "message", "evidence", "hall", "service_type",
+           "staff", "title"]
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def query_findings(con, run_id: int | None = None, rule: str | None = None, city: str | None = None,
+                   severity: str | None = None) -> tuple[int, pd.DataFrame]:
+    """The findings of a run (default: the latest), most serious first; (run_id, frame)."""
+    ensure_schema(con)
+    run_id = run_id or latest_run(con)
+    if run_id is None:
+        raise UsageError("还没有审计结果：请先运行 audit check")
+    if severity and severity not in SEVERITY_ZH:
+        raise UsageError(f"--severity 应为 error、warning 或 info，而不是 {severity!r}")
+    where, params = ["f.run_id = ?"], [run_id]
+    if rule:
+        where.append("upper(f.rule_id) = upper(?)")
+        params.append(rule)
+    if city:
+        where.append("f.city = ?")
+        params.append(city)
+    if severity:
+        where.append("f.severity = ?")
+        params.append(severity)
+    df = con.execute(f"""
+        SELECT f.case_id, f.city, f.rule_id, f.severity, f.clause, f.message, CAST(f.evidence AS VARCHAR) AS evidence,
+               c.hall, c.service_type, c.staff, r.title
+        FROM findings f
+        LEFT JOIN case_rows c ON c.city = f.city AND c.case_id = f.case_id
+        LEFT JOIN run_rules r ON r.run_id = f.run_id AND r.rule_id = f.rule_id
+        WHERE {' AND '.join(where)}
+        ORDER BY CASE f.severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
+                 f.city, c.hall NULLS LAST, f.case_id, f.rule_id""", params).df()
+    return run_id, df
+
+
+def safe_cell(value: object) -> object:
+    """A value that no spreadsheet will execute as a formula when the CSV is opened."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def to_csv(df: pd.DataFrame) -> str:
+    """CSV text (UTF-8; the caller adds a BOM for Excel when writing a file)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(list(df.columns))
+    for row in df.itertuples(index=False):
+        writer.writerow(["" if pd.isna(v) else safe_cell(v) for v in row])
+    return buf.getvalue()
+
+
+def to_json(df: pd.DataFrame, run_id: int) -> str:
+    """JSON: {"run_id": …, "findings": [{…, "evidence": {…}}]}."""
+    records = []
+    for rec in df.to_dict(orient="records"):
+        rec = {k: (None if (not isinstance(v, (list, dict)) and pd.isna(v)) else v) for k, v in rec.items()}
+        rec["evidence"] = json.loads(rec["evidence"]) if rec.get("evidence") else None
+        records.append(rec)
+    return json.dumps({"run_id": run_id, "count": len(records), "findings": records}, ensure_ascii=False, indent=1)
+
+
+def to_table(df: pd.DataFrame, limit: int = 200) -> str:
+    """A plain-text listing for the terminal (first `limit` rows)."""
+    if df.empty:
+        return "没有符合条件的审计发现 (no findings)"
+    lines = []
+    for row in df.head(limit).itertuples(index=False):
+        lines.append(f"{row.severity:<7} {row.rule_id:<22} {row.city} {row.case_id}  {row.message}")
+    if len(df) > limit:
+        lines.append(f"… 另有 {len(df) - limit} 条；用 --format csv/xlsx --out FILE 导出全部")
+    lines.append(f"共 {len(df)} 条")
+    return "\n".join(lines)
+
+
+def evidence_text(evidence: str | None) -> str:
+    """Evidence JSON as readable Chinese-friendly `key: value` pairs."""
+    if not evidence:
+        return ""
+    try:
+        data = json.loads(evidence)
+    except ValueError:
+        return evidence
+    if not isinstance(data, dict):
+        return str(data)
+    parts = []
+    for k, v in data.items():
+        if v is None or v == [] or v == "":
+            continue
+        if isinstance(v, list):
+            v = "、".join(json.dumps(x, ensure_ascii=False) if isinstance(x, (dict, list)) else str(x) for x in v)
+        parts.append(f"{k}: {v}")
+    return "；".join(parts)
+
+
+XLSX_COLUMNS = [("服务大厅", "hall", 18), ("办件编号", "case_id", 20), ("服务类型", "service_type", 9),
+                ("帮办代办员", "staff", 11), ("严重程度", "severity", 14), ("规则", "rule_id", 22),
+                ("条款", "clause", 16), ("规则名称", "title", 30), ("问题", "message", 60), ("证据", "evidence", 60),
+                ("整改情况", None, 20)]
+
+
+def to_xlsx(df: pd.DataFrame, path: Path, run_meta: dict | None = None) -> None:
+    """The rectification list: a sheet per city, rows grouped by hall, every cell text."""
+    import xlsxwriter
+
+    wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
+                                         "strings_to_numbers": False})
+    wb.set_properties({"title": "帮办代办服务整改清单", "created": _fixed_created(run_meta)})
+    head = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "top"})
+    group = wb.add_format({"bold": True, "bg_color": "#F2F2F2"})
+    cell = wb.add_format({"text_wrap": True, "valign": "top"})
+    cities = sorted(df["city"].dropna().unique()) or ["(无)"]
+    for city in cities:
+        ws = wb.add_worksheet(_sheet_name(city))
+        sub = df[df["city"] == city]
+        title = f"{city} 帮办代办服务整改清单" + (f" (审计日 {run_meta['as_of']})" if run_meta else "")
+        ws.write_string(0, 0, title, wb.add_format({"bold": True, "font_size": 14}))
+        for j, (name, _, width) in enumerate(XLSX_COLUMNS):
+            ws.write_string(1, j, name, head)
+            ws.set_column(j, j, width)
+        ws.freeze_panes(2, 0)
+        r = 2
+        for hall, rows in sub.groupby(sub["hall"].fillna("(未填写服务大厅)"), sort=True):
+            ws.merge_range(r, 0, r, len(XLSX_COLUMNS) - 1, f"{hall}：{len(rows)} 条", group)
+            r += 1
+            for rec in rows.to_dict(orient="records"):
+                for j, (_, key, _) in enumerate(XLSX_COLUMNS):
+                    if key is None:
+                        continue
+                    value = rec.get(key)
+                    if key == "severity":
+                        value = SEVERITY_ZH.get(value, value)
+                    elif key == "evidence":
+                        value = evidence_text(value)
+                    ws.write_string(r, j, "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value), cell)
+                r += 1
+        ws.autofilter(1, 0, max(r - 1, 1), len(XLSX_COLUMNS) - 1)
+    wb.close()
+
+
+def _sheet_name(city: str) -> str:
+    bad = '[]:*?/\\'
+    return "".join("_" if ch in bad else ch for ch in str(city))[:31] or "sheet"
+
+
+def _fixed_created(run_meta: dict | None):
+    import datetime as dt
+
+    as_of = (run_meta or {}).get("as_of")
+    if isinstance(as_of, dt.date):
+        return dt.datetime(as_of.year, as_of.month, as_of.day)
+    return dt.datetime(2000, 1, 1)
+
+
+def run_metadata(con, run_id: int) -> dict:
+    """The stored metadata of a run."""
+    cols = [d[0] for d in con.execute("SELECT * FROM runs LIMIT 0").description]
+    row = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    if not row:
+        raise UsageError(f"没有编号为 {run_id} 的审计")
+    return dict(zip(cols, row[0]))

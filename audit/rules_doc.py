@@ -1,0 +1,57 @@
+"""Human-readable descriptions of a pack and its rules (for `audit rules` and the docs)."""
+
+from __future__ import annotations
+
+from audit.pack import NUMERIC_SETTINGS, Pack, Rule
+
+
+def _setting_text(key: str, value) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k} ({'、'.join(v or []) or '—'})" for k, v in value.items())
+    if isinstance(value, list):
+        return "、".join(map(str, value))
+    return str(value)
+
+
+def catalogue(pack: Pack, city: str | None = None) -> str:
+    """All rules with clause, severity, and the settings in force (for a city, if given)."""
+    settings = pack.settings_for(city)
+    lines = [f"{pack.name} {pack.version} — {pack.standard}" + (f" ({city})" if city else ""), ""]
+    lines.append(f"{'规则':<24}{'条款':<18}{'级别':<9}名称 [设置]")
+    for r in pack.rules:
+        used = ", ".join(f"{k}={_setting_text(k, settings[k])}" for k in r.settings if k in NUMERIC_SETTINGS)
+        lines.append(f"{r.id:<24}{r.clause:<18}{r.severity:<9}{r.title}" + (f" [{used}]" if used else ""))
+    lines.append("")
+    lines.append("设置 (settings in force):")
+    for k, v in settings.items():
+        lines.append(f"  {k}: {_setting_text(k, v)}")
+    if pack.cities:
+        lines.append("各市覆盖: " + "; ".join(f"{c}: {o}" for c, o in pack.cities.items()))
+    return "\n".join(lines)
+
+
+def explain(pack: Pack, rule: Rule, city: str | None = None, verify: bool = False) -> tuple[str, bool]:
+    """One rule in full: rationale, settings, SQL, examples (and their outcome with `verify`)."""
+    settings = pack.settings_for(city)
+    lines = [f"{rule.id} — {rule.title}", f"条款: {rule.clause} ({pack.clauses.get(rule.clause.split()[0], '')})",
+             f"级别: {rule.severity}", "", rule.rationale, ""]
+    if rule.settings:
+        lines.append("设置: " + "; ".join(f"{k} = {_setting_text(k, settings.get(k))}" for k in rule.settings))
+    lines += ["", "SQL:", rule.sql.rstrip(), "", "示例:"]
+    ok = True
+    outcomes = None
+    if verify:
+        from audit.examples import run_examples
+
+        outcomes = {id(o.example): o for o in run_examples(rule, pack)}
+    for ex in rule.examples:
+        mark = ""
+        if outcomes is not None:
+            o = outcomes[id(ex)]
+            ok &= o.ok
+            mark = " ✓" if o.ok else " ✗ (" + ("报出: " + "; ".join(o.messages) if o.flagged else "未报出") + ")"
+        lines.append(f"  [{'不通过' if ex.expect == 'fail' else '通过'}] {ex.name}{mark}")
+        lines.append(f"      办件: {ex.case or '{}'}" + (f"  审计日: {ex.as_of}" if ex.as_of else ""))
+        for ev in ex.events:
+            lines.append("      " + "  ".join(str(x) for x in ev))
+    return "\n".join(lines), ok
