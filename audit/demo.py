@@ -1,4 +1,4 @@
-"""The demo job: bundled sample data for three cities → ingest → summary."""
+"""The demo job: bundled sample data for three cities → ingest → check → summary (→ report)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from audit.db import connect
 
 
 def run_demo(out: Path, db_path: Path) -> Iterator[str]:
-    """Write the sample exports to `out`, ingest them into a fresh `db_path`; yield progress lines."""
+    """Write the sample exports to `out`, ingest them into a fresh `db_path`, run the default pack.
+
+    Yields progress lines. The sample is the one bundled in ``sample_data/`` (same generator, same
+    seed, same bytes).
+    """
+    from audit.engine import run_check
+    from audit.check import check_summary
     from audit.ingest import ingest
     from audit.sample import write_sample
     from audit.summary import database_summary, format_ingest
@@ -30,6 +36,7 @@ def run_demo(out: Path, db_path: Path) -> Iterator[str]:
                             command="audit demo")
             yield format_ingest(report)
         yield database_summary(con)
+        yield check_summary(run_check(con))
     finally:
         con.close()
     yield f"数据库: {db_path}"

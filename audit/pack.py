@@ -28,7 +28,7 @@ NUMERIC_SETTINGS = ("max_visits", "response_days", "archive_days", "rating_grace
 RULE_KEYS = {"id": True, "clause": True, "severity": True, "title": True, "rationale": True, "sql": True,
              "examples": True, "settings": False, "description": False}
 PACK_KEYS = {"name": True, "standard": True, "edition": False, "version": True, "clauses": True,
-             "settings": True, "cities": False, "description": False}
+             "settings": True, "cities": False, "description": False, "extends": False}
 ID_RE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
 
 
@@ -143,26 +143,49 @@ def load_pack(directory: str | Path | None = None) -> Pack:
     node, meta = _compose(meta_path, problems)
     if meta is None:
         raise PackError(f"规则包 {directory} 无效:", problems)
-    nodes = _check_keys(meta_path, node, meta, PACK_KEYS, problems)
-    settings = meta.get("settings") or {}
-    _check_settings(meta_path, nodes.get("settings", (None, node))[1], settings, problems, full=True)
+    base = None
+    if meta.get("extends"):
+        # A pack that extends another starts from its clauses, settings, cities and rules; its own
+        # settings override, and its own rule files add rules (or replace one with the same id).
+        spec = dict(PACK_KEYS, clauses=False, settings=False, standard=False)
+        nodes = _check_keys(meta_path, node, meta, spec, problems)
+        target = str(meta["extends"])
+        try:
+            base = load_pack(None if target == "default" else (directory / target).resolve())
+        except PackError as exc:
+            problems.append(f"{_where(meta_path, nodes['extends'][1])}: extends {target!r} 无法加载: {exc.problems[0]}")
+    else:
+        nodes = _check_keys(meta_path, node, meta, PACK_KEYS, problems)
+    settings = {**(base.settings if base else {}), **(meta.get("settings") or {})}
+    _check_settings(meta_path, nodes.get("settings", (None, node))[1], meta.get("settings") or {}, problems,
+                    full=base is None, known=base.settings if base else None)
+    if base is None:
+        _check_settings(meta_path, node, settings, [], full=True)
     cities = meta.get("cities") or {}
     city_nodes = _key_nodes(nodes["cities"][1]) if "cities" in nodes else {}
     for city, overrides in cities.items():
         _check_settings(meta_path, city_nodes.get(str(city), (None, node))[1], overrides or {}, problems,
                         full=False, known=settings)
-    clauses = {str(k): str(v) for k, v in (meta.get("clauses") or {}).items()}
-    pack = Pack(directory, str(meta.get("name", "")), str(meta.get("standard", "")), str(meta.get("edition", "")),
-                str(meta.get("version", "")), clauses, settings, {str(k): v or {} for k, v in cities.items()},
+    clauses = {**(base.clauses if base else {}), **{str(k): str(v) for k, v in (meta.get("clauses") or {}).items()}}
+    all_cities = {**(base.cities if base else {})}
+    for c, o in cities.items():
+        all_cities[str(c)] = {**all_cities.get(str(c), {}), **(o or {})}
+    pack = Pack(directory, str(meta.get("name", "")), str(meta.get("standard", "") or (base.standard if base else "")),
+                str(meta.get("edition", "") or (base.edition if base else "")),
+                str(meta.get("version", "")), clauses, settings, all_cities,
                 description=str(meta.get("description", "")))
     rule_files = sorted((directory / "checks").glob("*.yaml"))
-    if not rule_files:
+    own_ids = {p.stem for p in rule_files}
+    if base:
+        pack.rules = [r for r in base.rules if r.id not in own_ids]
+    if not rule_files and not base:
         problems.append(f"{directory / 'checks'}: 规则包中没有规则文件 (checks/*.yaml)")
     seen: dict[str, Path] = {}
     for path in rule_files:
         rule = _load_rule(path, pack, problems)
         if rule is None:
             continue
+        pack.rules = [r for r in pack.rules if r.id != rule.id] if base else pack.rules
         if rule.id in seen:
             problems.append(f"{path}:1:1: 规则编号 {rule.id} 与 {seen[rule.id]} 重复")
         seen[rule.id] = path

@@ -108,6 +108,10 @@ def plan_columns(headers: list[str], builtin: dict[str, str], profile: Profile |
             plan.unmapped.append(head)
     if "staff" not in plan.fields and "step" not in plan.fields and "event_staff" in plan.fields:
         plan.fields["staff"] = plan.fields.pop("event_staff")   # a case table's 经办人 is its staff
+    if ("step" in plan.fields and "staff" in plan.fields and "event_staff" not in plan.fields
+            and normalize_header(headers[plan.fields["staff"]]) == "staff"):
+        # Contract §1.2: an event log's English `staff` column is who recorded the step.
+        plan.fields["event_staff"] = plan.fields.pop("staff")
     has_step, has_time = "step" in plan.fields, "time" in plan.fields
     has_attrs = any(a in plan.fields for a in CASE_ATTRIBUTES) or bool(profile and profile.constants)
     if has_step != has_time:

@@ -1,0 +1,202 @@
+"""`audit check`, `audit findings`, `audit rules`: runs, outputs, packs, calendars, the golden sample."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+from pathlib import Path
+
+import openpyxl
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from audit.cli import app
+from audit.db import connect
+from audit.engine import run_check
+from audit.errors import CalendarError, PackError
+from audit.ingest import ingest
+from audit.pack import load_pack
+from audit.resources import pack_dir, sample_dir
+from audit.sample import write_sample
+from tests.conftest import REPO, table, write_csv
+
+GOLDEN = Path(__file__).parent / "golden" / "sample_findings.json"
+
+
+def ingest_sample(db: Path) -> None:
+    """Ingest the bundled sample exactly as its manifest says."""
+    data = sample_dir()
+    manifest = yaml.safe_load((data / "manifest.yaml").read_text(encoding="utf-8"))["files"]
+    con = connect(db)
+    for entry in manifest:
+        ingest(con, [data / entry["file"]], city=entry["city"],
+               profile=data / entry["profile"] if entry["profile"] else None)
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("sample") / "audit.duckdb"
+    ingest_sample(db)
+    return db
+
+
+def invoke(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_bundled_sample_is_the_generators_output(tmp_path):
+    write_sample(tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(p.name for p in sample_dir().iterdir() if p.suffix in (".csv", ".xlsx", ".yaml"))
+    match, mismatch, errors = filecmp.cmpfiles(tmp_path, sample_dir(), names, shallow=False)
+    assert not mismatch and not errors, "sample_data/ is stale: run `audit sample --out sample_data`"
+
+
+def test_default_pack_over_sample_matches_golden(sample_db, tmp_path):
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(sample_db, db)
+    code, out = invoke("check", "--db", db)
+    assert code == 0 and "审计日 2026-03-31" in out
+    code, out = invoke("findings", "--format", "json", "--db", db)
+    got = json.loads(out)["findings"]
+    for f in got:
+        assert {"case_id", "city", "rule_id", "severity", "clause", "message"} <= set(f)
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(json.dumps(got, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    want = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    assert got == want, "findings differ from tests/golden/sample_findings.json (UPDATE_GOLDEN=1 to accept)"
+    rules_hit = {f["rule_id"] for f in got}
+    contract_rules = {"FLOW-BB-STEPS", "FLOW-BB-ORDER", "FLOW-DB-STEPS", "FLOW-DB-ORDER", "FLOW-DB-ENTRUST",
+                      "FLOW-DB-SUSPEND", "REQ-ONE-TO-ONE", "REQ-ONE-STOP", "REQ-TIME-LIMIT", "REQ-INTEGRITY",
+                      "REQ-RESPONSE", "ARCHIVE-TIMELY", "ARCHIVE-MATERIALS", "EVAL-RATED", "EVAL-FOLLOWUP"}
+    assert contract_rules <= rules_hit  # the sample breaks every rule of contract §4
+    assert {f["city"] for f in got} == {"延安", "宝鸡", "榆林"}
+
+
+def test_rerun_replaces_and_other_runs_stay(sample_db, tmp_path):
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(sample_db, db)
+    con = connect(db)
+    first = run_check(con)
+    again = run_check(con)
+    assert again.run_id == first.run_id
+    assert table(con, "SELECT count(*) FROM runs") == [(1,)]
+    n = table(con, f"SELECT count(*) FROM findings WHERE run_id = {first.run_id}")[0][0]
+    assert n == sum(r.findings for r in first.results)
+    import datetime as dt
+    earlier = run_check(con, as_of=dt.date(2026, 1, 31))
+    assert earlier.run_id != first.run_id
+    assert table(con, "SELECT count(*) FROM runs") == [(2,)]
+    assert table(con, f"SELECT count(*) FROM findings WHERE run_id = {first.run_id}") == [(n,)]
+    con.close()
+
+
+def test_fail_on_exit_code_and_summary(sample_db, tmp_path):
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(sample_db, db)
+    code, out = invoke("check", "--db", db, "--fail-on", "error")
+    assert code == 1 and "REQ-TIME-LIMIT" in out and "合计" in out
+    code, _ = invoke("check", "--db", db, "--city", "宝鸡", "--fail-on", "bogus")
+    assert code == 2
+
+
+def test_findings_formats_filters_and_formula_safety(tmp_path):
+    db = tmp_path / "f.duckdb"
+    rows = [["办件编号", "地市", "服务大厅", "服务类型", "收费金额", "环节", "时间", "经办人"],
+            ["=1+1", "延安", "宝塔区中心", "帮办", "10", "咨询", "2026-03-02 09:00", "张三"],
+            ["@SUM(A1)", "宝鸡", "+大厅", "帮办", "20", "咨询", "2026-03-02 09:00", "李四"],
+            ["OK1", "宝鸡", "渭滨区中心", "帮办", "0", "咨询", "2026-03-02 09:00", "李四"]]
+    con = connect(db)
+    ingest(con, [write_csv(tmp_path / "x.csv", rows)])
+    run_check(con)
+    con.close()
+    code, out = invoke("findings", "--db", db, "--rule", "REQ-INTEGRITY", "--format", "csv")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("case_id,city,rule_id,severity,clause,message")
+    assert any(line.startswith("'=1+1,延安,REQ-INTEGRITY,error") for line in lines)
+    assert any(line.startswith("'@SUM(A1),宝鸡") for line in lines)
+    code, out = invoke("findings", "--db", db, "--city", "宝鸡", "--severity", "error", "--format", "json")
+    data = json.loads(out)
+    assert {f["city"] for f in data["findings"]} == {"宝鸡"} and {f["severity"] for f in data["findings"]} == {"error"}
+    assert data["findings"][0]["evidence"] is not None
+    xlsx = tmp_path / "整改清单.xlsx"
+    code, out = invoke("findings", "--db", db, "--format", "xlsx", "--out", xlsx)
+    assert code == 0
+    wb = openpyxl.load_workbook(xlsx)
+    assert wb.sheetnames == ["宝鸡", "延安"]
+    ws = wb["宝鸡"]
+    assert ws.freeze_panes == "A3"
+    assert ws.cell(2, 1).value == "服务大厅" and ws.column_dimensions["I"].width > 30
+    values = [c for row in ws.iter_rows() for c in row if c.value is not None]
+    assert all(c.data_type == "s" for c in values)  # never a formula
+    assert any(c.value == "@SUM(A1)" for c in values) and any(str(c.value).startswith("+大厅") for c in values)
+
+
+def test_rules_catalogue_and_explain():
+    code, out = invoke("rules")
+    assert code == 0
+    for rule in load_pack().rules:
+        assert rule.id in out
+    assert "max_visits" in out
+    code, out = invoke("rules", "REQ-TIME-LIMIT", "--verify")
+    assert code == 0 and "10 限时办结" in out and "✓" in out and "✗" not in out
+
+
+def test_pack_errors_name_file_and_line(tmp_path):
+    bad = tmp_path / "pack"
+    shutil.copytree(pack_dir(), bad, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    rule = bad / "checks" / "REQ-INTEGRITY.yaml"
+    rule.write_text(rule.read_text(encoding="utf-8").replace("severity: error", "severity: fatal"), encoding="utf-8")
+    (bad / "checks" / "DATA-NO-EVENTS.yaml").write_text("id: DATA-NO-EVENTS\nclause: DATA\nseverity: error\n", encoding="utf-8")
+    meta = bad / "pack.yaml"
+    meta.write_text(meta.read_text(encoding="utf-8").replace("max_visits: 1", "max_visits: -1"), encoding="utf-8")
+    with pytest.raises(PackError) as exc:
+        load_pack(bad)
+    problems = exc.value.problems
+    assert any(p.startswith(f"{rule}:3:11:") and "fatal" in p for p in problems)
+    assert any(str(bad / "checks" / "DATA-NO-EVENTS.yaml") + ":3:" in p and "DATA-*" in p for p in problems)
+    assert any(p.startswith(f"{meta}:") and "max_visits" in p for p in problems)
+    code, out = invoke("check", "--pack", bad, "--db", tmp_path / "x.duckdb")
+    assert code == 2 and "fatal" in out and "Traceback" not in out
+
+
+def test_custom_pack_worked_example(sample_db, tmp_path):
+    custom = REPO / "examples" / "custom_pack"
+    pack = load_pack(custom)
+    assert pack.settings["response_days"] == 0 and pack.settings_for("榆林")["max_visits"] == 2
+    assert pack.settings_for("延安")["max_visits"] == 1
+    ids = [r.id for r in pack.rules]
+    assert "LOCAL-ONLINE-ZERO-VISIT" in ids and "REQ-TIME-LIMIT" in ids
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(sample_db, db)
+    con = connect(db)
+    strict = run_check(con, pack)
+    default = run_check(con)
+    con.close()
+    count = {r.rule.id: r.findings for r in strict.results}
+    base = {r.rule.id: r.findings for r in default.results}
+    assert count["REQ-RESPONSE"] > base["REQ-RESPONSE"]  # same-day response is stricter
+    assert count["LOCAL-ONLINE-ZERO-VISIT"] >= 0
+
+
+def test_uncovered_year_is_an_error_unless_fallback(tmp_path):
+    db = tmp_path / "y.duckdb"
+    rows = [["办件编号", "地市", "服务类型", "承诺时限", "环节", "时间"],
+            ["Y1", "延安", "帮办", "3", "受理", "2027-03-02 09:00"]]
+    con = connect(db)
+    ingest(con, [write_csv(tmp_path / "y.csv", rows)])
+    con.close()
+    code, out = invoke("check", "--db", db)
+    assert code == 2 and "2027" in out and "--calendar" in out
+    code, out = invoke("check", "--db", db, "--calendar-fallback", "weekdays")
+    assert code == 0 and "2027" in out and "周一至周五" in out
+    con = connect(db)
+    assert 2027 in table(con, "SELECT calendar_fallback_years FROM runs")[0][0]
+    con.close()
