@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS runs (
     city_filter   VARCHAR,
     calendar      VARCHAR,
     calendar_fallback_years INTEGER[],
+    calendar_files VARCHAR[],
     input_files   JSON,
     tool_version  VARCHAR,
     cases         BIGINT,
@@ -199,10 +200,10 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
             n = execute_rule(con, rule, run_id)
             con.execute("INSERT INTO run_rules VALUES (?, ?, ?, ?, ?, ?)", [run_id, rule.id, rule.severity, rule.clause, rule.title, n])
             result.results.append(RuleResult(rule, n))
-        con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [run_id, run_key, pack.name, pack.version, str(pack.path), pack.standard,
                      json.dumps(settings, ensure_ascii=False), as_of, as_of_source, ",".join(cities or []),
-                     calendar.description, sorted(calendar.fallback_years),
+                     calendar.description, sorted(calendar.fallback_years), [str(f) for f in calendar.files],
                      json.dumps(inputs, ensure_ascii=False), __version__, n_cases,
                      sum(r.findings for r in result.results)])
         con.execute("COMMIT")
@@ -210,6 +211,30 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
         con.execute("ROLLBACK")
         raise
     return result
+
+
+def ensure_run(con, as_of: dt.date | None = None, pack: Pack | None = None,
+               calendar: WorkCalendar | None = None) -> tuple[int, dt.date]:
+    """The latest run (at `as_of`, if given) with ``case_facts`` built for it; runs the check if none.
+
+    Figures and reports are computed from a run, so that 合规率 and the findings they show agree
+    with the verdicts stored for the same audit date, pack and calendar.
+    """
+    ensure_schema(con)
+    where, params = ("WHERE as_of = ?", [as_of]) if as_of else ("", [])
+    rows = con.execute(f"""SELECT run_id, as_of, pack_path, calendar_fallback_years, calendar_files, city_filter
+                           FROM runs {where} ORDER BY run_id DESC LIMIT 1""", params).fetchall()
+    if not rows:
+        result = run_check(con, pack, as_of, None, calendar)
+        return result.run_id, result.as_of
+    run_id, run_as_of, pack_path, fallback_years, files, city_filter = rows[0]
+    if pack is None:
+        pack = load_pack(pack_path if pack_path and Path(pack_path).is_dir() else None)
+    if calendar is None:
+        calendar = WorkCalendar.load([Path(f) for f in files or [] if Path(f).exists()],
+                                     "weekdays" if fallback_years else None)
+    prepare(con, pack, run_as_of, calendar, city_filter.split(",") if city_filter else None)
+    return run_id, run_as_of
 
 
 def latest_run(con) -> int | None:

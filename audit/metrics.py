@@ -1,0 +1,123 @@
+"""The figures (KPIs) of contract §5, for any grouping of cases, set-based in DuckDB.
+
+Each case gets numerator/denominator flags (``case_kpi``), then any grouping sums them. A rate
+whose denominator is empty is empty (NULL / None), never 0 or 1. Figures are fractions in [0, 1].
+
+| figure | numerator ÷ denominator |
+| --- | --- |
+| response_rate     | response step on time ÷ response recorded, or missing with its limit passed (pending excluded) |
+| resolution_rate   | has 办结 ÷ closed, or open, not suspended and past its deadline |
+| on_time_rate      | 办结 on or before the deadline ÷ has 办结 and a deadline |
+| satisfaction_rate | rated 非常满意/满意/基本满意 ÷ rated |
+| mean_rating       | mean of ratings (非常满意 = 5 … 非常不满意 = 1) |
+| followup_rate     | bad rating followed up in time ÷ bad rating whose follow-up is recorded or overdue |
+| compliance_rate   | no error-severity finding in the run ÷ cases |
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+
+from audit.errors import UsageError
+
+GROUP_KEYS = ("city", "county", "hall", "month", "service_type", "channel", "object_type", "staff")
+FIGURES = ("cases", "response_rate", "resolution_rate", "on_time_rate", "satisfaction_rate", "mean_rating",
+           "followup_rate", "compliance_rate")
+RATES = {  # figure -> (numerator flag, denominator flag)
+    "response_rate": ("resp_ok", "resp_due"),
+    "resolution_rate": ("resolved", "resol_due"),
+    "on_time_rate": ("on_time", "ot_due"),
+    "satisfaction_rate": ("satisfied", "rated"),
+    "followup_rate": ("fu_ok", "fu_due"),
+    "compliance_rate": ("compliant", "one"),
+}
+FIGURE_ZH = {
+    "cases": "办件数", "response_rate": "响应率", "resolution_rate": "解决率", "on_time_rate": "按时办结率",
+    "satisfaction_rate": "满意率", "mean_rating": "平均评分", "followup_rate": "差评回访率",
+    "compliance_rate": "合规率",
+}
+
+
+@dataclass
+class KpiResult:
+    """Figures by group, and the run (audit date, pack) they were computed for."""
+
+    by: list[str]
+    table: pd.DataFrame
+    run_id: int
+    as_of: dt.date
+
+
+def parse_by(text: str | None) -> list[str]:
+    """`city,month` → ['city', 'month']; unknown keys are a UsageError."""
+    keys = [k.strip() for k in (text or "").split(",") if k.strip()]
+    bad = [k for k in keys if k not in GROUP_KEYS]
+    if bad:
+        raise UsageError(f"--by 中的 {', '.join(bad)} 不是可用的分组；可用: {', '.join(GROUP_KEYS)}")
+    return keys
+
+
+def build_case_kpi(con, run_id: int) -> None:
+    """Temp table ``case_kpi``: per case, the grouping keys and the 0/1 flags of every figure.
+
+    Needs ``case_facts`` (built for the run's audit date) and the run's findings.
+    """
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE case_kpi AS
+        WITH fu AS (
+            SELECT f.city, f.case_id,
+                   count(e.case_id) AS n_followups,
+                   count(e.case_id) FILTER (WHERE e."time"::DATE BETWEEN f.rating_date AND f.followup_limit) AS n_in_time
+            FROM case_facts f LEFT JOIN event_rows e
+              ON e.city = f.city AND e.case_id = f.case_id AND e.step = '回访'
+            WHERE f.rating IN ('不满意', '非常不满意') AND f.rating_date IS NOT NULL
+            GROUP BY f.city, f.case_id),
+        err AS (SELECT DISTINCT city, case_id FROM findings WHERE run_id = ? AND severity = 'error')
+        SELECT f.city, f.county, f.hall, f.month, f.service_type, f.channel, f.object_type,
+               f.staff_any AS staff, f.case_id,
+               1 AS one,
+               (f.response_time IS NOT NULL AND f.response_time::DATE <= f.response_limit)::INT AS resp_ok,
+               (f.response_time IS NOT NULL OR (f.response_step IS NOT NULL AND f.request_time IS NOT NULL
+                                                AND f.as_of > f.response_limit))::INT AS resp_due,
+               (f.t_complete IS NOT NULL)::INT AS resolved,
+               (f.closed OR (NOT f.suspended AND f.deadline IS NOT NULL AND f.as_of > f.deadline))::INT AS resol_due,
+               (f.t_complete IS NOT NULL AND f.deadline IS NOT NULL AND f.t_complete::DATE <= f.deadline)::INT AS on_time,
+               (f.t_complete IS NOT NULL AND f.deadline IS NOT NULL)::INT AS ot_due,
+               (f.rating IN ('非常满意', '满意', '基本满意'))::INT AS satisfied,
+               (f.rating IS NOT NULL)::INT AS rated,
+               f.rating_score,
+               (coalesce(fu.n_in_time, 0) > 0)::INT AS fu_ok,
+               (fu.case_id IS NOT NULL AND (fu.n_followups > 0 OR f.as_of > f.followup_limit))::INT AS fu_due,
+               (err.case_id IS NULL)::INT AS compliant
+        FROM case_facts f
+        LEFT JOIN fu ON fu.city = f.city AND fu.case_id = f.case_id
+        LEFT JOIN err ON err.city = f.city AND err.case_id = f.case_id
+    """, [run_id])
+
+
+def kpi_sql(by: list[str], where: str = "TRUE", with_counts: bool = False) -> str:
+    """SELECT of the figures from ``case_kpi`` grouped by `by` (ordered by the keys)."""
+    parts = [f"count(*) AS cases"]
+    for fig, (num, den) in RATES.items():
+        if fig == "compliance_rate":
+            continue
+        parts.append(f"CASE WHEN sum({den}) > 0 THEN sum({num}) / sum({den}) END AS {fig}")
+        if fig == "satisfaction_rate":
+            parts.append("avg(rating_score) AS mean_rating")
+    parts.append("CASE WHEN count(*) > 0 THEN sum(compliant) / count(*) END AS compliance_rate")
+    if with_counts:
+        for fig, (num, den) in RATES.items():
+            parts.append(f"sum({num})::BIGINT AS {fig}_num, sum({den})::BIGINT AS {fig}_den")
+    keys = ", ".join(by)
+    group = f"GROUP BY {keys} ORDER BY {', '.join(f'{k} NULLS LAST' for k in by)}" if by else ""
+    select_keys = f"{keys}, " if by else ""
+    return f"SELECT {select_keys}{', '.join(parts)} FROM case_kpi WHERE {where} {group}"
+
+
+def compute_kpis(con, by: list[str], run_id: int, where: str = "TRUE", params: list | None = None,
+                 with_counts: bool = False) -> pd.DataFrame:
+    """The figures grouped by `by` (``case_kpi`` must exist for `run_id`)."""
+    return con.execute(kpi_sql(by, where, with_counts), params or []).df()
