@@ -261,8 +261,14 @@ def _load_rule(path: Path, pack: Pack, problems: list[str]) -> Rule | None:
         problems.append(f"{at('examples')}: 至少需要一个 pass 示例")
     if len(problems) > before:
         return None
-    return Rule(rid, clause, severity, str(data["title"]), str(data["rationale"]).strip(), sql,
+    return Rule(rid, clause, severity, str(data["title"]), _join_cjk(str(data["rationale"])), sql,
                 list(data.get("settings") or []), examples or [], str(path), str(data.get("description", "")))
+
+
+def _join_cjk(text: str) -> str:
+    """Folded YAML joins lines with a space; between Chinese characters that space is noise."""
+    text = " ".join(text.split())
+    return re.sub(r"(?<=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])", "", text)
 
 
 def _examples(path: Path, node, data, problems: list[str]) -> list[Example] | None:

@@ -55,3 +55,12 @@ def explain(pack: Pack, rule: Rule, city: str | None = None, verify: bool = Fals
         for ev in ex.events:
             lines.append("      " + "  ".join(str(x) for x in ev))
     return "\n".join(lines), ok
+
+
+def markdown(pack: Pack) -> str:
+    """The rule catalogue as a Markdown table (kept in the README between markers)."""
+    lines = ["| 规则 | 条款 | 级别 | 名称 | 判定 (何时违反) |", "| --- | --- | --- | --- | --- |"]
+    for r in pack.rules:
+        rationale = " ".join(r.rationale.split()).replace("|", "\\|")
+        lines.append(f"| {r.id} | {r.clause} | {r.severity} | {r.title} | {rationale} |")
+    return "\n".join(lines)

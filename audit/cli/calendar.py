@@ -23,8 +23,10 @@ def calendar_cmd(
 ) -> None:
     """显示某月的工作日历：日期、星期、工作日/休息日、说明 (节假日 / 调休上班 / 周末) 和工作日天数。
 
-    Show one month of the working-day calendar, e.g. `audit calendar 2026-02`, or with a hall's
-    own days: `audit calendar 2027-01 --calendar 西安高新.csv`.
+    Show one month of the working-day calendar.
+
+    Example: audit calendar 2026-02
+    (with a hall's own days: audit calendar 2027-01 --calendar 西安高新.csv)
     """
     year, month_no = parse_month(month)
     cal = WorkCalendar.load(calendar, fallback=calendar_fallback)

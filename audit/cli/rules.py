@@ -18,6 +18,7 @@ def rules_cmd(
     pack: Optional[Path] = typer.Option(None, "--pack", help="规则包目录 (默认: 内置)"),
     city: Optional[str] = typer.Option(None, "--city", help="显示此地市生效的设置"),
     verify: bool = typer.Option(False, "--verify", help="运行规则的通过/不通过示例并报告结果"),
+    markdown: bool = typer.Option(False, "--markdown", help="以 Markdown 表格输出规则目录 (README 中的规则表由此生成)"),
     db: Path = DbOption,
     debug: bool = DebugOption,
 ) -> int:
@@ -26,9 +27,12 @@ def rules_cmd(
     Example: audit rules            audit rules REQ-TIME-LIMIT --verify
     """
     from audit.pack import load_pack
-    from audit.rules_doc import catalogue, explain
+    from audit.rules_doc import catalogue, explain, markdown as as_markdown
 
     the_pack = load_pack(pack)
+    if markdown:
+        echo(as_markdown(the_pack))
+        return 0
     if rule_id is None:
         echo(catalogue(the_pack, city))
         return 0
