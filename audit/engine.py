@@ -151,6 +151,45 @@ def rule_sql(rule: Rule) -> str:
 ) AS r"""
 
 
+def validate_sql(pack: Pack) -> None:
+    """Bind every rule's SQL against an empty database before anything runs.
+
+    Raises one PackError listing every rule whose SQL does not bind, with the file and the line
+    of its `sql:` block (DuckDB's message names the column or function at fault).
+    """
+    con = duckdb.connect()
+    try:
+        from audit.db import SCHEMA
+
+        con.execute(SCHEMA)
+        ensure_schema(con)
+        day = dt.date(2026, 1, 5)
+        WorkCalendar.load().to_duckdb(con, day - dt.timedelta(days=7), day + dt.timedelta(days=60), temporary=True)
+        build_settings(con, pack, [])
+        build_facts(con, day.isoformat())
+        problems = []
+        for rule in pack.rules:
+            try:
+                con.execute("EXPLAIN " + rule_sql(rule))
+            except duckdb.Error as exc:
+                problems.append(f"{rule.path}:{_sql_line(rule.path)}: 规则 {rule.id} 的 SQL 无效: {str(exc).splitlines()[0]}")
+        if problems:
+            raise PackError(f"规则包 {pack.path} 有 {len(problems)} 条规则的 SQL 无效:", problems)
+    finally:
+        con.close()
+
+
+def _sql_line(path: str) -> str:
+    """`line:column` of the `sql:` key in a rule file (1:1 if not found)."""
+    try:
+        for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            if line.startswith("sql:"):
+                return f"{i}:1"
+    except OSError:
+        pass
+    return "1:1"
+
+
 def execute_rule(con, rule: Rule, run_id: int) -> int:
     """Run one rule over ``case_facts`` into ``findings``; return how many cases it flagged.
 
@@ -172,6 +211,7 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
     """Run every rule of `pack` (default pack if None) and store the findings; see module doc."""
     ensure_schema(con)
     pack = pack or load_pack()
+    validate_sql(pack)
     calendar = calendar or WorkCalendar.load()
     as_of_source = "--as-of" if as_of else "最新事件日期 (latest event)"
     as_of = as_of or default_as_of(con)

@@ -200,3 +200,18 @@ def test_uncovered_year_is_an_error_unless_fallback(tmp_path):
     con = connect(db)
     assert 2027 in table(con, "SELECT calendar_fallback_years FROM runs")[0][0]
     con.close()
+
+
+def test_rule_sql_is_validated_before_anything_runs(sample_db, tmp_path):
+    bad = tmp_path / "pack"
+    shutil.copytree(pack_dir(), bad, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    for name in ("REQ-INTEGRITY", "REQ-ONE-STOP"):
+        rule = bad / "checks" / f"{name}.yaml"
+        rule.write_text(rule.read_text(encoding="utf-8").replace("FROM case_facts", "FROM case_factz"), encoding="utf-8")
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(sample_db, db)
+    code, out = invoke("check", "--pack", bad, "--db", db)
+    assert code == 2 and "REQ-INTEGRITY.yaml:" in out and "REQ-ONE-STOP.yaml:" in out and "case_factz" in out
+    con = connect(db)
+    assert table(con, "SELECT count(*) FROM runs") == [(0,)]  # nothing ran
+    con.close()

@@ -28,6 +28,17 @@ def run_guarded(debug: bool, fn: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         typer.echo("已中断 (interrupted)", err=True)
         raise typer.Exit(130)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # anything unexpected: one line, exit 2; details with --debug
+        if debug:
+            raise
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        if exc.__class__.__module__.startswith("duckdb") and ("lock" in first.lower() or "IO Error" in first):
+            typer.echo(f"错误 (error): 无法打开数据库: {first}", err=True)
+        else:
+            typer.echo(f"错误 (error): 内部错误 {type(exc).__name__}: {first} (用 --debug 查看详情)", err=True)
+        raise typer.Exit(2)
     raise typer.Exit(code or 0)
 
 
