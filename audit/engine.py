@@ -23,6 +23,7 @@ from audit.calendar import WorkCalendar
 from audit.errors import CalendarError, PackError, UsageError
 from audit.facts import build_facts, build_settings, settings_in_force
 from audit.pack import Pack, Rule, load_pack
+from audit.workdays import RunCalendars, build_calendars
 
 FINDINGS_SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS run_seq START 1;
@@ -39,7 +40,7 @@ CREATE TABLE IF NOT EXISTS runs (
     city_filter   VARCHAR,
     calendar      VARCHAR,
     calendar_fallback_years INTEGER[],
-    calendar_files VARCHAR[],
+    calendar_spec JSON,
     input_files   JSON,
     tool_version  VARCHAR,
     cases         BIGINT,
@@ -114,20 +115,22 @@ def parse_as_of(text: str | None) -> dt.date | None:
         raise UsageError(f"--as-of {text!r} 不是日期 (应为 YYYY-MM-DD)") from None
 
 
-def prepare(con, pack: Pack, as_of: dt.date, calendar: WorkCalendar, cities: list[str] | None = None) -> None:
-    """Build the calendar table, the settings tables and ``case_facts`` for a run."""
+def prepare(con, pack: Pack, as_of: dt.date, calendar: WorkCalendar, cities: list[str] | None = None,
+            per_city: dict[str, list[Path]] | None = None) -> RunCalendars:
+    """Build the calendar tables, the settings tables and ``case_facts`` for a run."""
     lo, hi = con.execute("""
         SELECT least(min("time")::DATE, (SELECT min(rating_time)::DATE FROM case_rows)),
                greatest(max("time")::DATE, (SELECT max(rating_time)::DATE FROM case_rows))
         FROM event_rows""").fetchall()[0]
     lo = min(lo or as_of, as_of) - dt.timedelta(days=7)
     hi = max(hi or as_of, as_of)
-    calendar.to_duckdb(con, lo, hi + dt.timedelta(days=3 * 366), required_end=hi, temporary=True)
     all_cities = [r[0] for r in con.execute("SELECT DISTINCT city FROM cases ORDER BY city").fetchall()]
+    calendars = build_calendars(con, pack, calendar, all_cities, lo, hi, per_city)
     build_settings(con, pack, all_cities)
     _guard_calendar(lambda: build_facts(con, as_of.isoformat()))
     if cities:
         con.execute("DELETE FROM case_facts WHERE city NOT IN (SELECT unnest(?))", [cities])
+    return calendars
 
 
 def _guard_calendar(fn: Callable[[], object]):
@@ -164,7 +167,7 @@ def validate_sql(pack: Pack) -> None:
         con.execute(SCHEMA)
         ensure_schema(con)
         day = dt.date(2026, 1, 5)
-        WorkCalendar.load().to_duckdb(con, day - dt.timedelta(days=7), day + dt.timedelta(days=60), temporary=True)
+        build_calendars(con, pack, WorkCalendar.load(), [], day - dt.timedelta(days=7), day)
         build_settings(con, pack, [])
         build_facts(con, day.isoformat())
         problems = []
@@ -207,7 +210,8 @@ def execute_rule(con, rule: Rule, run_id: int) -> int:
 
 def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
               cities: list[str] | None = None, calendar: WorkCalendar | None = None,
-              on_rule: Callable[[int, int, Rule], None] | None = None) -> RunResult:
+              on_rule: Callable[[int, int, Rule], None] | None = None,
+              per_city_calendars: dict[str, list[Path]] | None = None) -> RunResult:
     """Run every rule of `pack` (default pack if None) and store the findings; see module doc."""
     ensure_schema(con)
     pack = pack or load_pack()
@@ -217,16 +221,19 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
     as_of = as_of or default_as_of(con)
     if as_of is None:
         raise UsageError("数据库中没有事件：请先运行 audit ingest")
-    prepare(con, pack, as_of, calendar, cities)
+    calendars = prepare(con, pack, as_of, calendar, cities, per_city_calendars)
     n_cases = con.execute("SELECT count(*) FROM case_facts").fetchall()[0][0]
     inputs = [dict(zip(("file", "sha256", "rows_read", "loaded"), r)) for r in con.execute("""
         SELECT DISTINCT path, sha256, rows_read, loaded FROM ingest_files ORDER BY path, sha256""").fetchall()]
     used_cities = [r[0] for r in con.execute("SELECT DISTINCT city FROM case_facts ORDER BY 1").fetchall()]
     settings = settings_in_force(pack, used_cities)
     key_src = json.dumps([pack.name, pack.version, str(pack.path), settings, as_of.isoformat(),
-                          sorted(cities or []), calendar.description, inputs], ensure_ascii=False, sort_keys=True)
+                          sorted(cities or []), calendars.description, inputs], ensure_ascii=False, sort_keys=True)
     run_key = hashlib.sha256(key_src.encode()).hexdigest()
-    result = RunResult(0, as_of, n_cases, pack, calendar.description, sorted(calendar.fallback_years))
+    result = RunResult(0, as_of, n_cases, pack, calendars.description, calendars.fallback_years)
+    spec = json.dumps({"common": [str(f) for f in calendar.files], "fallback": calendar.fallback,
+                       "per_city": {c: [str(f) for f in fs] for c, fs in (per_city_calendars or {}).items()}},
+                      ensure_ascii=False)
     con.execute("BEGIN TRANSACTION")
     try:
         old = con.execute("SELECT run_id FROM runs WHERE run_key = ?", [run_key]).fetchall()
@@ -243,7 +250,7 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
         con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [run_id, run_key, pack.name, pack.version, str(pack.path), pack.standard,
                      json.dumps(settings, ensure_ascii=False), as_of, as_of_source, ",".join(cities or []),
-                     calendar.description, sorted(calendar.fallback_years), [str(f) for f in calendar.files],
+                     calendars.description, calendars.fallback_years, spec,
                      json.dumps(inputs, ensure_ascii=False), __version__, n_cases,
                      sum(r.findings for r in result.results)])
         con.execute("COMMIT")
@@ -262,18 +269,19 @@ def ensure_run(con, as_of: dt.date | None = None, pack: Pack | None = None,
     """
     ensure_schema(con)
     where, params = ("WHERE as_of = ?", [as_of]) if as_of else ("", [])
-    rows = con.execute(f"""SELECT run_id, as_of, pack_path, calendar_fallback_years, calendar_files, city_filter
+    rows = con.execute(f"""SELECT run_id, as_of, pack_path, calendar_spec, city_filter
                            FROM runs {where} ORDER BY run_id DESC LIMIT 1""", params).fetchall()
     if not rows:
         result = run_check(con, pack, as_of, None, calendar)
         return result.run_id, result.as_of
-    run_id, run_as_of, pack_path, fallback_years, files, city_filter = rows[0]
+    run_id, run_as_of, pack_path, spec, city_filter = rows[0]
+    spec = json.loads(spec) if spec else {}
     if pack is None:
         pack = load_pack(pack_path if pack_path and Path(pack_path).is_dir() else None)
     if calendar is None:
-        calendar = WorkCalendar.load([Path(f) for f in files or [] if Path(f).exists()],
-                                     "weekdays" if fallback_years else None)
-    prepare(con, pack, run_as_of, calendar, city_filter.split(",") if city_filter else None)
+        calendar = WorkCalendar.load([Path(f) for f in spec.get("common", []) if Path(f).exists()], spec.get("fallback"))
+    per_city = {c: [Path(f) for f in fs if Path(f).exists()] for c, fs in spec.get("per_city", {}).items()}
+    prepare(con, pack, run_as_of, calendar, city_filter.split(",") if city_filter else None, per_city)
     return run_id, run_as_of
 
 

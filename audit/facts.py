@@ -77,12 +77,13 @@ def build_facts(con, as_of: str) -> None:
             SELECT *, sum(opening::INTEGER) OVER (PARTITION BY city, case_id ORDER BY "time", seq) AS g
             FROM marked),
         periods AS (
-            SELECT city, case_id, g, min("time") FILTER (WHERE opening) AS s_time,
-                   min("time") FILTER (WHERE closing) AS r_time
-            FROM grouped WHERE g > 0 GROUP BY city, case_id, g),
+            SELECT g.city, g.case_id, g.g, min("time") FILTER (WHERE opening) AS s_time,
+                   min("time") FILTER (WHERE closing) AS r_time, coalesce(any_value(cc.cal_key), 0) AS cal_key
+            FROM grouped g LEFT JOIN city_calendar cc ON cc.city = g.city
+            WHERE g.g > 0 GROUP BY g.city, g.case_id, g.g),
         susp AS (
             SELECT city, case_id,
-                   sum(workdays(s_time::DATE, r_time::DATE)) FILTER (WHERE r_time IS NOT NULL) AS suspended_wd,
+                   sum(workdays_k(cal_key, s_time::DATE, r_time::DATE)) FILTER (WHERE r_time IS NOT NULL) AS suspended_wd,
                    bool_or(r_time IS NULL) AS has_open_suspension,
                    list({{'from': strftime(s_time, '%Y-%m-%d'), 'to': strftime(r_time, '%Y-%m-%d')}} ORDER BY g) AS suspensions
             FROM periods GROUP BY city, case_id),
@@ -103,18 +104,20 @@ def build_facts(con, as_of: str) -> None:
                    CASE c.service_type WHEN '帮办' THEN a.t_accept WHEN '代办' THEN a.t_analyse END AS response_time,
                    CASE c.service_type WHEN '帮办' THEN '受理' WHEN '代办' THEN '需求分析' END AS response_step,
                    coalesce(c.rating_time, a.t_complete)::DATE AS rating_date,
-                   coalesce(c.staff, a.event_staff[1]) AS staff_any
+                   coalesce(c.staff, a.event_staff[1]) AS staff_any,
+                   coalesce(cc.cal_key, 0) AS cal_key
             FROM cases c
+            LEFT JOIN city_calendar cc ON cc.city = c.city
             LEFT JOIN case_rows cr ON cr.city = c.city AND cr.case_id = c.case_id
             LEFT JOIN agg a ON a.city = c.city AND a.case_id = c.case_id
             LEFT JOIN susp s ON s.city = c.city AND s.case_id = c.case_id)
         SELECT b.*,
                NOT b.closed AND b.has_open_suspension AS suspended,
                CASE WHEN b.start_time IS NOT NULL AND b.promised_days IS NOT NULL
-                    THEN add_workdays(b.start_time::DATE, b.promised_days + b.suspended_wd) END AS deadline,
-               add_workdays(b.request_time::DATE, f.response_days) AS response_limit,
-               add_workdays(b.close_time::DATE, f.archive_days) AS archive_limit,
-               add_workdays(b.rating_date, f.followup_days) AS followup_limit,
+                    THEN add_workdays_k(b.cal_key, b.start_time::DATE, b.promised_days + b.suspended_wd) END AS deadline,
+               add_workdays_k(b.cal_key, b.request_time::DATE, f.response_days) AS response_limit,
+               add_workdays_k(b.cal_key, b.close_time::DATE, f.archive_days) AS archive_limit,
+               add_workdays_k(b.cal_key, b.rating_date, f.followup_days) AS followup_limit,
                f.max_visits, f.response_days, f.archive_days, f.rating_grace_days, f.followup_days,
                f.object_types
         FROM base b JOIN cfg f USING (city)

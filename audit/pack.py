@@ -218,6 +218,13 @@ def _check_settings(path: Path, node, settings: dict, problems: list[str], full:
             problems.append(f"{where}: object_types 应为文字列表")
         elif key == "materials" and not _materials_ok(value):
             problems.append(f"{where}: materials 应为 名称: [别名…] 的映射")
+        elif key == "calendar":
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                problems.append(f"{where}: calendar 应为日历覆盖文件 (CSV) 路径的列表")
+            else:
+                for f in value:
+                    if not (path.parent / f).is_file():
+                        problems.append(f"{where}: 日历覆盖文件 {f} 不存在 (相对于 {path.parent})")
 
 
 def _materials_ok(value) -> bool:

@@ -215,3 +215,47 @@ def test_rule_sql_is_validated_before_anything_runs(sample_db, tmp_path):
     con = connect(db)
     assert table(con, "SELECT count(*) FROM runs") == [(0,)]  # nothing ran
     con.close()
+
+
+def _two_city_db(tmp_path):
+    rows = [["办件编号", "地市", "服务类型", "承诺时限", "环节", "时间", "经办人"]]
+    for city in ("延安", "榆林"):
+        rows += [[f"{city}1", city, "帮办", "1", step, when, "张三"]
+                 for step, when in (("受理", "2026-03-02 10:00"), ("办结", "2026-03-04 10:00"))]
+    db = tmp_path / "cal.duckdb"
+    con = connect(db)
+    ingest(con, [write_csv(tmp_path / "two.csv", rows)])
+    con.close()
+    override = tmp_path / "榆林.csv"
+    override.write_text("date,is_workday,note\n2026-03-03,0,榆林地方假日\n", encoding="utf-8")
+    return db, override
+
+
+def late_cities(db):
+    con = connect(db)
+    rows = table(con, "SELECT city FROM findings WHERE rule_id = 'REQ-TIME-LIMIT' AND run_id = (SELECT max(run_id) FROM runs) ORDER BY city")
+    con.close()
+    return [r[0] for r in rows]
+
+
+def test_per_city_calendar_from_the_command_line(tmp_path):
+    db, override = _two_city_db(tmp_path)
+    assert invoke("check", "--db", db)[0] == 0
+    assert late_cities(db) == ["延安", "榆林"]          # due 03-03 in both
+    code, out = invoke("check", "--db", db, "--calendar", f"榆林={override}")
+    assert code == 0 and "榆林.csv" in out
+    assert late_cities(db) == ["延安"]                  # 榆林's own holiday moves its deadline to 03-04
+
+
+def test_per_city_calendar_named_by_the_pack(tmp_path):
+    db, override = _two_city_db(tmp_path)
+    pack = tmp_path / "pack"
+    (pack / "checks").mkdir(parents=True)
+    shutil.copy(override, pack / "榆林.csv")
+    (pack / "pack.yaml").write_text("name: 榆林日历\nversion: '1'\nextends: default\ncities:\n  榆林:\n    calendar: [榆林.csv]\n",
+                                    encoding="utf-8")
+    assert invoke("check", "--db", db, "--pack", pack)[0] == 0
+    assert late_cities(db) == ["延安"]
+    (pack / "pack.yaml").write_text("name: x\nversion: '1'\nextends: default\nsettings:\n  calendar: [nope.csv]\n", encoding="utf-8")
+    code, out = invoke("check", "--db", db, "--pack", pack)
+    assert code == 2 and "nope.csv" in out and "pack.yaml:5:" in out

@@ -18,7 +18,7 @@ def check_cmd(
     as_of: Optional[str] = typer.Option(None, "--as-of", help="审计日 YYYY-MM-DD (默认: 最新事件日期)"),
     city: list[str] = typer.Option([], "--city", help="只审计这些地市 (可多次)"),
     fail_on: Optional[str] = typer.Option(None, "--fail-on", help="有此级别 (error|warning) 的发现时退出码为 1"),
-    calendar: list[Path] = typer.Option([], "--calendar", help="工作日历覆盖文件 CSV date,is_workday[,note]"),
+    calendar: list[str] = typer.Option([], "--calendar", help="工作日历覆盖文件 CSV date,is_workday[,note]；城市=FILE 只用于该市 (可多次)"),
     calendar_fallback: Optional[str] = typer.Option(None, "--calendar-fallback", help="weekdays: 无日历的年份按周一至周五计算"),
     db: Path = DbOption,
     debug: bool = DebugOption,
@@ -36,12 +36,15 @@ def check_cmd(
 
     if fail_on not in (None, "error", "warning"):
         raise UsageError(f"--fail-on 应为 error 或 warning，而不是 {fail_on!r}")
+    from audit.workdays import split_calendar_options
+
     the_pack = load_pack(pack)
-    cal = WorkCalendar.load(calendar, calendar_fallback)
+    common, per_city = split_calendar_options(calendar)
+    cal = WorkCalendar.load(common, calendar_fallback)
     con = connect(db)
     try:
         result = run_check(con, the_pack, parse_as_of(as_of), city or None, cal,
-                           on_rule=lambda i, n, r: eprint(f"[{i + 1}/{n}] {r.id}"))
+                           on_rule=lambda i, n, r: eprint(f"[{i + 1}/{n}] {r.id}"), per_city_calendars=per_city)
     finally:
         con.close()
     echo(check_summary(result))

@@ -1,0 +1,120 @@
+"""`write_report`: the HTML report of one audit run, self-contained and reproducible.
+
+One file, in Chinese, that opens offline: styles, script, charts (inline SVG, text as paths) and
+a subset of the CJK font (WOFF data URI) are all inside it, and its Content-Security-Policy lets
+it fetch nothing. The same database gives the same bytes: no clock, fixed SVG ids, ordered rows.
+Templates (``reports/``, shipped as ``audit._templates``) are jinja2 with autoescape on; a
+directory given as `template_dir` overrides any of them by name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from audit.engine import ensure_run
+from audit.metrics import FIGURES, build_case_kpi
+from audit.report import casetable, charts, compliance, figures, provenance
+from audit.report.fonts import PAGE_FAMILY, font_face_css
+from audit.report.text import FIGURE_DEFINITIONS, SEVERITY_ZH, figure_zh
+from audit.resources import templates_dir
+
+FONT_PLACEHOLDER = "/*@@report-font-face@@*/"
+XLSX_HINT = "audit findings --format xlsx --out 整改清单.xlsx"
+
+
+@dataclass
+class ReportInfo:
+    """What `write_report` wrote."""
+
+    path: Path
+    bytes: int
+    cases: int
+    findings_shown: int
+    findings_total: int
+    run_id: int
+    as_of: dt.date
+    cities: list[str] = field(default_factory=list)
+    month: str | None = None
+
+
+def environment(template_dir: Path | None = None) -> jinja2.Environment:
+    """The jinja2 environment: package templates, overridable by `template_dir`; autoescape on."""
+    loaders = [jinja2.FileSystemLoader(str(template_dir))] if template_dir else []
+    loaders.append(jinja2.FileSystemLoader(str(templates_dir())))
+    return jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def write_report(con, out: Path, cities: list[str] | None = None, month: str | None = None,
+                 as_of: dt.date | None = None, show_personal: bool = False,
+                 template_dir: Path | None = None) -> ReportInfo:
+    """Write the HTML report of the latest run (at `as_of`) for the chosen cities and month.
+
+    `cities` and `month` (YYYY-MM, the month of request) restrict the scope; the monthly trend
+    still shows every month of the chosen cities. Personal data is masked unless `show_personal`.
+    """
+    html, info = render_report(con, cities, month, as_of, show_personal, template_dir)
+    data = html.encode("utf-8")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    info.path, info.bytes = out, len(data)
+    return info
+
+
+def render_report(con, cities: list[str] | None = None, month: str | None = None,
+                  as_of: dt.date | None = None, show_personal: bool = False,
+                  template_dir: Path | None = None) -> tuple[str, ReportInfo]:
+    """The report's HTML text and what it holds (see `write_report`)."""
+    run_id, run_as_of = ensure_run(con, as_of)
+    build_case_kpi(con, run_id)
+    scope = figures.make_scope(con, cities, month)
+    where, params = scope.where
+    con.execute(f"CREATE OR REPLACE TEMP TABLE report_scope AS SELECT city, case_id FROM case_kpi WHERE {where}",
+                params)
+    n_cases = con.execute("SELECT count(*) FROM report_scope").fetchall()[0][0]
+    meta = provenance.load_meta(con, run_id)
+    pack = provenance.run_pack(meta)
+    context = _context(con, run_id, scope, n_cases, meta, pack, show_personal)
+    html = environment(template_dir).get_template("report.html").render(**context)
+    html = html.replace(FONT_PLACEHOLDER, font_face_css(html), 1)
+    info = ReportInfo(Path(), 0, n_cases, len(context["findings"]["rows"]), context["findings"]["total"],
+                      run_id, run_as_of, scope.cities, scope.month)
+    return html, info
+
+
+def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, pack, show_personal: bool) -> dict:
+    colors = charts.city_colors(scope.all_cities)
+    city_df = figures.city_kpis(con, run_id, scope)
+    monthly = figures.monthly_by_city(con, run_id, scope)
+    rules = compliance.rule_table(con, run_id, n_cases, pack)
+    rows, total = casetable.findings_rows(con, run_id, show_personal)
+    prov = provenance.provenance(meta)
+    return {
+        "font_face": FONT_PLACEHOLDER, "page_family": PAGE_FAMILY,
+        "scope": {"cities": scope.cities, "all": scope.cities == scope.all_cities, "month": scope.month,
+                  "months": scope.months, "cases": n_cases},
+        "prov": prov, "show_personal": show_personal,
+        "summary": figures.summary(con, run_id, scope),
+        "severity_counts": compliance.severity_counts(con, run_id),
+        "severity_zh": SEVERITY_ZH,
+        "figure_names": [figure_zh(f) for f in FIGURES],
+        "cities": figures.city_ranking(city_df),
+        "city_chart": charts.city_comparison(city_df, colors) if len(city_df) else "",
+        "trends": charts.trend_charts(monthly, scope.months, colors, scope.month) if len(monthly) else [],
+        "clauses": compliance.clause_table(con, run_id, n_cases, pack),
+        "rules": rules,
+        "breakdowns": figures.breakdowns(con, run_id, scope),
+        "findings": {"rows": rows, "total": total, "capped": total > len(rows), "limit": casetable.MAX_ROWS,
+                     "json": casetable.script_json(casetable.table_data(rows)),
+                     "cities": casetable.options(rows, "city"), "rules": casetable.options(rows, "rule_id"),
+                     "xlsx_hint": XLSX_HINT},
+        "definitions": [{"figure": f, "name": figure_zh(f), "numerator": FIGURE_DEFINITIONS[f][0],
+                         "denominator": FIGURE_DEFINITIONS[f][1], "note": FIGURE_DEFINITIONS[f][2]}
+                        for f in FIGURES],
+        "rule_definitions": provenance.rule_definitions(rules, pack, meta),
+    }

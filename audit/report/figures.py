@@ -1,0 +1,141 @@
+"""The figures of the report: scope, summary with month-on-month change, city ranking, breakdowns.
+
+All figures come from `audit.metrics.compute_kpis` over ``case_kpi`` (contract §5), restricted to
+the report's scope: the chosen cities and, with ``--month``, the cases requested in that month.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from audit.errors import UsageError
+from audit.metrics import FIGURES, compute_kpis
+from audit.report.text import (KEY_ZH, RANKED_FIGURES, figure_zh, fmt_change, fmt_count, fmt_figure,
+                               is_empty)
+
+MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+BREAKDOWNS = (  # (title, grouping keys): a hall or staff member is named within its city
+    ("服务大厅", ["city", "hall"]),
+    ("服务类型 (帮办/代办)", ["service_type"]),
+    ("服务方式 (线上/线下)", ["channel"]),
+    ("服务对象类别", ["object_type"]),
+    ("帮办代办员", ["city", "staff"]),
+)
+BREAKDOWN_MAX_ROWS = 300
+
+
+@dataclass
+class Scope:
+    """What the report covers: cities (all when none chosen) and optionally one request month."""
+
+    cities: list[str]
+    month: str | None
+    all_cities: list[str]
+    months: list[str] = field(default_factory=list)  # every month of the chosen cities
+
+    @property
+    def city_where(self) -> tuple[str, list]:
+        """SQL condition (over ``case_kpi``/``case_facts``) for the cities alone."""
+        return "list_contains(?, city)", [self.cities]
+
+    @property
+    def where(self) -> tuple[str, list]:
+        """SQL condition for the whole scope (cities and month)."""
+        sql, params = self.city_where
+        if self.month:
+            return f"{sql} AND month = ?", params + [self.month]
+        return sql, params
+
+
+def make_scope(con, cities: list[str] | None, month: str | None) -> Scope:
+    """Check the chosen cities and month against the data (``case_kpi`` must exist)."""
+    all_cities = [r[0] for r in con.execute(
+        "SELECT DISTINCT city FROM case_kpi WHERE city IS NOT NULL ORDER BY city").fetchall()]
+    chosen = sorted(set(cities or [])) or all_cities
+    unknown = [c for c in chosen if c not in all_cities]
+    if unknown:
+        raise UsageError(f"没有地市 {'、'.join(unknown)} 的办件；可用: {'、'.join(all_cities) or '(无)'}")
+    months = [r[0] for r in con.execute(
+        "SELECT DISTINCT month FROM case_kpi WHERE list_contains(?, city) AND month IS NOT NULL ORDER BY month",
+        [chosen]).fetchall()]
+    if month is not None:
+        if not MONTH_RE.match(month):
+            raise UsageError(f"--month {month!r} 应为 YYYY-MM")
+        if month not in months:
+            raise UsageError(f"所选地市没有 {month} 受理的办件；可用月份: {', '.join(months) or '(无)'}")
+    return Scope(chosen, month, all_cities, months)
+
+
+def previous_month(month: str) -> str:
+    """'2026-01' → '2025-12'."""
+    year, mon = int(month[:4]), int(month[5:])
+    return f"{year - 1}-12" if mon == 1 else f"{year}-{mon - 1:02d}"
+
+
+def kpis(con, run_id: int, by: list[str], where: tuple[str, list]) -> pd.DataFrame:
+    """`compute_kpis` for a (sql, params) condition."""
+    return compute_kpis(con, by, run_id, where[0], where[1])
+
+
+def summary(con, run_id: int, scope: Scope) -> dict:
+    """The scope's figures, and the latest month's against the month before it (contract §5)."""
+    total = kpis(con, run_id, [], scope.where).iloc[0]
+    monthly = kpis(con, run_id, ["month"], scope.city_where).set_index("month")
+    latest = scope.month or (scope.months[-1] if scope.months else None)
+    prev = previous_month(latest) if latest else None
+    cards = []
+    for fig in FIGURES:
+        now = monthly.at[latest, fig] if latest in monthly.index else None
+        before = monthly.at[prev, fig] if prev in monthly.index else None
+        change = None if is_empty(now) or is_empty(before) else float(now) - float(before)
+        cards.append({"figure": fig, "name": figure_zh(fig), "value": fmt_figure(fig, total[fig]),
+                      "latest": fmt_figure(fig, now), "change": fmt_change(fig, change),
+                      "trend": "" if change is None or change == 0 else ("up" if change > 0 else "down")})
+    return {"cards": cards, "latest_month": latest, "previous_month": prev,
+            "has_previous": prev in monthly.index if prev else False}
+
+
+def city_kpis(con, run_id: int, scope: Scope) -> pd.DataFrame:
+    """Figures by city over the scope."""
+    return kpis(con, run_id, ["city"], scope.where)
+
+
+def city_ranking(df: pd.DataFrame) -> list[dict]:
+    """One row per city of `df` (`city_kpis`): every figure with its rank (1 = best, empty → unranked)."""
+    ranks = {fig: pd.to_numeric(df[fig], errors="coerce").rank(ascending=False, method="min")
+             for fig in RANKED_FIGURES}
+    rows = []
+    for i, rec in enumerate(df.to_dict("records")):
+        cells = []
+        for fig in FIGURES:
+            rank = ranks[fig].iloc[i] if fig in ranks else None
+            cells.append({"figure": fig, "value": fmt_figure(fig, rec[fig]),
+                          "rank": "" if is_empty(rank) else str(int(rank))})
+        rows.append({"city": rec["city"], "cells": cells})
+    return rows
+
+
+def monthly_by_city(con, run_id: int, scope: Scope) -> pd.DataFrame:
+    """Figures by city and month over every month of the chosen cities (for the trend charts)."""
+    return kpis(con, run_id, ["city", "month"], scope.city_where)
+
+
+def breakdowns(con, run_id: int, scope: Scope) -> list[dict]:
+    """Figures by hall, service type, channel, service-object category and staff."""
+    tables = []
+    for title, keys in BREAKDOWNS:
+        df = kpis(con, run_id, keys, scope.where)
+        note = ""
+        if len(df) > BREAKDOWN_MAX_ROWS:
+            note = f"共 {len(df):,} 行，仅列出办件数最多的 {BREAKDOWN_MAX_ROWS} 行。"
+            df = df.sort_values(["cases"] + keys, ascending=[False] + [True] * len(keys), kind="stable")
+            df = df.head(BREAKDOWN_MAX_ROWS).sort_values(keys, kind="stable", na_position="last")
+        rows = [{"labels": ["(未填写)" if is_empty(rec[k]) else str(rec[k]) for k in keys],
+                 "cells": [fmt_count(rec[f]) if f == "cases" else fmt_figure(f, rec[f]) for f in FIGURES]}
+                for rec in df.to_dict("records")]
+        tables.append({"id": "by-" + keys[-1].replace("_", "-"), "title": title,
+                       "headers": [KEY_ZH[k] for k in keys], "rows": rows, "note": note})
+    return tables

@@ -1,0 +1,82 @@
+"""Where the report's numbers come from: the run's inputs, pack, settings, audit date, calendar."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from audit import __version__
+from audit.errors import AuditError
+from audit.findings import run_metadata
+from audit.pack import Pack, load_pack
+
+SETTING_ZH = {
+    "max_visits": "一站式办理：线下办件到现场次数上限 (次)",
+    "response_days": "响应时限 (工作日)：帮办受理 / 代办需求分析 距首次事件",
+    "archive_days": "资料归档时限 (工作日)：办结或终止之后",
+    "rating_grace_days": "评价宽限 (自然日)：办结后超过即视为未评价",
+    "followup_days": "差评回访时限 (工作日)：评价日之后",
+    "object_types": "服务对象类别",
+    "materials": "归档必备材料 (及其别名)",
+}
+
+
+def setting_text(value) -> str:
+    """A setting's value as one line of text."""
+    if isinstance(value, list):
+        return "、".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return "；".join(f"{k}" + (f" ({setting_text(v)})" if v else "") for k, v in value.items())
+    return "" if value is None else str(value)
+
+
+def run_pack(meta: dict) -> Pack | None:
+    """The pack the run used (its directory if still there, else the default pack); None if unloadable."""
+    path = meta.get("pack_path")
+    try:
+        return load_pack(path if path and Path(path).is_dir() else None)
+    except AuditError:
+        return None
+
+
+def provenance(meta: dict) -> dict:
+    """The run's metadata as the report shows it."""
+    inputs = json.loads(meta.get("input_files") or "[]")
+    settings = json.loads(meta.get("settings") or "{}")
+    default = settings.get("default", {})
+    rows = []
+    for key, value in default.items():
+        overrides = [f"{city}: {setting_text(s[key])}" for city, s in settings.items()
+                     if city != "default" and key in s and s[key] != value]
+        rows.append({"key": key, "name": SETTING_ZH.get(key, key), "value": setting_text(value),
+                     "overrides": "；".join(overrides)})
+    return {
+        "run_id": meta["run_id"], "pack_name": meta.get("pack_name"), "pack_version": meta.get("pack_version"),
+        "standard": meta.get("standard"), "pack_path": meta.get("pack_path"),
+        "as_of": str(meta["as_of"])[:10], "as_of_source": meta.get("as_of_source"),
+        "calendar": meta.get("calendar"), "fallback_years": list(meta.get("calendar_fallback_years") or []),
+        "calendar_files": list(meta.get("calendar_files") or []),
+        "city_filter": meta.get("city_filter") or "",
+        "inputs": [{"file": i.get("file"), "sha256": i.get("sha256"), "rows_read": i.get("rows_read"),
+                    "loaded": i.get("loaded")} for i in inputs],
+        "settings": rows, "check_version": meta.get("tool_version"), "report_version": __version__,
+        "cases": meta.get("cases"), "findings": meta.get("findings"),
+    }
+
+
+def rule_definitions(rules: list[dict], pack: Pack | None, meta: dict) -> list[dict]:
+    """Each rule of the run (in the order of `rules`) with its rationale and settings from the pack."""
+    settings = json.loads(meta.get("settings") or "{}").get("default", {})
+    by_id = {r.id: r for r in pack.rules} if pack else {}
+    out = []
+    for row in rules:
+        rule = by_id.get(row["rule_id"])
+        used = [f"{k} = {setting_text(settings.get(k))}" for k in (rule.settings if rule else []) if k in settings]
+        out.append({**row, "rationale": rule.rationale.strip() if rule else "",
+                    "description": (rule.description or "").strip() if rule else "", "settings": "；".join(used)})
+    return out
+
+
+def load_meta(con, run_id: int) -> dict:
+    """The stored row of the run."""
+    return run_metadata(con, run_id)
