@@ -254,3 +254,33 @@ def test_cli_ingest_prints_accounting_and_exit_codes(tmp_path, cli):
     (tmp_path / "junk.bin").write_bytes(b"\x00\x00junk")
     code, out = cli("ingest", tmp_path / "junk.bin", "--db", tmp_path / "x.duckdb")
     assert code == 3 and "junk.bin" in out and "Traceback" not in out
+
+
+def test_xls_event_log(tmp_path, con):
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("环节")
+    sheet.write(0, 0, "延安市环节日志")
+    date_style = xlwt.easyxf(num_format_str="yyyy-mm-dd hh:mm")
+    for j, h in enumerate(EVENT_HEADER):
+        sheet.write(2, j, h)
+    sheet.write(3, 0, "X1"); sheet.write(3, 1, "延安"); sheet.write(3, 2, "咨询")
+    sheet.write(3, 3, dt.datetime(2025, 3, 3, 9, 30), date_style); sheet.write(3, 4, "张三")
+    path = tmp_path / "old.xls"
+    book.save(str(path))
+    report = ingest(con, [path])
+    assert report.files[0].format == "xls" and counts(report) == (1, 1, 0, 0)
+    assert table(con, "SELECT time, staff FROM events") == [(dt.datetime(2025, 3, 3, 9, 30), "张三")]
+
+
+def test_password_protected_xlsx_is_refused(tmp_path, con):
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    plain = write_xlsx(tmp_path / "plain.xlsx", [EVENT_HEADER] + EVENTS)
+    locked = tmp_path / "locked.xlsx"
+    with open(plain, "rb") as src, open(locked, "wb") as out:
+        OOXMLFile(src).encrypt("secret", out)
+    with pytest.raises(InputError) as exc:
+        ingest(con, [locked])
+    assert "密码" in str(exc.value) and "locked.xlsx" in str(exc.value)
