@@ -61,6 +61,9 @@ def test_gbk_is_detected_not_assumed(tmp_path, con):
     ("2025-03-05T06:30:00Z", dt.datetime(2025, 3, 5, 14, 30)),
     ("2025-03-05T14:30:00+08:00", dt.datetime(2025, 3, 5, 14, 30)),
     ("45721.6041666667", dt.datetime(2025, 3, 5, 14, 30)),  # an Excel serial that became text
+    ("2025-03-05 14:30:00.0", dt.datetime(2025, 3, 5, 14, 30)),  # database exports
+    ("20250305", dt.datetime(2025, 3, 5)),
+    ("2025.3.5", dt.datetime(2025, 3, 5)),
 ])
 def test_timestamp_styles(tmp_path, con, text, expected):
     path = write_csv(tmp_path / "t.csv", [EVENT_HEADER, ["A", "延安", "咨询", text, "", ""]])
@@ -284,3 +287,10 @@ def test_password_protected_xlsx_is_refused(tmp_path, con):
     with pytest.raises(InputError) as exc:
         ingest(con, [locked])
     assert "密码" in str(exc.value) and "locked.xlsx" in str(exc.value)
+
+
+def test_export_quirks_forced_text_and_tabs(tmp_path, con):
+    path = tmp_path / "quirks.csv"
+    path.write_text('办件编号,地市,环节,时间,经办人\n="0012",延安,咨询,2025-03-05 09:00,\t张三\t\n', encoding="utf-8")
+    ingest(con, [path])
+    assert table(con, "SELECT case_id, staff FROM events") == [("0012", "张三")]

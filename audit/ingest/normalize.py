@@ -23,7 +23,7 @@ TIME_FORMATS = [
     "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%f",
     "%Y年%m月%d日 %H:%M", "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日%H:%M", "%Y年%m月%d日%H:%M:%S",
     "%Y年%m月%d日 %H时%M分", "%Y年%m月%d日",
-    "%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d %H:%M", "%Y.%m.%d", "%Y%m%d %H:%M:%S",
+    "%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d %H:%M", "%Y.%m.%d", "%Y%m%d %H:%M:%S", "%Y/%m/%d %H:%M:%S.%f",
 ]
 
 
@@ -52,15 +52,17 @@ CREATE OR REPLACE TEMP MACRO _ts_any(s) AS CASE
         -- an Excel date serial that reached us as a number (days since 1899-12-30)
         THEN TIMESTAMP '1899-12-30' + to_microseconds(CAST(round(CAST(s AS DOUBLE) * 86400) AS BIGINT) * 1000000)
     WHEN s LIKE '%T%' AND regexp_matches(s, '(Z|[+-]\\d\\d:?\\d\\d)$') THEN _ts_zoned(s)
+    WHEN regexp_full_match(s, '(19|20)\\d{{6}}') THEN try_strptime(s, '%Y%m%d')
+    WHEN regexp_full_match(s, '(19|20)\\d{{12}}') THEN try_strptime(s, '%Y%m%d%H%M%S')
     ELSE _ts_plain(s) END;
 CREATE OR REPLACE TEMP MACRO parse_ts(s) AS CASE
     WHEN year(_ts_any(s)) BETWEEN 1990 AND 2100 THEN _ts_any(s) END;
 CREATE OR REPLACE TEMP MACRO parse_count(s) AS CASE
-    WHEN s IN ('即办', '当场', '当场办结', '立即办理') THEN 0
+    WHEN s IN ('即办', '即办件', '当场', '当场办结', '立即办理', '当日办结') THEN 0
     WHEN regexp_full_match(s, '\\d+(\\.0+)?\\s*(个工作日|工作日|天|日|次|个)?') THEN
         CAST(regexp_extract(s, '^(\\d+)', 1) AS INTEGER) END;
 CREATE OR REPLACE TEMP MACRO parse_money(s) AS CASE
-    WHEN s IN ('免费', '无', '不收费', '零', '-') THEN 0.0
+    WHEN s IN ('免费', '无', '不收费', '否', '零', '-', '—') THEN 0.0
     WHEN regexp_full_match(replace(replace(s, ',', ''), '¥', ''), '\\d+(\\.\\d+)?\\s*元?') THEN
         CAST(regexp_extract(replace(replace(s, ',', ''), '¥', ''), '^(\\d+(\\.\\d+)?)', 1) AS DECIMAL(12, 2)) END;
 """
@@ -130,6 +132,14 @@ def plan_columns(headers: list[str], builtin: dict[str, str], profile: Profile |
     return plan
 
 
+def _cell(col: str) -> str:
+    """A raw cell as a value: trimmed of white space (tabs and full-width spaces included), and
+    unwrapped from the `="…"` form some systems export to keep leading zeros; '' becomes NULL."""
+    trimmed = f"trim(replace({col}, chr(12288), ' '), ' \t\r\n')"
+    return (f"nullif(CASE WHEN starts_with({trimmed}, '=\"') AND ends_with({trimmed}, '\"') "
+            f"THEN {trimmed}[3:-2] ELSE {trimmed} END, '')")
+
+
 def _value_map(expr: str, mapping: dict[str, str]) -> str:
     if not mapping:
         return expr
@@ -151,7 +161,7 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
 
     def raw(fld: str) -> str:
         if fld in plan.fields:
-            expr = f"nullif(trim(replace(c{plan.fields[fld]}, chr(12288), ' ')), '')"
+            expr = _cell(f"c{plan.fields[fld]}")
             if fld in consts:
                 expr = f"coalesce({expr}, {sql_str(consts[fld])})"
         elif fld in consts:
@@ -186,8 +196,8 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
         f"{raw('time')} AS time_raw", f"parse_ts({raw('time')}) AS time",
     ]
     for i in plan.wide:
-        cols.append(f"nullif(trim(c{i}), '') AS w{i}_raw")
-        cols.append(f"parse_ts(nullif(trim(c{i}), '')) AS w{i}")
+        cols.append(f"{_cell(f'c{i}')} AS w{i}_raw")
+        cols.append(f"parse_ts({_cell(f'c{i}')}) AS w{i}")
     all_blank = " AND ".join(f"trim(c{i}) = ''" for i in range(len(plan.headers))) or "TRUE"
     checks = [(f"{all_blank}", "'空行 (整行没有内容)'", "NULL")]
 

@@ -218,7 +218,7 @@ def _cell_text(value) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
-        if math.isfinite(value) and value == int(value) and abs(value) < 1e16:
+        if math.isfinite(value) and value == int(value) and abs(value) < 1e20:
             return str(int(value))
         return repr(value)
     return str(value).strip("\ufeff")
