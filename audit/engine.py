@@ -236,10 +236,11 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
                       ensure_ascii=False)
     con.execute("BEGIN TRANSACTION")
     try:
-        old = con.execute("SELECT run_id FROM runs WHERE run_key = ?", [run_key]).fetchall()
-        run_id = old[0][0] if old else con.execute("SELECT nextval('run_seq')").fetchall()[0][0]
-        for table in ("findings", "run_rules", "runs"):
-            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+        # The same run again replaces it (under a new id, so the latest run is the highest id).
+        for (old_id,) in con.execute("SELECT run_id FROM runs WHERE run_key = ?", [run_key]).fetchall():
+            for table in ("findings", "run_rules", "runs"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [old_id])
+        run_id = con.execute("SELECT nextval('run_seq')").fetchall()[0][0]
         result.run_id = run_id
         for i, rule in enumerate(pack.rules):
             if on_rule:

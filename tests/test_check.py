@@ -85,10 +85,11 @@ def test_rerun_replaces_and_other_runs_stay(sample_db, tmp_path):
     con = connect(db)
     first = run_check(con)
     again = run_check(con)
-    assert again.run_id == first.run_id
-    assert table(con, "SELECT count(*) FROM runs") == [(1,)]
-    n = table(con, f"SELECT count(*) FROM findings WHERE run_id = {first.run_id}")[0][0]
+    assert table(con, "SELECT count(*) FROM runs") == [(1,)]   # replaced, not added
+    assert table(con, f"SELECT count(*) FROM findings WHERE run_id = {first.run_id}") == [(0,)]
+    n = table(con, f"SELECT count(*) FROM findings WHERE run_id = {again.run_id}")[0][0]
     assert n == sum(r.findings for r in first.results)
+    first = again
     import datetime as dt
     earlier = run_check(con, as_of=dt.date(2026, 1, 31))
     assert earlier.run_id != first.run_id
