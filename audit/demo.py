@@ -37,6 +37,10 @@ def run_demo(out: Path, db_path: Path) -> Iterator[str]:
             yield format_ingest(report)
         yield database_summary(con)
         yield check_summary(run_check(con))
+        from audit.report import write_report
+
+        info = write_report(con, out / "report.html")
+        yield f"报告 (report): {info.path}"
     finally:
         con.close()
     yield f"数据库: {db_path}"

@@ -70,7 +70,8 @@ def render_report(con, cities: list[str] | None = None, month: str | None = None
                   as_of: dt.date | None = None, show_personal: bool = False,
                   template_dir: Path | None = None) -> tuple[str, ReportInfo]:
     """The report's HTML text and what it holds (see `write_report`)."""
-    run_id, run_as_of = ensure_run(con, as_of)
+    pack = provenance.latest_pack(con, as_of)  # loaded once, for the run and the rule definitions
+    run_id, run_as_of = ensure_run(con, as_of, pack=pack)
     build_case_kpi(con, run_id)
     scope = figures.make_scope(con, cities, month)
     where, params = scope.where
@@ -78,7 +79,6 @@ def render_report(con, cities: list[str] | None = None, month: str | None = None
                 params)
     n_cases = con.execute("SELECT count(*) FROM report_scope").fetchall()[0][0]
     meta = provenance.load_meta(con, run_id)
-    pack = provenance.run_pack(meta)
     context = _context(con, run_id, scope, n_cases, meta, pack, show_personal)
     html = environment(template_dir).get_template("report.html").render(**context)
     html = html.replace(FONT_PLACEHOLDER, font_face_css(html), 1)
@@ -91,8 +91,9 @@ def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, p
     colors = charts.city_colors(scope.all_cities)
     city_df = figures.city_kpis(con, run_id, scope)
     monthly = figures.monthly_by_city(con, run_id, scope)
+    total = compliance.scope_findings(con, run_id)
     rules = compliance.rule_table(con, run_id, n_cases, pack)
-    rows, total = casetable.findings_rows(con, run_id, show_personal)
+    rows = casetable.findings_rows(con, run_id, show_personal, limit=casetable.MAX_ROWS)
     prov = provenance.provenance(meta)
     return {
         "font_face": FONT_PLACEHOLDER, "page_family": PAGE_FAMILY,
@@ -100,7 +101,7 @@ def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, p
                   "months": scope.months, "cases": n_cases},
         "prov": prov, "show_personal": show_personal,
         "summary": figures.summary(con, run_id, scope),
-        "severity_counts": compliance.severity_counts(con, run_id),
+        "severity_counts": compliance.severity_counts(con),
         "severity_zh": SEVERITY_ZH,
         "figure_names": [figure_zh(f) for f in FIGURES],
         "cities": figures.city_ranking(city_df),

@@ -21,14 +21,11 @@ COLUMNS = ("severity", "rule_id", "clause", "city", "hall", "case_id", "month", 
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
-def findings_rows(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS) -> tuple[list[list], int]:
-    """(rows, total): the first `limit` findings of the cases in ``report_scope``, and how many in all.
+def findings_rows(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS) -> list[list]:
+    """The first `limit` findings of the cases in ``report_scope``, masked unless `show_personal`.
 
     Order: error, warning, info; then the most recent request month first; then city, hall, case, rule.
     """
-    total = con.execute("""SELECT count(*) FROM findings f
-                           SEMI JOIN report_scope s ON s.city = f.city AND s.case_id = f.case_id
-                           WHERE f.run_id = ?""", [run_id]).fetchall()[0][0]
     rows = con.execute("""
         SELECT f.severity, f.rule_id, f.clause, f.city, c.hall, f.case_id, c.month, c.applicant, c.id_number,
                c.phone, c.staff_any, f.message, CAST(f.evidence AS VARCHAR), r.title
@@ -51,7 +48,7 @@ def findings_rows(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS) 
             rec["message"] = scrub(rec["message"])
             rec["evidence"] = scrub(rec["evidence"])
         out.append(["" if rec[k] is None else str(rec[k]) for k in COLUMNS])
-    return out, int(total)
+    return out
 
 
 def options(rows: list[list], column: str) -> list[str]:

@@ -75,8 +75,8 @@ def city_comparison(ranking: pd.DataFrame, colors: dict[str, str]) -> Markup:
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.grid(axis="y", color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
-        ax.legend(ncols=min(len(cities), 6), loc="upper center", bbox_to_anchor=(0.5, 1.16))
-        fig.tight_layout()
+        ax.legend(ncols=min(len(cities), 6), loc="upper center", bbox_to_anchor=(0.5, 1.14))
+        fig.subplots_adjust(left=0.07, right=0.99, top=0.86, bottom=0.1)
         return to_svg(fig, "chart-cities", "各地市指标对比")
 
 
@@ -89,7 +89,7 @@ def trend_charts(monthly: pd.DataFrame, months: list[str], colors: dict[str, str
     charts = []
     with matplotlib.rc_context(_rc()):
         for fig_name in TREND_FIGURES:
-            fig = _new_figure(3.6, 2.35)
+            fig = _new_figure(3.6, 2.5)
             ax = fig.add_subplot()
             x = {m: i for i, m in enumerate(months)}
             low = 1.0
@@ -112,8 +112,9 @@ def trend_charts(monthly: pd.DataFrame, months: list[str], colors: dict[str, str
                 ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
             ax.grid(axis="y", color="#dddddd", linewidth=0.6)
             ax.set_title(f"{figure_zh(fig_name)} 月度趋势")
-            ax.legend(fontsize=7, loc="best")
-            fig.tight_layout()
+            ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=min(len(colors), 5),
+                      handlelength=1.5, columnspacing=1.0)
+            fig.subplots_adjust(left=0.13, right=0.97, top=0.89, bottom=0.23)
             charts.append({"figure": fig_name, "title": f"{figure_zh(fig_name)} 月度趋势",
                            "svg": to_svg(fig, f"chart-{fig_name.replace('_', '-')}", f"{figure_zh(fig_name)} 月度趋势")})
     return charts

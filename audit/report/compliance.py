@@ -1,7 +1,8 @@
 """Compliance per rule and per clause of the standard, over the report's scope.
 
-Needs the temp table ``report_scope`` (city, case_id of every case in scope). A rule's count is
-the number of cases in scope it flagged; its share is that count over the cases in scope.
+`scope_findings` first keeps the run's findings of the cases in ``report_scope`` (city, case_id of
+every case in scope) in the temp table ``report_findings``. A rule's count is the number of cases in
+scope it flagged; its share is that count over the cases in scope.
 """
 
 from __future__ import annotations
@@ -9,10 +10,15 @@ from __future__ import annotations
 from audit.pack import Pack
 from audit.report.text import SEVERITY_RANK, SEVERITY_ZH, fmt_count, pct
 
-SCOPED_FINDINGS = """
-    SELECT DISTINCT f.rule_id, f.severity, f.clause, f.city, f.case_id
-    FROM findings f SEMI JOIN report_scope s ON s.city = f.city AND s.case_id = f.case_id
-    WHERE f.run_id = ?"""
+
+def scope_findings(con, run_id: int) -> int:
+    """Temp table ``report_findings``: (rule, case) pairs of the run within the scope; returns its size."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE report_findings AS
+        SELECT DISTINCT f.rule_id, f.severity, f.clause, f.city, f.case_id
+        FROM findings f SEMI JOIN report_scope s ON s.city = f.city AND s.case_id = f.case_id
+        WHERE f.run_id = ?""", [run_id])
+    return con.execute("SELECT count(*) FROM report_findings").fetchall()[0][0]
 
 
 def clause_key(clause: str | None) -> str:
@@ -26,12 +32,11 @@ def _clause_order(pack: Pack | None) -> dict[str, int]:
 
 def rule_table(con, run_id: int, n_cases: int, pack: Pack | None) -> list[dict]:
     """One row per rule of the run: cases flagged in scope and their share of the cases in scope."""
-    rows = con.execute(f"""
-        WITH f AS ({SCOPED_FINDINGS})
+    rows = con.execute("""
         SELECT r.rule_id, r.severity, r.clause, r.title, count(f.case_id) AS cases
-        FROM run_rules r LEFT JOIN f ON f.rule_id = r.rule_id
+        FROM run_rules r LEFT JOIN report_findings f ON f.rule_id = r.rule_id
         WHERE r.run_id = ?
-        GROUP BY ALL""", [run_id, run_id]).fetchall()
+        GROUP BY ALL""", [run_id]).fetchall()
     order = _clause_order(pack)
     rows.sort(key=lambda r: (order.get(clause_key(r[2]), len(order)), r[0]))
     return [{"rule_id": rule_id, "severity": severity, "severity_zh": SEVERITY_ZH.get(severity, severity),
@@ -42,15 +47,14 @@ def rule_table(con, run_id: int, n_cases: int, pack: Pack | None) -> list[dict]:
 
 def clause_table(con, run_id: int, n_cases: int, pack: Pack | None) -> list[dict]:
     """One row per clause (chapter) of the standard: cases with any finding, and with a violation."""
-    rows = con.execute(f"""
-        WITH f AS ({SCOPED_FINDINGS}),
+    rows = con.execute("""
+        WITH fc AS (SELECT split_part(clause, ' ', 1) AS ck, city, case_id, bool_or(severity = 'error') AS is_error
+                    FROM report_findings GROUP BY ALL),
         r AS (SELECT split_part(clause, ' ', 1) AS ck, list(rule_id ORDER BY rule_id) AS rules
               FROM run_rules WHERE run_id = ? GROUP BY ALL)
-        SELECT r.ck, r.rules,
-               (SELECT count(DISTINCT (city, case_id)) FROM f WHERE split_part(f.clause, ' ', 1) = r.ck) AS cases,
-               (SELECT count(DISTINCT (city, case_id)) FROM f
-                 WHERE split_part(f.clause, ' ', 1) = r.ck AND f.severity = 'error') AS error_cases
-        FROM r""", [run_id, run_id]).fetchall()
+        SELECT r.ck, r.rules, count(fc.case_id) AS cases, count(fc.case_id) FILTER (WHERE fc.is_error) AS error_cases
+        FROM r LEFT JOIN fc USING (ck)
+        GROUP BY ALL""", [run_id]).fetchall()
     order = _clause_order(pack)
     rows.sort(key=lambda r: (order.get(r[0], len(order)), r[0]))
     clauses = pack.clauses if pack else {}
@@ -61,10 +65,10 @@ def clause_table(con, run_id: int, n_cases: int, pack: Pack | None) -> list[dict
             for ck, rules, cases, errors in rows]
 
 
-def severity_counts(con, run_id: int) -> dict[str, int]:
+def severity_counts(con) -> dict[str, int]:
     """Cases in scope with at least one finding of each severity."""
-    rows = con.execute(f"""SELECT severity, count(DISTINCT (city, case_id)) FROM ({SCOPED_FINDINGS})
-                           GROUP BY severity""", [run_id]).fetchall()
+    rows = con.execute("""SELECT severity, count(DISTINCT (city, case_id)) FROM report_findings
+                          GROUP BY severity""").fetchall()
     counts = {s: 0 for s in SEVERITY_RANK}
     counts.update({s: int(n) for s, n in rows})
     return counts

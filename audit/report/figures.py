@@ -54,7 +54,9 @@ def make_scope(con, cities: list[str] | None, month: str | None) -> Scope:
     """Check the chosen cities and month against the data (``case_kpi`` must exist)."""
     all_cities = [r[0] for r in con.execute(
         "SELECT DISTINCT city FROM case_kpi WHERE city IS NOT NULL ORDER BY city").fetchall()]
-    chosen = sorted(set(cities or [])) or all_cities
+    # --city may be repeated or list several names at once (延安,宝鸡 / 延安、宝鸡)
+    named = {c.strip() for item in cities or [] for c in re.split(r"[,，、]", item) if c.strip()}
+    chosen = sorted(named) or all_cities
     unknown = [c for c in chosen if c not in all_cities]
     if unknown:
         raise UsageError(f"没有地市 {'、'.join(unknown)} 的办件；可用: {'、'.join(all_cities) or '(无)'}")
@@ -91,9 +93,10 @@ def summary(con, run_id: int, scope: Scope) -> dict:
         now = monthly.at[latest, fig] if latest in monthly.index else None
         before = monthly.at[prev, fig] if prev in monthly.index else None
         change = None if is_empty(now) or is_empty(before) else float(now) - float(before)
+        text = fmt_change(fig, change)
         cards.append({"figure": fig, "name": figure_zh(fig), "value": fmt_figure(fig, total[fig]),
-                      "latest": fmt_figure(fig, now), "change": fmt_change(fig, change),
-                      "trend": "" if change is None or change == 0 else ("up" if change > 0 else "down")})
+                      "latest": fmt_figure(fig, now), "change": text,
+                      "trend": {"+": "up", "-": "down"}.get(text[:1], "")})
     return {"cards": cards, "latest_month": latest, "previous_month": prev,
             "has_previous": prev in monthly.index if prev else False}
 

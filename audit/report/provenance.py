@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from audit import __version__
+from audit.engine import ensure_schema
 from audit.errors import AuditError
 from audit.findings import run_metadata
 from audit.pack import Pack, load_pack
@@ -30,13 +31,27 @@ def setting_text(value) -> str:
     return "" if value is None else str(value)
 
 
-def run_pack(meta: dict) -> Pack | None:
-    """The pack the run used (its directory if still there, else the default pack); None if unloadable."""
-    path = meta.get("pack_path")
+def latest_pack(con, as_of) -> Pack | None:
+    """The pack of the run `ensure_run` will use (latest, at `as_of`): its directory if still there,
+    else the default pack; None if that cannot be loaded (the report then shows stored titles only)."""
+    ensure_schema(con)
+    where, params = ("WHERE as_of = ?", [as_of]) if as_of else ("", [])
+    row = con.execute(f"SELECT pack_path FROM runs {where} ORDER BY run_id DESC LIMIT 1", params).fetchall()
+    path = row[0][0] if row else None
     try:
         return load_pack(path if path and Path(path).is_dir() else None)
     except AuditError:
         return None
+
+
+def calendar_files(meta: dict) -> list[str]:
+    """The calendar files the run used (common ones, then per city as 'city: file')."""
+    spec = meta.get("calendar_spec")
+    if spec:
+        spec = json.loads(spec) if isinstance(spec, str) else spec
+        return [*spec.get("common", []),
+                *(f"{city}: {f}" for city, files in sorted(spec.get("per_city", {}).items()) for f in files)]
+    return [str(f) for f in meta.get("calendar_files") or []]
 
 
 def provenance(meta: dict) -> dict:
@@ -55,7 +70,7 @@ def provenance(meta: dict) -> dict:
         "standard": meta.get("standard"), "pack_path": meta.get("pack_path"),
         "as_of": str(meta["as_of"])[:10], "as_of_source": meta.get("as_of_source"),
         "calendar": meta.get("calendar"), "fallback_years": list(meta.get("calendar_fallback_years") or []),
-        "calendar_files": list(meta.get("calendar_files") or []),
+        "calendar_files": calendar_files(meta),
         "city_filter": meta.get("city_filter") or "",
         "inputs": [{"file": i.get("file"), "sha256": i.get("sha256"), "rows_read": i.get("rows_read"),
                     "loaded": i.get("loaded")} for i in inputs],

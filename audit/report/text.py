@@ -78,14 +78,19 @@ def fmt_figure(fig: str, value) -> str:
 
 
 def fmt_change(fig: str, value) -> str:
-    """A month-on-month change: '+1.2 pp' for rates, '+12' for cases, '+0.05' for the mean rating."""
+    """A month-on-month change: '+1.2 pp' for rates, '+12' for cases, '+0.05' for the mean rating.
+
+    A change that rounds to zero is written without a sign ('0.0 pp').
+    """
     if is_empty(value):
         return ""
     if fig == "cases":
-        return f"{int(value):+,}"
-    if fig == "mean_rating":
-        return f"{float(value):+.2f}"
-    return f"{float(value) * 100:+.1f} pp"
+        text = f"{int(value):+,}"
+    elif fig == "mean_rating":
+        text = f"{float(value):+.2f}"
+    else:
+        text = f"{float(value) * 100:+.1f} pp"
+    return text[1:] if text[1:].split(" ")[0].strip("0.") == "" else text
 
 
 def fmt_count(value) -> str:

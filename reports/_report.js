@@ -1,0 +1,108 @@
+/* The findings table: rows from the JSON block, sort by clicking a column header, filter by text,
+   severity, city and rule. Every value is written with textContent (never parsed as HTML). */
+(function () {
+  "use strict";
+  var source = document.getElementById("findings-data");
+  var table = document.getElementById("findings-table");
+  if (!source || !table) { return; }
+  var data = JSON.parse(source.textContent);
+  var C = {};
+  data.columns.forEach(function (name, i) { C[name] = i; });
+  var RANK = { error: 0, warning: 1, info: 2 };
+  var rows = data.rows.map(function (r, i) { return { r: r, i: i, hay: r.join("\u0001").toLowerCase() }; });
+  var tbody = table.tBodies[0];
+  var text = document.getElementById("f-text");
+  var severity = document.getElementById("f-severity");
+  var city = document.getElementById("f-city");
+  var rule = document.getElementById("f-rule");
+  var count = document.getElementById("f-count");
+  var sortKey = null;
+  var sortDir = 1;
+
+  function td(tr, main, sub, cls) {
+    var cell = document.createElement("td");
+    if (cls) { cell.className = cls; }
+    cell.appendChild(document.createTextNode(main));
+    (sub || []).forEach(function (s) {
+      var text = Array.isArray(s) ? s[0] : s;
+      if (!text) { return; }
+      var span = document.createElement("span");
+      span.className = Array.isArray(s) ? "sub " + s[1] : "sub";
+      span.textContent = text;
+      cell.appendChild(span);
+    });
+    tr.appendChild(cell);
+    return cell;
+  }
+
+  function makeRow(r) {
+    var tr = document.createElement("tr");
+    tr.setAttribute("data-case", r[C.case_id]);
+    tr.setAttribute("data-severity", r[C.severity]);
+    var sev = td(tr, "", null, "nowrap");
+    var badge = document.createElement("span");
+    badge.className = "sev sev-" + r[C.severity];
+    badge.textContent = data.severity[r[C.severity]] || r[C.severity];
+    sev.appendChild(badge);
+    td(tr, r[C.rule_id], [[r[C.title], "title"], r[C.clause]]);
+    td(tr, r[C.city], null, "nowrap");
+    td(tr, r[C.hall]);
+    td(tr, r[C.case_id], null, "nowrap case-id");
+    td(tr, r[C.month], null, "nowrap");
+    td(tr, r[C.applicant], [r[C.id_number], r[C.phone]]);
+    td(tr, r[C.staff], null, "nowrap");
+    td(tr, r[C.message], [r[C.evidence]], "msg");
+    return tr;
+  }
+
+  function key(row) {
+    return sortKey === "severity" ? RANK[row.r[C.severity]] : row.r[C[sortKey]];
+  }
+
+  function compare(a, b) {
+    if (sortKey) {
+      var x = key(a), y = key(b);
+      if (x < y) { return -sortDir; }
+      if (x > y) { return sortDir; }
+    }
+    return a.i - b.i;
+  }
+
+  function render() {
+    var terms = text.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+    var s = severity.value, c = city.value, ru = rule.value;
+    var shown = rows.filter(function (row) {
+      var r = row.r;
+      if ((s && r[C.severity] !== s) || (c && r[C.city] !== c) || (ru && r[C.rule_id] !== ru)) { return false; }
+      return terms.every(function (t) { return row.hay.indexOf(t) >= 0; });
+    });
+    shown.sort(compare);
+    var frag = document.createDocumentFragment();
+    shown.forEach(function (row) { frag.appendChild(makeRow(row.r)); });
+    while (tbody.firstChild) { tbody.removeChild(tbody.firstChild); }
+    tbody.appendChild(frag);
+    count.textContent = "显示 " + shown.length + " / " + rows.length + " 条";
+  }
+
+  function sortBy(th) {
+    var k = th.getAttribute("data-key");
+    sortDir = sortKey === k ? -sortDir : 1;
+    sortKey = k;
+    Array.prototype.forEach.call(table.tHead.querySelectorAll("th[data-key]"), function (h) {
+      h.setAttribute("aria-sort", h === th ? (sortDir > 0 ? "ascending" : "descending") : "none");
+    });
+    render();
+  }
+
+  table.tHead.addEventListener("click", function (event) {
+    var th = event.target.closest("th[data-key]");
+    if (th) { sortBy(th); }
+  });
+  table.tHead.addEventListener("keydown", function (event) {
+    var th = event.target.closest("th[data-key]");
+    if (th && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); sortBy(th); }
+  });
+  text.addEventListener("input", render);
+  [severity, city, rule].forEach(function (el) { el.addEventListener("change", render); });
+  render();
+}());
