@@ -21,7 +21,7 @@ import duckdb
 from audit import __version__
 from audit.calendar import WorkCalendar
 from audit.errors import CalendarError, PackError, UsageError
-from audit.facts import build_facts, build_settings, settings_in_force
+from audit.facts import CalendarDateError, build_facts, build_settings, settings_in_force
 from audit.pack import Pack, Rule, load_pack
 from audit.workdays import RunCalendars, build_calendars
 
@@ -133,17 +133,20 @@ def prepare(con, pack: Pack, as_of: dt.date, calendar: WorkCalendar, cities: lis
     return calendars
 
 
+CALENDAR_REMEDY = ("；请用 --calendar FILE 提供该年的日历 (date,is_workday)，或 pip install -U chinesecalendar，"
+                   "或明确选择 --calendar-fallback weekdays")
+
+
 def _guard_calendar(fn: Callable[[], object]):
     try:
         return fn()
+    except CalendarDateError as exc:
+        raise CalendarError(str(exc) + CALENDAR_REMEDY) from None
     except duckdb.InvalidInputException as exc:
         msg = str(exc)
         if "工作日历" in msg:
             detail = msg.split("工作日历", 1)[1]
-            raise CalendarError(
-                "工作日历" + detail.split("(date outside")[0].strip()
-                + "；请用 --calendar FILE 提供该年的日历 (date,is_workday)，或 pip install -U chinesecalendar，"
-                  "或明确选择 --calendar-fallback weekdays") from None
+            raise CalendarError("工作日历" + detail.split("(date outside")[0].strip() + CALENDAR_REMEDY) from None
         raise
 
 
@@ -154,32 +157,21 @@ def rule_sql(rule: Rule) -> str:
 ) AS r"""
 
 
-def validate_sql(pack: Pack) -> None:
-    """Bind every rule's SQL against an empty database before anything runs.
+def validate_sql(con, pack: Pack) -> None:
+    """Bind every rule's SQL (EXPLAIN) against the run's prepared tables before any rule runs.
 
     Raises one PackError listing every rule whose SQL does not bind, with the file and the line
-    of its `sql:` block (DuckDB's message names the column or function at fault).
+    of its `sql:` block (DuckDB's message names the column or function at fault). Nothing has
+    been stored at that point: `prepare` only builds temporary tables.
     """
-    con = duckdb.connect()
-    try:
-        from audit.db import SCHEMA
-
-        con.execute(SCHEMA)
-        ensure_schema(con)
-        day = dt.date(2026, 1, 5)
-        build_calendars(con, pack, WorkCalendar.load(), [], day - dt.timedelta(days=7), day)
-        build_settings(con, pack, [])
-        build_facts(con, day.isoformat())
-        problems = []
-        for rule in pack.rules:
-            try:
-                con.execute("EXPLAIN " + rule_sql(rule))
-            except duckdb.Error as exc:
-                problems.append(f"{rule.path}:{_sql_line(rule.path)}: 规则 {rule.id} 的 SQL 无效: {str(exc).splitlines()[0]}")
-        if problems:
-            raise PackError(f"规则包 {pack.path} 有 {len(problems)} 条规则的 SQL 无效:", problems)
-    finally:
-        con.close()
+    problems = []
+    for rule in pack.rules:
+        try:
+            con.execute("EXPLAIN " + rule_sql(rule)).fetchall()
+        except duckdb.Error as exc:
+            problems.append(f"{rule.path}:{_sql_line(rule.path)}: 规则 {rule.id} 的 SQL 无效: {str(exc).splitlines()[0]}")
+    if problems:
+        raise PackError(f"规则包 {pack.path} 有 {len(problems)} 条规则的 SQL 无效:", problems)
 
 
 def _sql_line(path: str) -> str:
@@ -201,11 +193,10 @@ def execute_rule(con, rule: Rule, run_id: int) -> int:
     """
     sql = f"INSERT INTO findings SELECT ?, ?, ?, ?, city, case_id, message, evidence FROM ({rule_sql(rule)})"
     try:
-        _guard_calendar(lambda: con.execute(sql, [run_id, rule.id, rule.severity, rule.clause]))
+        inserted = _guard_calendar(lambda: con.execute(sql, [run_id, rule.id, rule.severity, rule.clause]).fetchall())
     except duckdb.Error as exc:
         raise PackError(f"{rule.path}: 规则 {rule.id} 的 SQL 无法执行: {str(exc).splitlines()[0]}") from None
-    return con.execute("SELECT count(*) FROM findings WHERE run_id = ? AND rule_id = ?",
-                       [run_id, rule.id]).fetchall()[0][0]
+    return inserted[0][0]
 
 
 def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
@@ -215,13 +206,13 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
     """Run every rule of `pack` (default pack if None) and store the findings; see module doc."""
     ensure_schema(con)
     pack = pack or load_pack()
-    validate_sql(pack)
     calendar = calendar or WorkCalendar.load()
     as_of_source = "--as-of" if as_of else "最新事件日期 (latest event)"
     as_of = as_of or default_as_of(con)
     if as_of is None:
         raise UsageError("数据库中没有事件：请先运行 audit ingest")
     calendars = prepare(con, pack, as_of, calendar, cities, per_city_calendars)
+    validate_sql(con, pack)
     n_cases = con.execute("SELECT count(*) FROM case_facts").fetchall()[0][0]
     inputs = [dict(zip(("file", "sha256", "rows_read", "loaded"), r)) for r in con.execute("""
         SELECT DISTINCT path, sha256, rows_read, loaded FROM ingest_files ORDER BY path, sha256""").fetchall()]

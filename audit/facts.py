@@ -16,7 +16,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from audit.errors import CalendarError
 from audit.pack import NUMERIC_SETTINGS, Pack
+
+
+class CalendarDateError(CalendarError):
+    """A working-day limit falls after the last day of the calendar tables."""
 
 # Step columns: t_<code> = time of the first occurrence of the step.
 STEP_COLUMNS = {
@@ -53,7 +58,7 @@ def build_facts(con, as_of: str) -> None:
         f"min(\"time\") FILTER (WHERE step = '{step}') AS {col}" for step, col in STEP_COLUMNS.items())
     staff_steps = ", ".join(f"'{s}'" for s in STAFF_STEPS)
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE case_facts AS
+        CREATE OR REPLACE TEMP TABLE _facts_base AS
         WITH agg AS (
             SELECT city, case_id,
                min("time") AS request_time,
@@ -62,9 +67,13 @@ def build_facts(con, as_of: str) -> None:
                {firsts},
                count(*) FILTER (WHERE step = '移交') AS n_handover,
                count(*) FILTER (WHERE step = '中止') AS n_suspend,
-               count(*) FILTER (WHERE step = '续办') AS n_resume,
-               list(DISTINCT staff ORDER BY staff) FILTER (WHERE step IN ({staff_steps}) AND staff IS NOT NULL) AS event_staff
+               count(*) FILTER (WHERE step = '续办') AS n_resume
             FROM event_rows GROUP BY city, case_id),
+        staffs AS (  -- who handled the case: distinct staff on the handling steps
+            SELECT city, case_id, list(staff ORDER BY staff) AS event_staff
+            FROM (SELECT DISTINCT city, case_id, staff FROM event_rows
+                  WHERE step IN ({staff_steps}) AND staff IS NOT NULL)
+            GROUP BY city, case_id),
         sr AS (
             SELECT city, case_id, step, "time", seq,
                    lag(step) OVER (PARTITION BY city, case_id ORDER BY "time", seq) AS prev
@@ -81,18 +90,24 @@ def build_facts(con, as_of: str) -> None:
                    min("time") FILTER (WHERE closing) AS r_time, coalesce(any_value(cc.cal_key), 0) AS cal_key
             FROM grouped g LEFT JOIN city_calendar cc ON cc.city = g.city
             WHERE g.g > 0 GROUP BY g.city, g.case_id, g.g),
+        spans AS (  -- workdays(中止 date, 续办 date) = wd_before(续办) - wd_before(中止)
+            SELECT p.*, cr.wd_before - cs.wd_before AS wd
+            FROM periods p
+            LEFT JOIN cal_days cs ON cs.cal_key = p.cal_key AND cs.d = p.s_time::DATE
+            LEFT JOIN cal_days cr ON cr.cal_key = p.cal_key AND cr.d = p.r_time::DATE),
         susp AS (
             SELECT city, case_id,
-                   sum(workdays_k(cal_key, s_time::DATE, r_time::DATE)) FILTER (WHERE r_time IS NOT NULL) AS suspended_wd,
+                   sum(wd) FILTER (WHERE r_time IS NOT NULL) AS suspended_wd,
                    bool_or(r_time IS NULL) AS has_open_suspension,
                    list({{'from': strftime(s_time, '%Y-%m-%d'), 'to': strftime(r_time, '%Y-%m-%d')}} ORDER BY g) AS suspensions
-            FROM periods GROUP BY city, case_id),
-        base AS (
-            SELECT c.city, c.case_id, c.county, c.hall, c.service_type, c.channel, c.object_type, c.item,
+            FROM spans GROUP BY city, case_id)
+
+            SELECT coalesce(c.city, a.city) AS city, coalesce(c.case_id, a.case_id) AS case_id,
+                   c.county, c.hall, c.service_type, c.channel, c.object_type, c.item,
                    c.applicant, c.id_number, c.phone, c.staff, c.promised_days, c.fee, c.visits, c.rating,
                    c.rating_score, c.rating_time, c.materials,
-                   c.case_id IS NOT NULL AND cr.case_id IS NOT NULL AS has_case_row,
-                   a.* EXCLUDE (city, case_id),
+                   c.case_id IS NOT NULL AS has_case_row,
+                   a.* EXCLUDE (city, case_id), st.event_staff,
                    coalesce(s.suspended_wd, 0)::INTEGER AS suspended_wd,
                    coalesce(s.has_open_suspension, false) AS has_open_suspension,
                    s.suspensions,
@@ -104,21 +119,46 @@ def build_facts(con, as_of: str) -> None:
                    CASE c.service_type WHEN '帮办' THEN a.t_accept WHEN '代办' THEN a.t_analyse END AS response_time,
                    CASE c.service_type WHEN '帮办' THEN '受理' WHEN '代办' THEN '需求分析' END AS response_step,
                    coalesce(c.rating_time, a.t_complete)::DATE AS rating_date,
-                   coalesce(c.staff, a.event_staff[1]) AS staff_any,
+                   coalesce(c.staff, st.event_staff[1]) AS staff_any,
                    coalesce(cc.cal_key, 0) AS cal_key
-            FROM cases c
-            LEFT JOIN city_calendar cc ON cc.city = c.city
-            LEFT JOIN case_rows cr ON cr.city = c.city AND cr.case_id = c.case_id
-            LEFT JOIN agg a ON a.city = c.city AND a.case_id = c.case_id
-            LEFT JOIN susp s ON s.city = c.city AND s.case_id = c.case_id)
-        SELECT b.*,
-               NOT b.closed AND b.has_open_suspension AS suspended,
-               CASE WHEN b.start_time IS NOT NULL AND b.promised_days IS NOT NULL
-                    THEN add_workdays_k(b.cal_key, b.start_time::DATE, b.promised_days + b.suspended_wd) END AS deadline,
-               add_workdays_k(b.cal_key, b.request_time::DATE, f.response_days) AS response_limit,
-               add_workdays_k(b.cal_key, b.close_time::DATE, f.archive_days) AS archive_limit,
-               add_workdays_k(b.cal_key, b.rating_date, f.followup_days) AS followup_limit,
-               f.max_visits, f.response_days, f.archive_days, f.rating_grace_days, f.followup_days,
-               f.object_types
-        FROM base b JOIN cfg f USING (city)
+            FROM case_rows c
+            FULL OUTER JOIN agg a ON a.city = c.city AND a.case_id = c.case_id
+            LEFT JOIN city_calendar cc ON cc.city = coalesce(c.city, a.city)
+            LEFT JOIN staffs st ON st.city = a.city AND st.case_id = a.case_id
+            LEFT JOIN susp s ON s.city = a.city AND s.case_id = a.case_id
     """)
+    # Working-day limits by joins on the calendar tables (add_workdays(d, n) = the working day whose
+    # running number is wd_no(d) + n; n = 0 gives d itself) — set-based, no per-row subqueries.
+    limits = {  # column: (start date, working days)
+        "deadline": ("CASE WHEN b.promised_days IS NOT NULL THEN b.start_time::DATE END",
+                     "b.promised_days + b.suspended_wd"),
+        "response_limit": ("b.request_time::DATE", "f.response_days"),
+        "archive_limit": ("b.close_time::DATE", "f.archive_days"),
+        "followup_limit": ("b.rating_date", "f.followup_days"),
+    }
+    joins, cols = [], []
+    for i, (name, (day, n)) in enumerate(limits.items()):
+        joins.append(f"LEFT JOIN cal_days c{i} ON c{i}.cal_key = b.cal_key AND c{i}.d = {day}")
+        joins.append(f"LEFT JOIN cal_workdays w{i} ON w{i}.cal_key = b.cal_key AND w{i}.wd_no = c{i}.wd_no + {n} AND {n} > 0")
+        cols.append(f"CASE WHEN {day} IS NULL THEN NULL WHEN {n} = 0 THEN {day} ELSE w{i}.d END AS {name}")
+        cols.append(f"{day} IS NOT NULL AND {n} > 0 AND w{i}.d IS NULL AS _off_{i}")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE case_facts AS
+        SELECT b.*, NOT b.closed AND b.has_open_suspension AS suspended,
+               {', '.join(cols)},
+               f.max_visits, f.response_days, f.archive_days, f.rating_grace_days, f.followup_days
+        FROM _facts_base b JOIN cfg f USING (city)
+        {' '.join(joins)}
+    """)
+    off = " OR ".join(f"_off_{i}" for i in range(len(limits)))
+    missing = con.execute(f"SELECT city, case_id FROM case_facts WHERE {off} LIMIT 1").fetchall()
+    con.execute(f"ALTER TABLE case_facts DROP COLUMN _off_0")
+    for i in range(1, len(limits)):
+        con.execute(f"ALTER TABLE case_facts DROP COLUMN _off_{i}")
+    con.execute("DROP TABLE _facts_base")
+    if missing:
+        last = con.execute("SELECT max(d) FROM cal_days").fetchall()[0][0]
+        year = last.year + 1 if (last.month, last.day) == (12, 31) else last.year
+        # Same wording as the calendar macros, so the engine reports it as a CalendarError.
+        raise CalendarDateError(
+            f"工作日历表只到 {last}：{year} 年不在工作日历范围内 (办件 {missing[0][0]} {missing[0][1]} 的时限落在该年)")

@@ -30,6 +30,7 @@ RULE_KEYS = {"id": True, "clause": True, "severity": True, "title": True, "ratio
 PACK_KEYS = {"name": True, "standard": True, "edition": False, "version": True, "clauses": True,
              "settings": True, "cities": False, "description": False, "extends": False}
 ID_RE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 10x faster
 
 
 @dataclass
@@ -100,8 +101,8 @@ def _where(path: Path, node: yaml.Node | None) -> str:
 def _compose(path: Path, problems: list[str]) -> tuple[yaml.Node | None, Any]:
     try:
         text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_LOADER)
+        data = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
