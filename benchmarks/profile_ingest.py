@@ -1,0 +1,143 @@
+"""Where does `audit ingest` spend its time and memory? Per-statement timing of one ingest.
+
+    python benchmarks/profile_ingest.py benchmarks/data/events.csv [--db X] [--set "SET threads=2" ...]
+
+Runs `audit.ingest.ingest` in this process on a connection wrapper that times every SQL statement
+(multi-statement strings are split and run one by one) and samples this process's RSS every 20 ms,
+so each statement gets its wall time and the peak RSS while it ran. The file reading step
+(`read_any`: encoding check, pyarrow/calamine) is timed the same way. `--set` statements run on the
+connection first (e.g. "SET preserve_insertion_order=false", "SET memory_limit='1GB'").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DATA, fresh_db  # noqa: E402
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, interval: float = 0.02):
+        super().__init__(daemon=True)
+        self.interval, self.peak, self.stop_flag = interval, 0, False
+
+    @staticmethod
+    def rss_mb() -> float:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+    def run(self):
+        while not self.stop_flag:
+            self.peak = max(self.peak, self.rss_mb())
+            time.sleep(self.interval)
+
+    def window(self) -> None:
+        self.peak = self.rss_mb()
+
+
+SAMPLER = RssSampler()
+RECORDS: list[tuple[float, float, str]] = []   # seconds, peak RSS MB in window, label
+
+
+def _label(sql: str) -> str:
+    lines = [ln for ln in sql.strip().splitlines() if not ln.strip().startswith("--")]
+    return " ".join(" ".join(lines).split())[:110]
+
+
+def _split(sql: str) -> list[str]:
+    import duckdb
+
+    return [st.query for st in duckdb.extract_statements(sql)]
+
+
+class TimedCon:
+    """Forwards to a DuckDB connection, timing execute / executemany."""
+
+    def __init__(self, con):
+        self._con = con
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+    def _timed(self, fn, label, *a):
+        SAMPLER.window()
+        t = time.perf_counter()
+        res = fn(*a)
+        RECORDS.append((time.perf_counter() - t, SAMPLER.peak, label))
+        return res
+
+    def execute(self, sql, params=None):
+        stmts = _split(sql) if params is None else [sql]
+        res = None
+        for s in stmts:
+            if params is None:
+                res = self._timed(self._con.execute, _label(s), s)
+            else:
+                # a rule's INSERT INTO findings gets its rule id (the second parameter) in the label
+                tag = f"[{params[1]}] " if s.lstrip().startswith("INSERT INTO findings") and len(params) > 1 else ""
+                res = self._timed(self._con.execute, tag + _label(s), s, params)
+        return res
+
+    def executemany(self, sql, params):
+        return self._timed(self._con.executemany, "executemany " + _label(sql), sql, params)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="+", type=Path)
+    ap.add_argument("--db", type=Path, default=DATA / "tmp_profile.duckdb")
+    ap.add_argument("--keep", action="store_true", help="do not start from a fresh database")
+    ap.add_argument("--set", action="append", default=[], help="SQL run on the connection first")
+    ap.add_argument("--top", type=int, default=25)
+    args = ap.parse_args(argv)
+
+    import audit.ingest.load as load
+    from audit.db import connect
+
+    if not args.keep:
+        fresh_db(args.db)
+    SAMPLER.start()
+    real_read_any = load.read_any
+
+    def timed_read_any(*a, **k):
+        SAMPLER.window()
+        t = time.perf_counter()
+        out = list(real_read_any(*a, **k))
+        RECORDS.append((time.perf_counter() - t, SAMPLER.peak, f"read_any({Path(a[0]).name}) [python/pyarrow]"))
+        return out
+
+    real_sha = load.sha256_of
+
+    def timed_sha(p):
+        t = time.perf_counter()
+        out = real_sha(p)
+        RECORDS.append((time.perf_counter() - t, SAMPLER.peak, f"sha256_of({Path(p).name})"))
+        return out
+
+    load.read_any, load.sha256_of = timed_read_any, timed_sha
+    t0 = time.perf_counter()
+    con = connect(args.db)
+    for s in args.set:
+        con.execute(s)
+    rep = load.ingest(TimedCon(con), args.files)
+    con.close()
+    total = time.perf_counter() - t0
+    SAMPLER.stop_flag = True
+    print(f"total {total:.2f}s, peak RSS {max(r[1] for r in RECORDS):,.0f} MB; "
+          f"read {rep.rows_read:,} loaded {rep.loaded:,} quarantined {rep.quarantined:,} duplicates {rep.duplicates:,}")
+    print(f"sum of timed steps {sum(r[0] for r in RECORDS):.2f}s\n")
+    print("| seconds | peak RSS MB | statement |\n| ---: | ---: | --- |")
+    for sec, peak, label in sorted(RECORDS, key=lambda r: -r[0])[:args.top]:
+        print(f"| {sec:.2f} | {peak:,.0f} | `{label}` |")
+
+
+if __name__ == "__main__":
+    main()
