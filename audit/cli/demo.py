@@ -17,7 +17,7 @@ def demo_cmd(
     db: Path = DbOption,
     debug: bool = DebugOption,
 ) -> None:
-    """演示：生成延安、宝鸡、榆林样例数据并导入、汇总 (sample → ingest → summary).
+    """演示：生成延安、宝鸡、榆林样例数据并导入、审计、写出报告 (sample → ingest → check → report).
 
     Example: audit demo            (in an empty directory; writes demo_output/ and audit.duckdb)
     """
