@@ -124,7 +124,8 @@ def prepare(con, pack: Pack, as_of: dt.date, calendar: WorkCalendar, cities: lis
         FROM event_rows""").fetchall()[0]
     lo = min(lo or as_of, as_of) - dt.timedelta(days=7)
     hi = max(hi or as_of, as_of)
-    all_cities = [r[0] for r in con.execute("SELECT DISTINCT city FROM cases ORDER BY city").fetchall()]
+    all_cities = [r[0] for r in con.execute(
+        "SELECT city FROM case_rows UNION SELECT city FROM event_rows ORDER BY city").fetchall()]
     calendars = build_calendars(con, pack, calendar, all_cities, lo, hi, per_city)
     build_settings(con, pack, all_cities)
     _guard_calendar(lambda: build_facts(con, as_of.isoformat()))

@@ -81,15 +81,18 @@ MAX_TRIES = int(os.environ.get("BENCH_MAX_TRIES", "4"))
 CONTENDED = 0.10     # other processes' CPU time above this share of the run's wall time × cores
 
 
-def run(cmd: list[str], cwd: Path = ROOT, quiet: bool = True) -> Run:
+def run(cmd: list[str], cwd: Path = ROOT, quiet: bool = True, before=None, retry: bool = True) -> Run:
     """Run `cmd` in a fresh process: wall time and that child's own peak RSS (via wait4).
 
     With `quiet` (the default) it first waits for an idle machine, and measures the CPU time that
     other processes used meanwhile (machine busy time from /proc/stat minus the child's own CPU
     time); a run where others took more than 10 % of the cores is repeated, up to
-    $BENCH_MAX_TRIES (4) times, and the least contended run is kept."""
+    $BENCH_MAX_TRIES (4) times, and the least contended run is kept. `before()` runs before every
+    attempt (e.g. to start again from a fresh database); `retry=False` measures once."""
     best: Run | None = None
-    for attempt in range(1, (MAX_TRIES if quiet else 1) + 1):
+    for attempt in range(1, (MAX_TRIES if quiet and retry else 1) + 1):
+        if before:
+            before()
         if quiet:
             wait_quiet()
         r = _run_once(cmd, cwd)
