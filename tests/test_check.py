@@ -178,13 +178,18 @@ def test_custom_pack_worked_example(sample_db, tmp_path):
     db = tmp_path / "copy.duckdb"
     shutil.copy(sample_db, db)
     con = connect(db)
+    extra = [["办件编号", "地市", "服务类型", "服务方式", "到现场次数", "环节", "时间"],
+             ["ONLINE1", "宝鸡", "帮办", "线上", "1", "咨询", "2026-03-02 09:00"]]
+    ingest(con, [write_csv(tmp_path / "online.csv", extra)])
     strict = run_check(con, pack)
     default = run_check(con)
-    con.close()
     count = {r.rule.id: r.findings for r in strict.results}
     base = {r.rule.id: r.findings for r in default.results}
     assert count["REQ-RESPONSE"] > base["REQ-RESPONSE"]  # same-day response is stricter
-    assert count["LOCAL-ONLINE-ZERO-VISIT"] >= 0
+    assert "LOCAL-ONLINE-ZERO-VISIT" not in base
+    flagged = table(con, f"SELECT case_id FROM findings WHERE run_id = {strict.run_id} AND rule_id = 'LOCAL-ONLINE-ZERO-VISIT'")
+    assert count["LOCAL-ONLINE-ZERO-VISIT"] == 1 and flagged == [("ONLINE1",)]
+    con.close()
 
 
 def test_uncovered_year_is_an_error_unless_fallback(tmp_path):
