@@ -21,6 +21,8 @@ from pathlib import Path
 
 import duckdb
 
+from audit.ingest.vocab import STEPS
+
 DEFAULT_DB = "audit.duckdb"
 
 CASE_FIELDS = [
@@ -95,38 +97,54 @@ CREATE TABLE IF NOT EXISTS case_rows (
     rating_score  TINYINT,
     rating_time   TIMESTAMP,
     materials     VARCHAR,
-    source_file   VARCHAR,
-    source_sha256 VARCHAR,
     source_row    BIGINT,
-    ingest_id     BIGINT
+    ingest_id     BIGINT,
+    file_id       INTEGER     -- with ingest_id: the ingest_files row of the source file
 );
 CREATE TABLE IF NOT EXISTS event_rows (
     city          VARCHAR NOT NULL,
     case_id       VARCHAR NOT NULL,
     step          VARCHAR NOT NULL,
-    step_code     VARCHAR NOT NULL,
     "time"        TIMESTAMP NOT NULL,
     staff         VARCHAR,
     note          VARCHAR,
-    source_file   VARCHAR,
-    source_sha256 VARCHAR,
     source_row    BIGINT,
     seq           BIGINT,
-    ingest_id     BIGINT
+    ingest_id     BIGINT,
+    file_id       INTEGER
 );
+"""
+
+# Every row keeps the file it came from as (ingest_id, file_id), the key of ingest_files; the
+# views spell out the file name (with #sheet for a workbook sheet) and its SHA-256.
+VIEWS = f"""
 CREATE OR REPLACE VIEW cases AS
-    SELECT case_id, city, county, hall, service_type, channel, object_type, item, applicant,
-           id_number, phone, staff, promised_days, fee, visits, rating, rating_score, rating_time,
-           materials, source_file, source_sha256, source_row
-    FROM case_rows
+    SELECT c.case_id, c.city, c.county, c.hall, c.service_type, c.channel, c.object_type, c.item,
+           c.applicant, c.id_number, c.phone, c.staff, c.promised_days, c.fee, c.visits, c.rating,
+           c.rating_score, c.rating_time, c.materials,
+           f.file_name || coalesce('#' || f.sheet, '') AS source_file, f.sha256 AS source_sha256,
+           c.source_row
+    FROM case_rows c LEFT JOIN ingest_files f USING (ingest_id, file_id)
     UNION ALL BY NAME
     -- a case known only from its events (its case table not loaded yet): attributes are NULL
     SELECT city, case_id FROM (SELECT DISTINCT city, case_id FROM event_rows) e
     ANTI JOIN case_rows c USING (city, case_id);
 CREATE OR REPLACE VIEW events AS
-    SELECT case_id, step, "time", staff, note, city, step_code, seq, source_file, source_sha256,
-           source_row
-    FROM event_rows;
+    SELECT e.case_id, e.step, e."time", e.staff, e.note, e.city,
+           CASE e.step {' '.join(f"WHEN '{k}' THEN '{v}'" for k, v in STEPS.items())} END AS step_code,
+           e.seq, f.file_name || coalesce('#' || f.sheet, '') AS source_file, f.sha256 AS source_sha256,
+           e.source_row
+    FROM event_rows e LEFT JOIN ingest_files f USING (ingest_id, file_id);
+"""
+
+# Databases written before provenance moved to (ingest_id, file_id): the old columns are folded
+# into file_id (matched on the ingest and file name) and dropped.
+MIGRATIONS = """
+ALTER TABLE {table} ADD COLUMN file_id INTEGER;
+UPDATE {table} t SET file_id = f.file_id FROM ingest_files f
+ WHERE f.ingest_id = t.ingest_id AND f.file_name || coalesce('#' || f.sheet, '') = t.source_file;
+ALTER TABLE {table} DROP COLUMN source_file;
+ALTER TABLE {table} DROP COLUMN source_sha256;
 """
 
 
@@ -140,4 +158,21 @@ def connect(path: str | Path = DEFAULT_DB, read_only: bool = False) -> duckdb.Du
     con = duckdb.connect(str(path), read_only=read_only)
     if not read_only:
         con.execute(SCHEMA)
+        _migrate(con)
+        con.execute(VIEWS)
     return con
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    old = con.execute("""SELECT DISTINCT table_name FROM duckdb_columns()
+                         WHERE table_name IN ('case_rows', 'event_rows') AND column_name = 'source_sha256'
+                           AND NOT internal AND database_name = current_database()""").fetchall()
+    if not old:
+        return
+    con.execute("DROP VIEW IF EXISTS cases; DROP VIEW IF EXISTS events")
+    for (table,) in old:
+        con.execute(MIGRATIONS.format(table=table))
+    cols = {r[0] for r in con.execute("""SELECT column_name FROM duckdb_columns()
+        WHERE table_name = 'event_rows' AND database_name = current_database()""").fetchall()}
+    if "step_code" in cols:
+        con.execute("ALTER TABLE event_rows DROP COLUMN step_code")

@@ -59,16 +59,16 @@ def _load(con, examples: list[Example]) -> None:
             row["rating_time"] = _ts(row["rating_time"])
         score = RATINGS.get(row["rating"]) if row["rating"] else None
         if ex.case or not ex.events:
-            con.execute(f"""INSERT INTO case_rows (city, case_id, {', '.join(CASE_COLUMNS)}, rating_score, source_file)
-                            VALUES (?, ?, {', '.join('?' for _ in CASE_COLUMNS)}, ?, 'example')""",
+            con.execute(f"""INSERT INTO case_rows (city, case_id, {', '.join(CASE_COLUMNS)}, rating_score)
+                            VALUES (?, ?, {', '.join('?' for _ in CASE_COLUMNS)}, ?)""",
                         [ex.city, case_id] + [row[c] for c in CASE_COLUMNS] + [score])
         for ev in ex.events:
             seq += 1
             step, when = str(ev[0]), _ts(ev[1])
             staff = str(ev[2]) if len(ev) > 2 and ev[2] is not None else None
-            con.execute("""INSERT INTO event_rows (city, case_id, step, step_code, "time", staff, seq, source_file, source_row)
-                           VALUES (?, ?, ?, ?, ?, ?, ?, 'example', ?)""",
-                        [ex.city, case_id, step, STEPS[step], when, staff, seq, seq])
+            con.execute("""INSERT INTO event_rows (city, case_id, step, "time", staff, seq, source_row)
+                           VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                        [ex.city, case_id, step, when, staff, seq, seq])
 
 
 def run_examples(rule: Rule, pack: Pack, calendar: WorkCalendar | None = None) -> list[ExampleOutcome]:

@@ -13,7 +13,6 @@ an event found twice is loaded once, and for a case row found twice the later on
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +20,10 @@ from pathlib import Path
 import duckdb
 
 from audit.errors import AuditError
-from audit.ingest.normalize import MACROS, plan_columns, stage_sql, known_headers
-from audit.ingest.profile import Profile, load_profile
-from audit.ingest.readers import read_any
-from audit.ingest.vocab import (
-    CASE_ATTRIBUTES, RATINGS, STEPS, header_lookup, step_lookup,
-)
+from audit.ingest.normalize import MACROS, known_headers, plan_columns, present_attributes, stage_sql
+from audit.ingest.profile import load_profile
+from audit.ingest.readers import FileScan, read_any
+from audit.ingest.vocab import CASE_ATTRIBUTES, RATINGS, STEPS, header_lookup, step_lookup
 
 # Case attributes as stored (rating_score is derived from rating).
 ATTRS = CASE_ATTRIBUTES
@@ -52,6 +49,7 @@ class FileReport:
     duplicates: int = 0
     replaced_cases: int = 0
     new_cases: int = 0
+    reader: str = ""            # duckdb (read straight from the file) | exact (pyarrow, csv, calamine)
 
 
 @dataclass
@@ -83,28 +81,21 @@ class IngestReport:
 
 def sha256_of(path: Path) -> str:
     """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
+    return FileScan(path).result().sha256
 
 
-def _setup(con: duckdb.DuckDBPyConnection, profile: Profile | None) -> None:
+def _setup(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(MACROS)
-    steps = step_lookup(profile.steps if profile else None)
-    con.execute("CREATE OR REPLACE TEMP TABLE _step_map (src VARCHAR, step VARCHAR, code VARCHAR)")
-    con.executemany("INSERT INTO _step_map VALUES (?, ?, ?)", [(k, v, STEPS[v]) for k, v in steps.items()])
     attr_cols = ", ".join(f"{a} {_attr_type(a)}, p_{a} BOOLEAN" for a in ATTRS)
     con.execute(f"""
         -- pos = file_id << 40 | row << 6 | wide column: one ordered key per staged value.
-        CREATE OR REPLACE TEMP TABLE _ev (pos BIGINT, counted BOOLEAN, city VARCHAR, case_id VARCHAR,
-            step VARCHAR, step_code VARCHAR, "time" TIMESTAMP, staff VARCHAR, note VARCHAR);
         CREATE OR REPLACE TEMP TABLE _cs (pos BIGINT, file_id INTEGER, "row" BIGINT, counted BOOLEAN,
             city VARCHAR, case_id VARCHAR, {attr_cols});
         CREATE OR REPLACE TEMP TABLE _status (file_id INTEGER, "row" BIGINT, status VARCHAR);
+        CREATE OR REPLACE TEMP TABLE _quar (file_id INTEGER, "row" BIGINT, "column" VARCHAR, reason VARCHAR, raw JSON);
         CREATE OR REPLACE TEMP TABLE _files (file_id INTEGER, file_name VARCHAR, sha256 VARCHAR,
             ingest_id BIGINT, case_id_header VARCHAR);
+        CREATE OR REPLACE TEMP TABLE _touched (file_id BIGINT, city VARCHAR, case_id VARCHAR, kind VARCHAR);
     """)
 
 
@@ -113,98 +104,175 @@ def _attr_type(a: str) -> str:
             "rating_time": "TIMESTAMP"}.get(a, "VARCHAR")
 
 
+@dataclass
+class _Staged:
+    """One staged file (or sheet): its temp table and what the merge needs to know about it."""
+
+    file_id: int
+    name: str
+    case_id_header: str
+    tables: list[str] = field(default_factory=list)     # temp tables to drop at the end
+    events_sql: list[str] = field(default_factory=list)  # SELECTs giving its event rows
+    events_ok: int = 0                                   # counted event rows without a problem
+
+
 def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | None = None,
            profile: str | Path | None = None, sheet: str | None = None, append: bool = False,
            command: str | None = None) -> IngestReport:
-    """Load `paths` (any format and layout of contract §1) in one transaction; see module doc."""
+    """Load `paths` (any format and layout of contract §1) in one transaction; see module doc.
+
+    Files are first staged into temporary tables (outside the transaction: a file DuckDB's fast
+    reader rejects is then simply read again by the exact reader); only the merge into the
+    database's tables runs in the transaction."""
     prof = load_profile(profile) if profile else None
     builtin = header_lookup()
     known = known_headers(builtin, prof)
-    _setup(con, prof)
+    steps = step_lookup(prof.steps if prof else None)
+    _setup(con)
     started = dt.datetime.now().replace(microsecond=0)
-    con.execute("BEGIN TRANSACTION")
+    report = IngestReport(0)
+    staged: list[_Staged] = []
     try:
-        ingest_id = con.execute("SELECT nextval('ingest_seq')").fetchall()[0][0]
-        report = IngestReport(ingest_id)
         for path in map(Path, paths):
-            sha = sha256_of(path) if path.exists() else ""
+            scan = FileScan(path)
+            first = len(report.files)
             for raw in read_any(path, known, sheet or (prof.sheet if prof else None),
                                 prof.header_row if prof else None):
-                _stage_file(con, report, raw, sha, builtin, prof, city)
-        _merge(con, report, append)
-        _log(con, report, started, command)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+                staged.append(_stage_file(con, report, raw, scan, builtin, prof, city, steps))
+            scan.result()
+            for fr in report.files[first:]:
+                fr.sha256 = scan.sha256
+        con.execute("BEGIN TRANSACTION")
+        try:
+            report.ingest_id = con.execute("SELECT nextval('ingest_seq')").fetchall()[0][0]
+            con.executemany("INSERT INTO _files VALUES (?, ?, ?, ?, ?)",
+                            [[st.file_id, st.name, report.files[st.file_id].sha256, report.ingest_id,
+                              st.case_id_header] for st in staged])
+            _merge(con, report, staged, append)
+            _log(con, report, started, command)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        for st in staged:
+            for t in st.tables:
+                con.execute(f"DROP TABLE IF EXISTS {t}")
     return report
 
 
-def _stage_file(con, report: IngestReport, raw, sha: str, builtin, prof, city) -> None:
+def _stage_file(con, report: IngestReport, raw, scan: FileScan, builtin, prof, city, steps) -> _Staged:
+    """Normalise one file into a temp table; record its quarantined rows; queue its events and
+    case rows for the merge."""
     file_id = len(report.files)
-    where = f"{raw.path}" + (f" 工作表 {raw.sheet!r}" if raw.sheet else "")
-    plan = plan_columns(raw.headers, builtin, prof, where)
-    fr = FileReport(str(raw.path), raw.path.name, sha, raw.path.stat().st_size, raw.format, raw.encoding,
-                    raw.sheet, plan.layout, raw.header_row, plan.unmapped)
-    report.files.append(fr)
-    fr.rows_read = raw.table.num_rows + len(raw.bad_rows)
-    con.register("_raw", raw.table)
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {stage_sql(plan, prof, city, '_raw')}")
-    finally:
-        con.unregister("_raw")
+    st = f"_st{file_id}"
+    plan = _plan(raw, builtin, prof)
+    args = (plan, prof, city)
+    rowx, rows = "_row", 0
+    if raw.duck is not None:
+        fast = False
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {st} AS "
+                        f"{stage_sql(*args, raw.duck.sql(), steps, has_row=False)}")
+            rows = con.execute(f"SELECT count(*) FROM {st}").fetchall()[0][0]
+            scan.result()
+            fast = scan.error is None and rows == raw.duck.expected_records(scan.newlines, scan.ends_with_newline)
+        except duckdb.Error:
+            pass   # ragged rows, bad UTF-8, mixed line ends...: the exact reader says what is wrong
+        finally:
+            raw.duck.cleanup()
+        if fast:
+            rowx = f"(rowid + {raw.duck.first_row})"
+        else:
+            con.execute(f"DROP TABLE IF EXISTS {st}")
+            raw = raw.fallback()
+            plan = _plan(raw, builtin, prof)
+            args = (plan, prof, city)
+    if raw.table is not None:
+        con.register("_raw", raw.table)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {st} AS "
+                        f"{stage_sql(*args, '_raw', steps, has_row=True)}")
+        finally:
+            con.unregister("_raw")
+        rows = raw.table.num_rows
+        raw.table = None
     name = raw.path.name + (f"#{raw.sheet}" if raw.sheet else "")
-    con.execute("INSERT INTO _files VALUES (?, ?, ?, ?, ?)",
-                [file_id, name, sha, report.ingest_id, plan.header("case_id")])
-    base = f"(({file_id}::BIGINT << 40) | (_row << 6))"
-    headers_json = ", ".join(f"{_lit(h or f'列{i + 1}')}, c{i}" for i, h in enumerate(raw.headers))
-    con.execute(f"""
-        INSERT INTO quarantine SELECT ?, ?, ?, _row, problem_col, problem, json_object({headers_json})
-        FROM _stage WHERE problem IS NOT NULL""", [report.ingest_id, name, sha])
-    for row, reason, cells in raw.bad_rows:
-        con.execute("INSERT INTO quarantine VALUES (?, ?, ?, ?, NULL, ?, ?)",
-                    [report.ingest_id, name, sha, row, f"第 {row} 行 {reason}", json.dumps(cells, ensure_ascii=False)])
-    con.execute("INSERT INTO _status SELECT ?, _row, 'quarantined' FROM _stage WHERE problem IS NOT NULL", [file_id])
+    fr = FileReport(str(raw.path), raw.path.name, "", raw.path.stat().st_size, raw.format, raw.encoding,
+                    raw.sheet, plan.layout, raw.header_row, plan.unmapped,
+                    reader="duckdb" if rowx != "_row" else "exact")
+    report.files.append(fr)
+    staged = _Staged(file_id, name, plan.header("case_id"), [st])
+    fr.rows_read = rows + len(raw.bad_rows)
+
+    con.execute(f"""INSERT INTO _quar SELECT {file_id}, {rowx}, problem_col, '第 ' || {rowx} || ' 行 ' || problem,
+                    raw_json FROM {st} WHERE problem IS NOT NULL""")
+    problems = con.execute(f"SELECT count(*) FROM _quar WHERE file_id = {file_id}").fetchall()[0][0]
     if raw.bad_rows:
-        con.executemany("INSERT INTO _status VALUES (?, ?, 'quarantined')", [[file_id, r[0]] for r in raw.bad_rows])
+        con.executemany("INSERT INTO _quar VALUES (?, ?, NULL, ?, ?)",
+                        [[file_id, row, f"第 {row} 行 {reason}", json.dumps(cells, ensure_ascii=False)]
+                         for row, reason, cells in raw.bad_rows])
+    fr.quarantined = problems + len(raw.bad_rows)
+
+    base = f"(({file_id}::BIGINT << 40) | ({rowx} << 6))"
     ok = "problem IS NULL"
     if plan.layout in ("events", "combined"):
-        con.execute(f"""INSERT INTO _ev SELECT {base}, TRUE, city, case_id, step, step_code, "time",
-                        event_staff, note FROM _stage WHERE {ok}""")
-    for n, (i, step) in enumerate(plan.wide.items()):
-        con.execute(f"""INSERT INTO _ev SELECT {base} | {n + 1}, FALSE, city, case_id, ?, ?, w{i}, NULL, NULL
-                        FROM _stage WHERE {ok} AND w{i} IS NOT NULL""", [step, STEPS[step]])
-    present = {a: (a in plan.fields or (prof is not None and a in prof.constants)) for a in ATTRS}
+        staged.events_sql.append(f"""SELECT {base} AS pos, TRUE AS counted, city, case_id, step,
+                                     "time", event_staff AS staff, note, h FROM {st} WHERE {ok}""")
+        staged.events_ok = rows - problems
+    if plan.wide:
+        wide = f"_evw{file_id}"
+        staged.tables.append(wide)
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {wide} (pos BIGINT, counted BOOLEAN, city VARCHAR,
+                        case_id VARCHAR, step VARCHAR, "time" TIMESTAMP, staff VARCHAR,
+                        note VARCHAR, h UBIGINT)""")
+        for n, (i, step) in enumerate(plan.wide.items()):
+            con.execute(f"""INSERT INTO {wide} SELECT {base} | {n + 1}, FALSE, city, case_id, $1, w{i},
+                            NULL, NULL, hash(city, case_id, $1, w{i}, NULL::VARCHAR, NULL::VARCHAR)
+                            FROM {st} WHERE {ok} AND w{i} IS NOT NULL""", [step])
+        staged.events_sql.append(f"SELECT * FROM {wide}")
+    present = set(present_attributes(plan, prof))
     if plan.layout in ("cases", "wide"):
-        cols = ", ".join(f"{a}, {present[a]}" for a in ATTRS)
-        con.execute(f"INSERT INTO _cs SELECT {base}, {file_id}, _row, TRUE, city, case_id, {cols} FROM _stage WHERE {ok}")
+        cols = ", ".join(f"{a if a in present else 'NULL'}, {a in present}" for a in ATTRS)
+        con.execute(f"INSERT INTO _cs SELECT {base}, {file_id}, {rowx}, TRUE, city, case_id, {cols} FROM {st} WHERE {ok}")
     elif plan.layout == "combined":
         # Case attributes repeated on event rows: per case, the last non-empty value of each.
-        cols = ", ".join(f"arg_max({a}, _row) FILTER (WHERE {a} IS NOT NULL), {present[a]}" for a in ATTRS)
-        con.execute(f"""INSERT INTO _cs SELECT max({base}), {file_id}, min(_row), FALSE, city, case_id, {cols}
-                        FROM _stage WHERE {ok} GROUP BY city, case_id""")
-    con.execute("DROP TABLE _stage")
+        cols = ", ".join(f"arg_max({a}, {rowx}) FILTER (WHERE {a} IS NOT NULL), TRUE" if a in present
+                         else "NULL, FALSE" for a in ATTRS)
+        con.execute(f"""INSERT INTO _cs SELECT max({base}), {file_id}, min({rowx}), FALSE, city, case_id, {cols}
+                        FROM {st} WHERE {ok} GROUP BY city, case_id""")
+    if not staged.events_sql:       # a case table: everything needed is in _cs now
+        con.execute(f"DROP TABLE {st}")
+    return staged
 
 
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
+def _plan(raw, builtin, prof):
+    where = f"{raw.path}" + (f" 工作表 {raw.sheet!r}" if raw.sheet else "")
+    return plan_columns(raw.headers, builtin, prof, where)
 
 
-def _merge(con, report: IngestReport, append: bool) -> None:
-    """Deduplicate, replace and insert the staged events and case rows; record row statuses."""
-    _merge_events(con, append)
-    _merge_cases(con)
-    # Per-file accounting.
-    counts = con.execute("""
-        SELECT file_id, status, count(*) FROM _status GROUP BY ALL""").fetchall()
-    for file_id, status, n in counts:
+def _merge(con, report: IngestReport, staged: list[_Staged], append: bool) -> None:
+    """Deduplicate, replace and insert the staged events and case rows; count every row."""
+    con.execute("""
+        INSERT INTO quarantine SELECT f.ingest_id, f.file_name, f.sha256, q."row", q."column", q.reason, q.raw
+        FROM _quar q JOIN _files f USING (file_id)""")
+    parts = [sql for st in staged for sql in st.events_sql]
+    if parts:
+        loaded = _merge_events(con, " UNION ALL ".join(parts), {st.file_id: st.events_ok for st in staged}, append,
+                               report.ingest_id)
+        for st in staged:
+            fr = report.files[st.file_id]
+            fr.loaded += loaded.get(st.file_id, 0)
+            fr.duplicates += st.events_ok - loaded.get(st.file_id, 0)
+    _merge_cases(con, report.ingest_id)
+    for file_id, status, n in con.execute("SELECT file_id, status, count(*) FROM _status GROUP BY ALL").fetchall():
         fr = report.files[file_id]
         if status == "loaded":
-            fr.loaded = n
+            fr.loaded += n
         elif status == "duplicate":
-            fr.duplicates = n
+            fr.duplicates += n
         elif status == "quarantined":
-            fr.quarantined = n
+            fr.quarantined += n
     per_file = con.execute("""
         SELECT file_id, count(DISTINCT (city, case_id)) FILTER (WHERE kind = 'replaced'),
                count(DISTINCT (city, case_id)) FILTER (WHERE kind = 'new')
@@ -228,69 +296,77 @@ def _merge(con, report: IngestReport, append: bool) -> None:
                AND o.source_row = q.source_row AND o.reason = q.reason)""", [report.ingest_id])
 
 
-def _merge_events(con, append: bool) -> None:
-    con.execute("""
+# The identity of an event, for comparing this ingest's events with each other and the database's.
+EVENT_KEY = 'city, case_id, step, "time", staff, note'
+_SAME_EVENT = " AND ".join(f"o.{c} IS NOT DISTINCT FROM e.{c}" for c in ("city", "case_id", "step", '"time"', "staff", "note"))
+
+
+def _merge_events(con, events_sql: str, events_ok: dict[int, int], append: bool, ingest_id: int) -> dict[int, int]:
+    """Load the staged events; return the counted rows loaded per file (the others are duplicates).
+
+    Repeats are found by a 64-bit hash of each event first, then confirmed on the exact values.
+    A case's events are compared with the database's by count and the sum of those hashes."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _ev AS {events_sql}")
+    con.execute("CREATE OR REPLACE TEMP TABLE _duph AS SELECT h FROM _ev GROUP BY h HAVING count(*) > 1")
+    con.execute(f"""
         -- An event found more than once in this ingest is loaded once (its first row, by pos).
-        CREATE OR REPLACE TEMP TABLE _evu AS
-        SELECT city, case_id, step, any_value(step_code) AS step_code, "time", staff, note,
-               min(pos) AS pos, arg_min(counted, pos) AS counted
-        FROM _ev GROUP BY city, case_id, step, "time", staff, note;
-        INSERT INTO _status
-            SELECT e.pos >> 40, (e.pos >> 6) & 17179869183, 'duplicate'
-            FROM _ev e ANTI JOIN _evu u ON e.pos = u.pos WHERE e.counted;
-        -- Compare each touched case's event set with what earlier ingests loaded.
-        CREATE OR REPLACE TEMP TABLE _evcase AS
-        WITH newc AS (SELECT city, case_id, count(*) AS n_new FROM _evu GROUP BY ALL),
-             oldc AS (SELECT e.city, e.case_id, count(*) AS n_old FROM event_rows e
-                      SEMI JOIN newc USING (city, case_id) GROUP BY ALL),
-             same AS (SELECT u.city, u.case_id, count(*) AS n_same FROM _evu u JOIN event_rows e
-                        ON e.city = u.city AND e.case_id = u.case_id AND e.step = u.step
-                       AND e."time" = u."time" AND e.staff IS NOT DISTINCT FROM u.staff
-                       AND e.note IS NOT DISTINCT FROM u.note GROUP BY ALL)
-        SELECT newc.city, newc.case_id,
-               CASE WHEN n_old IS NULL THEN 'new'
-                    WHEN n_old = n_new AND n_same = n_new THEN 'same'
-                    ELSE 'changed' END AS verdict
-        FROM newc LEFT JOIN oldc USING (city, case_id) LEFT JOIN same USING (city, case_id);
-    """)
-    if append:
+        CREATE OR REPLACE TEMP TABLE _dupskip AS
+        SELECT pos, counted FROM (
+            SELECT pos, counted, row_number() OVER (PARTITION BY {EVENT_KEY} ORDER BY pos) AS rn
+            FROM _ev WHERE h IN (SELECT h FROM _duph)) WHERE rn > 1""")
+    has_dups = con.execute("SELECT count(*) FROM _dupskip").fetchall()[0][0] > 0
+    con.execute("CREATE OR REPLACE TEMP VIEW _evu AS SELECT e.* FROM _ev e"
+                + (" ANTI JOIN _dupskip d ON e.pos = d.pos" if has_dups else ""))
+    con.execute("""CREATE OR REPLACE TEMP TABLE _evf AS
+                   SELECT pos >> 40 AS file_id, city, case_id, count(*) AS n, sum(h) AS s FROM _evu GROUP BY ALL""")
+    existing = con.execute("SELECT count(*) FROM (SELECT 1 FROM event_rows LIMIT 1)").fetchall()[0][0] > 0
+    if existing:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _evcase AS
+            WITH c AS (SELECT city, case_id, sum(n) AS n, sum(s) AS s FROM _evf GROUP BY ALL),
+                 o AS (SELECT city, case_id, count(*) AS n, sum(hash({EVENT_KEY})) AS s
+                       FROM event_rows SEMI JOIN c USING (city, case_id) GROUP BY ALL)
+            SELECT c.city, c.case_id, CASE WHEN o.n IS NULL THEN 'new'
+                                           WHEN o.n = c.n AND o.s = c.s THEN 'same' ELSE 'changed' END AS verdict
+            FROM c LEFT JOIN o USING (city, case_id)""")
+    else:   # a case the database does not have yet is new: nothing to compare
+        con.execute("CREATE OR REPLACE TEMP TABLE _evcase AS SELECT DISTINCT city, case_id, 'new' AS verdict FROM _evf WHERE false")
+    if append and existing:
         # Append mode: keep earlier events; add only the ones not loaded before.
-        con.execute("""
+        con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _evload AS
-            SELECT u.* FROM _evu u ANTI JOIN event_rows e
-              ON e.city = u.city AND e.case_id = u.case_id AND e.step = u.step AND e."time" = u."time"
-             AND e.staff IS NOT DISTINCT FROM u.staff AND e.note IS NOT DISTINCT FROM u.note;
-            CREATE OR REPLACE TEMP TABLE _touched AS
-            SELECT DISTINCT l.pos >> 40 AS file_id, l.city, l.case_id,
-                   CASE WHEN c.verdict = 'new' THEN 'new' ELSE 'appended' END AS kind
-            FROM _evload l JOIN _evcase c USING (city, case_id);
-        """)
+            SELECT e.* FROM _evu e ANTI JOIN (SELECT o.* FROM event_rows o SEMI JOIN
+                (SELECT city, case_id FROM _evcase WHERE verdict <> 'new') c USING (city, case_id)) o
+              ON {_SAME_EVENT};
+            INSERT INTO _touched
+            SELECT DISTINCT l.pos >> 40, l.city, l.case_id,
+                   CASE WHEN c.verdict = 'new' THEN 'new' ELSE 'appended' END
+            FROM _evload l JOIN _evcase c USING (city, case_id);""")
+        source = "_evload"
     else:
-        con.execute("""
-            CREATE OR REPLACE TEMP TABLE _evload AS
-            SELECT u.* FROM _evu u SEMI JOIN (SELECT * FROM _evcase WHERE verdict <> 'same') c USING (city, case_id);
-            DELETE FROM event_rows WHERE (city, case_id) IN
-                (SELECT (city, case_id) FROM _evcase WHERE verdict = 'changed');
-            CREATE OR REPLACE TEMP TABLE _touched AS
-            SELECT DISTINCT u.pos >> 40 AS file_id, u.city, u.case_id,
-                   CASE WHEN c.verdict = 'new' THEN 'new' ELSE 'replaced' END AS kind
-            FROM _evload u JOIN _evcase c USING (city, case_id);
-        """)
-    con.execute("""
-        INSERT INTO _status
-        SELECT u.pos >> 40, (u.pos >> 6) & 17179869183,
-               CASE WHEN l.pos IS NULL THEN 'duplicate' ELSE 'loaded' END
-        FROM _evu u LEFT JOIN _evload l USING (pos) WHERE u.counted;
+        same = existing and con.execute("SELECT count(*) FROM _evcase WHERE verdict = 'same'").fetchall()[0][0] > 0
+        if existing:
+            con.execute("""DELETE FROM event_rows WHERE (city, case_id) IN
+                           (SELECT (city, case_id) FROM _evcase WHERE verdict = 'changed')""")
+        con.execute("""INSERT INTO _touched
+                       SELECT f.file_id, f.city, f.case_id, CASE WHEN v.verdict = 'changed' THEN 'replaced' ELSE 'new' END
+                       FROM _evf f LEFT JOIN _evcase v USING (city, case_id)
+                       WHERE v.verdict IS DISTINCT FROM 'same'""")
+        source = ("(SELECT e.* FROM _evu e ANTI JOIN (SELECT city, case_id FROM _evcase WHERE verdict = 'same') s "
+                  "USING (city, case_id))" if same else "_evu")
+    base = con.execute("SELECT coalesce(max(seq), 0) FROM event_rows").fetchall()[0][0]
+    con.execute(f"""
         INSERT INTO event_rows
-        SELECT l.city, l.case_id, l.step, l.step_code, l."time", l.staff, l.note,
-               f.file_name, f.sha256, (l.pos >> 6) & 17179869183,
-               (SELECT coalesce(max(seq), 0) FROM event_rows) + row_number() OVER (ORDER BY l.pos),
-               f.ingest_id
-        FROM _evload l JOIN _files f ON f.file_id = l.pos >> 40;
-    """)
+        SELECT city, case_id, step, "time", staff, note, (pos >> 6) & 17179869183, {base} + pos,
+               {ingest_id}, pos >> 40
+        FROM {source}""")
+    if source == "_evu":   # every counted row not repeated within this ingest was loaded
+        skipped = dict(con.execute("SELECT pos >> 40, count(*) FROM _dupskip WHERE counted GROUP BY 1").fetchall())
+        return {f: n - skipped.get(f, 0) for f, n in events_ok.items()}
+    return dict(con.execute(f"SELECT pos >> 40, count(*) FROM {source} WHERE counted GROUP BY 1").fetchall())
 
 
-def _merge_cases(con) -> None:
+def _merge_cases(con, ingest_id: int) -> None:
     """Fold this ingest's case rows field by field (later rows win), then merge with the database."""
     attr_hash = "hash(" + ", ".join(f"{a}, p_{a}" for a in ATTRS) + ")"
     fold = ", ".join(f"arg_max_null({a}, pos) FILTER (WHERE p_{a}) AS {a}, bool_or(p_{a}) AS p_{a}" for a in ATTRS)
@@ -331,8 +407,8 @@ def _merge_cases(con) -> None:
         INSERT INTO case_rows
         SELECT v.city, v.case_id, {', '.join(f'v.{a}' for a in ATTRS if a not in ('rating_time', 'materials'))},
                CASE v.rating {' '.join(f"WHEN '{k}' THEN {s}" for k, s in RATINGS.items())} END,
-               v.rating_time, v.materials, f.file_name, f.sha256, (v.last_pos >> 6) & 17179869183, f.ingest_id
-        FROM _csv v JOIN _files f ON f.file_id = v.last_pos >> 40 WHERE v.verdict <> 'same';
+               v.rating_time, v.materials, (v.last_pos >> 6) & 17179869183, {ingest_id}, v.last_pos >> 40
+        FROM _csv v WHERE v.verdict <> 'same';
         INSERT INTO _touched SELECT last_pos >> 40, city, case_id,
                CASE WHEN verdict = 'new' THEN 'new' ELSE 'replaced' END
         FROM _csv WHERE verdict <> 'same';

@@ -55,8 +55,10 @@ CREATE OR REPLACE TEMP MACRO _ts_any(s) AS CASE
     WHEN regexp_full_match(s, '(19|20)\\d{{6}}') THEN try_strptime(s, '%Y%m%d')
     WHEN regexp_full_match(s, '(19|20)\\d{{12}}') THEN try_strptime(s, '%Y%m%d%H%M%S')
     ELSE _ts_plain(s) END;
+-- The commonest style first: a cell it parses is parsed the same by _ts_any, only faster.
+CREATE OR REPLACE TEMP MACRO _ts_first(s) AS coalesce(try_strptime(s, '%Y-%m-%d %H:%M:%S'), _ts_any(s));
 CREATE OR REPLACE TEMP MACRO parse_ts(s) AS CASE
-    WHEN year(_ts_any(s)) BETWEEN 1990 AND 2100 THEN _ts_any(s) END;
+    WHEN year(_ts_first(s)) BETWEEN 1990 AND 2100 THEN _ts_first(s) END;
 CREATE OR REPLACE TEMP MACRO parse_count(s) AS CASE
     WHEN s IN ('即办', '即办件', '当场', '当场办结', '立即办理', '当日办结') THEN 0
     WHEN regexp_full_match(s, '\\d+(\\.0+)?\\s*(个工作日|工作日|天|日|次|个)?') THEN
@@ -132,12 +134,19 @@ def plan_columns(headers: list[str], builtin: dict[str, str], profile: Profile |
     return plan
 
 
+# A row whose cells (joined by \x1f) have white space or `=` at a cell's edge, or a full-width space
+# anywhere, gets the full clean-up of `_cell`; the cells of every other row are taken as they are.
+# Testing the row once is several times cheaper than trimming each cell; a false alarm costs time only.
+DIRTY_ROW = r"'(^|\x1f)[\s=]|\s(\x1f|$)|\x{3000}'"
+
+
 def _cell(col: str) -> str:
     """A raw cell as a value: trimmed of white space (tabs and full-width spaces included), and
     unwrapped from the `="…"` form some systems export to keep leading zeros; '' becomes NULL."""
     trimmed = f"trim(replace({col}, chr(12288), ' '), ' \t\r\n')"
-    return (f"nullif(CASE WHEN starts_with({trimmed}, '=\"') AND ends_with({trimmed}, '\"') "
+    full = (f"nullif(CASE WHEN starts_with({trimmed}, '=\"') AND ends_with({trimmed}, '\"') "
             f"THEN {trimmed}[3:-2] ELSE {trimmed} END, '')")
+    return f"(CASE WHEN _dirty THEN {full} ELSE nullif({col}, '') END)"
 
 
 def _value_map(expr: str, mapping: dict[str, str]) -> str:
@@ -152,8 +161,21 @@ def _vocab_map(expr: str, mapping: dict[str, str]) -> str:
     return f"(CASE {expr} {whens} END)"
 
 
-def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, source: str) -> str:
-    """SELECT over `source` (columns c0.., _row) giving canonical fields, `problem`, `problem_col`."""
+def present_attributes(plan: ColumnPlan, profile: Profile | None) -> list[str]:
+    """The case attributes a file gives values for (its columns, or constants of its profile)."""
+    consts = profile.constants if profile else {}
+    return [a for a in CASE_ATTRIBUTES if a in plan.fields or a in consts]
+
+
+def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, source: str,
+              steps: dict[str, str], has_row: bool) -> str:
+    """SELECT over `source` (columns c0.., and `_row` when `has_row`) giving the canonical fields
+    the file's layout needs; `problem`, why a row cannot be loaded in words a clerk can act on
+    (the loader puts the row number in front); `problem_col`; `raw_json`, the raw cells of a
+    problem row; and for event rows `h`, a hash of the event to find repeats fast.
+
+    Projections only, never a join: DuckDB then keeps the file order, which the loader relies on
+    for row numbers when DuckDB reads the file itself (a hash join does not keep it)."""
     prof_values = profile.values if profile else {}
     consts = dict(profile.constants) if profile else {}
     if profile and profile.city and "city" not in consts:
@@ -178,39 +200,41 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
                **{f"{v}星": n for n, v in RATINGS.items()}, **{f"{v}分": n for n, v in RATINGS.items()}}
     texts = ["county", "hall", "object_type", "item", "applicant", "id_number", "phone", "staff",
              "materials", "event_staff", "note"]
+    # Level n: each field's cleaned text; level v: the typed values parsed from it (a macro
+    # repeats its argument, so parsing a column reference is far cheaper than parsing an expression).
     cols = [f"{raw(t)} AS {t}" for t in texts]
-    cols += [
-        f"regexp_replace({raw('case_id')}, '^''', '') AS case_id",
-        # "延安市" and "延安" are the same city: a trailing 市 is dropped.
-        f"regexp_replace({raw('city')}, '(.{{2,}})市$', '\\1') AS city",
-        f"{raw('service_type')} AS service_type_raw",
-        f"{_vocab_map(raw('service_type'), SERVICE_TYPES)} AS service_type",
-        f"{raw('channel')} AS channel_raw",
-        f"{_vocab_map(raw('channel'), CHANNELS)} AS channel",
-        f"{raw('promised_days')} AS promised_days_raw", f"parse_count({raw('promised_days')}) AS promised_days",
-        f"{raw('fee')} AS fee_raw", f"parse_money({raw('fee')}) AS fee",
-        f"{raw('visits')} AS visits_raw", f"parse_count({raw('visits')}) AS visits",
-        f"{raw('rating')} AS rating_raw", f"{_vocab_map(raw('rating'), ratings)} AS rating",
-        f"{raw('rating_time')} AS rating_time_raw", f"parse_ts({raw('rating_time')}) AS rating_time",
-        f"{raw('step')} AS step_raw",
-        f"{raw('time')} AS time_raw", f"parse_ts({raw('time')}) AS time",
+    cols += [f"{raw(f)} AS {f}_raw" for f in ("case_id", "city", "service_type", "channel", "promised_days",
+                                               "fee", "visits", "rating", "rating_time", "step", "time")]
+    cols += [f"{_cell(f'c{i}')} AS w{i}_raw" for i in plan.wide]
+    values = [
+        f"{_vocab_map('service_type_raw', SERVICE_TYPES)} AS service_type",
+        f"{_vocab_map('channel_raw', CHANNELS)} AS channel",
+        "parse_count(promised_days_raw) AS promised_days",
+        "parse_money(fee_raw) AS fee",
+        "parse_count(visits_raw) AS visits",
+        f"{_vocab_map('rating_raw', ratings)} AS rating",
+        "parse_ts(rating_time_raw) AS rating_time",
+        'parse_ts(time_raw) AS "time"',
     ]
-    for i in plan.wide:
-        cols.append(f"{_cell(f'c{i}')} AS w{i}_raw")
-        cols.append(f"parse_ts({_cell(f'c{i}')}) AS w{i}")
-    all_blank = " AND ".join(f"trim(c{i}) = ''" for i in range(len(plan.headers))) or "TRUE"
-    checks = [(f"{all_blank}", "'空行 (整行没有内容)'", "NULL")]
+    values += [f"parse_ts(w{i}_raw) AS w{i}" for i in plan.wide]
+    events = plan.layout in ("events", "combined")
+    raw_cells = [f"c{i}" for i in range(len(plan.headers))]
+    all_blank = " AND ".join(f"coalesce(trim({c}), '') = ''" for c in raw_cells) or "TRUE"
+    # A blank row has no case id: the cheap condition first, for all other rows.
+    checks = [(f"case_id IS NULL AND {all_blank}", "'空行 (整行没有内容)'", "NULL")]
 
     def bad(fld: str, cond: str, what: str) -> None:
+        if fld not in plan.fields and fld not in consts:
+            return                      # the file has no such column: nothing to check
         head = plan.header(fld)
         checks.append((cond, f"{sql_str(head + ' ' + Q)} || {fld}_raw || {sql_str(Q + ' ' + what)}", sql_str(head)))
 
     checks.append(("case_id IS NULL", sql_str(plan.header('case_id') + ' 为空'), sql_str(plan.header("case_id"))))
     checks.append(("city IS NULL", "'缺少地市：文件没有 地市 列或本行为空，请用 --city 指定'",
                    sql_str(plan.header("city"))))
-    if plan.layout in ("events", "combined"):
+    if events:
         checks.append(("step_raw IS NULL", sql_str(plan.header('step') + ' 为空'), sql_str(plan.header("step"))))
-        checks.append(("m.step IS NULL", f"{sql_str(plan.header('step') + ' ' + Q)} || step_raw || '\" 不在环节词表中 (见 README 环节)'",
+        checks.append(("step IS NULL", f"{sql_str(plan.header('step') + ' ' + Q)} || step_raw || '\" 不在环节词表中 (见 README 环节)'",
                        sql_str(plan.header("step"))))
         checks.append(("time_raw IS NULL", sql_str(plan.header('time') + ' 为空'), sql_str(plan.header("time"))))
         bad("time", "time IS NULL", "无法识别")
@@ -228,12 +252,39 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
         head = plan.headers[i]
         checks.append((f"w{i}_raw IS NOT NULL AND w{i} IS NULL", f"{sql_str(head + ' ' + Q)} || w{i}_raw || '\" 无法识别'",
                        sql_str(head)))
-    problem = "CASE " + " ".join(f"WHEN {c} THEN '第 ' || _row || ' 行 ' || {r}" for c, r, _ in checks) + " END"
-    problem_col = "CASE " + " ".join(f"WHEN {c} THEN {h}" for c, _, h in checks) + " END"
-    raw_cells = ", ".join(f"c{i}" for i in range(len(plan.headers)))
+    # The conditions are tested once, giving the number of the first that holds; the message and
+    # the column are looked up from that number.
+    problem_no = "CASE " + " ".join(f"WHEN {c} THEN {k}" for k, (c, _, _) in enumerate(checks)) + " END"
+    problem = "CASE _pno " + " ".join(f"WHEN {k} THEN {r}" for k, (_, r, _) in enumerate(checks)) + " END"
+    problem_col = "CASE _pno " + " ".join(f"WHEN {k} THEN {h}" for k, (_, _, h) in enumerate(checks)) + " END"
+
+    used = sorted(set(plan.fields.values()) | set(plan.wide))
+    dirty = f"regexp_matches(concat_ws(chr(31), {', '.join(f'c{i}' for i in used)}), {DIRTY_ROW})"
+    row = "_row, " if has_row else ""
+    step_case = _vocab_map("step_raw", steps) if events else "NULL::VARCHAR"
+    json_cells = ", ".join(f"{sql_str(h or f'列{i + 1}')}, coalesce(c{i}, '')" for i, h in enumerate(plan.headers))
+    out = [f"{row}city, case_id"]
+    if events:
+        out.append('step, "time", event_staff, note, '
+                   'hash(city, case_id, step, "time", event_staff, note) AS h')
+    if plan.layout in ("cases", "wide", "combined"):
+        out += present_attributes(plan, profile)
+    out += [f"w{i}" for i in plan.wide]
+    out.append(f"problem, problem_col, CASE WHEN problem IS NOT NULL THEN json_object({json_cells}) END AS raw_json")
     return f"""
-        WITH n AS (SELECT _row, {raw_cells}, {', '.join(cols)} FROM {source})
-        SELECT n.*, m.step AS step, m.code AS step_code,
-               {problem} AS problem, {problem_col} AS problem_col
-        FROM n LEFT JOIN _step_map m ON m.src = n.step_raw
+        WITH d AS (SELECT *, {dirty} AS _dirty FROM {source}),
+        n AS (SELECT {row}{', '.join(raw_cells)}, {', '.join(cols)} FROM d),
+        v AS (SELECT *, {', '.join(values)} FROM n),
+        c AS (SELECT *,
+                     -- Some systems prefix an id with ' to keep it text.
+                     nullif(CASE WHEN starts_with(case_id_raw, chr(39)) THEN case_id_raw[2:] ELSE case_id_raw END, '') AS case_id,
+                     -- "延安市" and "延安" are the same city: a trailing 市 is dropped.
+                     CASE WHEN ends_with(city_raw, '市') AND length(city_raw) > 2
+                          THEN left(city_raw, length(city_raw) - 1) ELSE city_raw END AS city
+              FROM v),
+        s AS (SELECT *, {step_case} AS step FROM c),
+        q AS (SELECT *, {problem_no} AS _pno FROM s),
+        p AS (SELECT *, CASE WHEN _pno IS NOT NULL THEN {problem} END AS problem,
+                        CASE WHEN _pno IS NOT NULL THEN {problem_col} END AS problem_col FROM q)
+        SELECT {', '.join(out)} FROM p
     """

@@ -12,9 +12,13 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import hashlib
 import math
+import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,8 +32,52 @@ CHUNK = 1 << 24
 
 
 @dataclass
+class DuckSource:
+    """A UTF-8 CSV file that DuckDB's own parallel reader can stage directly (the fast path).
+
+    DuckDB gives no line numbers, so they are derived: with `skip` lines above the first record,
+    record k (0-based, in file order) is line `skip + 1 + k` -- true exactly when every line below
+    the header holds one record (no blank lines, no line breaks inside quoted cells). The loader
+    checks that by comparing the record count with `expected_records(...)`, and falls back to the
+    exact reader when they differ or DuckDB rejects the file (ragged rows, bad UTF-8, mixed line ends).
+    """
+
+    text_path: Path                  # the file DuckDB reads (a UTF-8 copy for GBK/UTF-16 input)
+    skip: int                        # physical lines above the first record (title rows + header)
+    delim: str
+    names: list[str]
+    newlines: int | None = None      # line count of a transcoded copy (else taken from the scan)
+    ends_with_newline: bool | None = None
+    temporary: bool = False          # text_path is a transcoded copy to delete after staging
+
+    @property
+    def first_row(self) -> int:
+        return self.skip + 1
+
+    def sql(self) -> str:
+        path = str(self.text_path).replace("'", "''")
+        cols = ", ".join(f"'{n}': 'VARCHAR'" for n in self.names)
+        delim = {"\t": "\\t"}.get(self.delim, self.delim)
+        return (f"read_csv('{path}', skip={self.skip}, header=false, auto_detect=false, delim='{delim}', "
+                f"quote='\"', escape='\"', columns={{{cols}}}, strict_mode=true, null_padding=false)")
+
+    def expected_records(self, newlines: int, ends_with_newline: bool) -> int:
+        if self.newlines is not None:
+            newlines, ends_with_newline = self.newlines, bool(self.ends_with_newline)
+        return newlines + (0 if ends_with_newline else 1) - self.skip
+
+    def cleanup(self) -> None:
+        if self.temporary:
+            self.text_path.unlink(missing_ok=True)
+
+
+@dataclass
 class RawTable:
-    """The text cells of one file (or sheet) below its header."""
+    """The text cells of one file (or sheet) below its header.
+
+    Either `table` holds the cells (columns c0..cN-1 as strings, `_row` the file row), or `duck`
+    says how DuckDB reads them straight from the file; `fallback()` then gives the exact reading.
+    """
 
     path: Path
     format: str                       # csv | xlsx | xls | parquet
@@ -37,8 +85,43 @@ class RawTable:
     sheet: str | None                 # for Excel
     header_row: int                   # 1-based file row of the header (0 for Parquet)
     headers: list[str]                # header cells as written
-    table: pa.Table                   # columns c0..cN-1 (string) and _row (int64)
+    table: pa.Table | None            # columns c0..cN-1 (string) and _row (int64)
     bad_rows: list[tuple[int, str, list[str]]] = field(default_factory=list)  # (row, reason, cells)
+    duck: DuckSource | None = None
+    fallback: Callable[[], "RawTable"] | None = None
+
+
+class FileScan(threading.Thread):
+    """SHA-256, line count and last byte of a file, computed in a background thread (hashlib
+    releases the GIL) while DuckDB reads the same file."""
+
+    def __init__(self, path: Path):
+        super().__init__(daemon=True)
+        self.path = path
+        self.sha256 = ""
+        self.newlines = 0
+        self.ends_with_newline = True
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        h = hashlib.sha256()
+        last = b"\n"
+        try:
+            with open(self.path, "rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    h.update(chunk)
+                    self.newlines += chunk.count(b"\n")
+                    last = chunk[-1:]
+        except OSError as exc:   # a missing file is reported by the reader, with its own message
+            self.error = exc
+            return
+        self.sha256 = h.hexdigest()
+        self.ends_with_newline = last == b"\n"
+
+    def result(self) -> "FileScan":
+        self.join()
+        return self
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,23 +212,99 @@ def find_header(rows: list[list[str]], known: dict[str, str], path: Path, where:
 
 # ---------------------------------------------------------------------------------------------
 def read_csv(path: Path, known: dict[str, str], header_row: int | None = None) -> RawTable:
-    """Read a CSV file (any supported encoding) into a RawTable."""
+    """A CSV file (any supported encoding), read by DuckDB straight from the file when it can be."""
+    encoding = _quick_encoding(path)
+    if encoding is None:                 # the first lines are not UTF-8: check the whole file
+        encoding = detect_encoding(path)
+    if encoding in ("utf-8", "utf-8-sig"):
+        text_path, newlines, ends_nl, temporary = path, None, None, False
+    else:
+        text_path, newlines, ends_nl = transcode_to_utf8(path, encoding)
+        temporary = True
+    try:
+        h, headers, delim = _header(text_path, "utf-8-sig", known, header_row, path)
+    except BaseException:
+        if temporary:
+            text_path.unlink(missing_ok=True)
+        raise
+    names = [f"c{i}" for i in range(len(headers))]
+    duck = None
+    if delim in (",", "\t", ";", "|") and not any(ch in str(text_path) for ch in "*?[]{}"):
+        duck = DuckSource(text_path, h + 1, delim, names, newlines, ends_nl, temporary)
+    elif temporary:
+        text_path.unlink(missing_ok=True)
+    return RawTable(path, "csv", encoding, None, h + 1, headers, None, duck=duck,
+                    fallback=lambda: read_csv_exact(path, known, header_row))
+
+
+def read_csv_exact(path: Path, known: dict[str, str], header_row: int | None = None) -> RawTable:
+    """A CSV file read through pyarrow (or Python's csv module for files with ragged rows or line
+    breaks inside cells), after checking the encoding of the whole file."""
     encoding = detect_encoding(path)
-    with open(path, encoding=encoding, newline="") as fh:
-        head_lines = [fh.readline() for _ in range(HEADER_SCAN_ROWS)]
-    delim = _sniff_delimiter([ln for ln in head_lines if ln])
-    head_rows = [next(csv.reader([ln], delimiter=delim), []) if ln.strip() else [] for ln in head_lines]
-    h = header_row - 1 if header_row else find_header(head_rows, known, path)
-    headers = head_rows[h] if h < len(head_rows) else []
-    while headers and not headers[-1].strip():
-        headers = headers[:-1]
-    if not headers:
-        raise InputError(f"{path}: 第 {h + 1} 行不是表头")
+    h, headers, delim = _header(path, encoding, known, header_row, path)
     names = [f"c{i}" for i in range(len(headers))]
     table, bad = _read_csv_fast(path, encoding, delim, h + 1, names)
     if table is None:
         table, bad = _read_csv_exact(path, encoding, delim, h + 1, names)
     return RawTable(path, "csv", encoding, None, h + 1, headers, table, bad)
+
+
+def _header(path: Path, encoding: str, known: dict[str, str], header_row: int | None,
+            shown: Path) -> tuple[int, list[str], str]:
+    """(0-based header line, header cells, delimiter) from the first lines of a text file."""
+    with open(path, encoding=encoding, newline="", errors="replace") as fh:
+        head_lines = [fh.readline() for _ in range(HEADER_SCAN_ROWS)]
+    delim = _sniff_delimiter([ln for ln in head_lines if ln])
+    head_rows = [next(csv.reader([ln], delimiter=delim), []) if ln.strip() else [] for ln in head_lines]
+    h = header_row - 1 if header_row else find_header(head_rows, known, shown)
+    headers = head_rows[h] if h < len(head_rows) else []
+    while headers and not headers[-1].strip():
+        headers = headers[:-1]
+    if not headers:
+        raise InputError(f"{shown}: 第 {h + 1} 行不是表头")
+    return h, headers, delim
+
+
+def _quick_encoding(path: Path) -> str | None:
+    """utf-8-sig / utf-16 from a byte-order mark; utf-8 when the first 64 KiB decode as UTF-8 (the
+    rest is checked by DuckDB while it reads); None when the whole file must be examined."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if len(head) == 1 << 16:
+        head = head[: head.rfind(b"\n") + 1] or head[:-4]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "utf-8"
+
+
+def transcode_to_utf8(path: Path, encoding: str) -> tuple[Path, int, bool]:
+    """A UTF-8 copy of a text file in the temp directory: (copy, its line count, ends with \\n)."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    fd, name = tempfile.mkstemp(prefix="audit-ingest-", suffix=".csv")
+    newlines, last = 0, "\n"
+    try:
+        with open(path, "rb") as src, open(fd, "w", encoding="utf-8", newline="") as out:
+            while chunk := src.read(CHUNK):
+                text = decoder.decode(chunk)
+                if text:
+                    newlines += text.count("\n")
+                    last = text[-1]
+                    out.write(text)
+            text = decoder.decode(b"", final=True)
+            if text:
+                newlines += text.count("\n")
+                last = text[-1]
+                out.write(text)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name), newlines, last == "\n"
 
 
 def _read_csv_fast(path, encoding, delim, skip, names):
@@ -337,4 +496,4 @@ def read_any(path: Path, known: dict[str, str], sheet: str | None = None,
     return [read_parquet(path)]
 
 
-__all__ = ["RawTable", "read_any", "sniff_format", "detect_encoding"]
+__all__ = ["RawTable", "DuckSource", "FileScan", "read_any", "read_csv_exact", "sniff_format", "detect_encoding"]
