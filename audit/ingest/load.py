@@ -273,18 +273,26 @@ def _merge(con, report: IngestReport, staged: list[_Staged], append: bool) -> No
             fr.duplicates += n
         elif status == "quarantined":
             fr.quarantined += n
-    per_file = con.execute("""
-        SELECT file_id, count(DISTINCT (city, case_id)) FILTER (WHERE kind = 'replaced'),
-               count(DISTINCT (city, case_id)) FILTER (WHERE kind = 'new')
-        FROM _touched GROUP BY file_id""").fetchall()
-    for file_id, replaced, new in per_file:
+    # Cases new to the database / replaced, per file and in all (a case can be both: new from its
+    # events and replaced from its case row, or touched by several files).
+    # Without case rows, each (file, case) is in _touched once (from the events' _evf).
+    only_events = con.execute("SELECT count(*) FROM (SELECT 1 FROM _cs LIMIT 1)").fetchall()[0][0] == 0
+    if only_events:
+        tc = "(SELECT file_id, city, case_id, kind = 'replaced' AS r, kind = 'new' AS n FROM _touched)"
+    else:
+        con.execute("""CREATE OR REPLACE TEMP TABLE _tc AS
+                       SELECT file_id, city, case_id, bool_or(kind = 'replaced') AS r, bool_or(kind = 'new') AS n
+                       FROM _touched GROUP BY ALL""")
+        tc = "_tc"
+    for file_id, replaced, new in con.execute(f"""
+            SELECT file_id, count(*) FILTER (WHERE r), count(*) FILTER (WHERE n) FROM {tc} GROUP BY file_id""").fetchall():
         report.files[file_id].replaced_cases = replaced
         report.files[file_id].new_cases = new
-    report.replaced_cases, report.new_cases = con.execute("""
-        SELECT count(DISTINCT (city, case_id)) FILTER (WHERE kind = 'replaced'),
-               count(DISTINCT (city, case_id)) FILTER (WHERE kind = 'new' AND (city, case_id) NOT IN
-                   (SELECT (city, case_id) FROM _touched WHERE kind = 'replaced'))
-        FROM _touched""").fetchall()[0]
+    multi = len(report.files) > 1
+    report.replaced_cases, report.new_cases = con.execute(f"""
+        SELECT count(*) FILTER (WHERE r), count(*) FILTER (WHERE n AND NOT r)
+        FROM {f'(SELECT bool_or(r) AS r, bool_or(n) AS n FROM {tc} GROUP BY city, case_id)' if multi else tc}
+        """).fetchall()[0]
     report.quarantine_sample = [r[0] for r in con.execute(
         "SELECT reason FROM quarantine WHERE ingest_id = ? ORDER BY file_name, source_row LIMIT 10",
         [report.ingest_id]).fetchall()]

@@ -134,19 +134,30 @@ def plan_columns(headers: list[str], builtin: dict[str, str], profile: Profile |
     return plan
 
 
-# A row whose cells (joined by \x1f) have white space or `=` at a cell's edge, or a full-width space
-# anywhere, gets the full clean-up of `_cell`; the cells of every other row are taken as they are.
-# Testing the row once is several times cheaper than trimming each cell; a false alarm costs time only.
+# Free-text fields are taken as written unless their row fails this test: a row whose free-text
+# cells (joined by \x1f) have white space or `=` at a cell's edge, or a full-width space anywhere,
+# gets the full clean-up of `_clean`. Testing the row once is several times cheaper than cleaning
+# every cell; a false alarm costs time only. Typed fields (times, steps, numbers, vocabularies)
+# need no test: a cell that parses as written parses the same after clean-up, and only a cell that
+# does not is cleaned and parsed again.
 DIRTY_ROW = r"'(^|\x1f)[\s=]|\s(\x1f|$)|\x{3000}'"
+FREE_TEXT = ["case_id", "city", "county", "hall", "object_type", "item", "applicant", "id_number",
+             "phone", "staff", "materials", "event_staff", "note"]
+FIELD_TYPES = {"promised_days": "INTEGER", "visits": "INTEGER", "fee": "DECIMAL(12, 2)",
+               "rating_time": "TIMESTAMP", "time": "TIMESTAMP"}
+RATING_TEXT = {**{k: k for k in RATINGS}, **RATING_ALIASES,
+               **{str(v): n for n, v in RATINGS.items()},
+               **{f"{v}.0": n for n, v in RATINGS.items()},
+               **{f"{v}星": n for n, v in RATINGS.items()}, **{f"{v}分": n for n, v in RATINGS.items()}}
 
 
-def _cell(col: str) -> str:
+def _clean(col: str) -> str:
     """A raw cell as a value: trimmed of white space (tabs and full-width spaces included), and
-    unwrapped from the `="…"` form some systems export to keep leading zeros; '' becomes NULL."""
-    trimmed = f"trim(replace({col}, chr(12288), ' '), ' \t\r\n')"
-    full = (f"nullif(CASE WHEN starts_with({trimmed}, '=\"') AND ends_with({trimmed}, '\"') "
-            f"THEN {trimmed}[3:-2] ELSE {trimmed} END, '')")
-    return f"(CASE WHEN _dirty THEN {full} ELSE nullif({col}, '') END)"
+    unwrapped from the `="…"` form some systems export to keep leading zeros; '' becomes NULL.
+    `col` appears once: DuckDB evaluates a sub-expression repeated within one SELECT list for
+    every row, even where it sits in a CASE branch that few rows take."""
+    return (f"nullif(regexp_replace(trim(replace({col}, chr(12288), ' '), ' \t\r\n'), "
+            f"'^=\"(.*)\"$', '\\1', 's'), '')")
 
 
 def _value_map(expr: str, mapping: dict[str, str]) -> str:
@@ -157,6 +168,7 @@ def _value_map(expr: str, mapping: dict[str, str]) -> str:
 
 
 def _vocab_map(expr: str, mapping: dict[str, str]) -> str:
+    """`expr` (a column: CASE repeats it) looked up in a vocabulary; NULL when not in it."""
     whens = " ".join(f"WHEN {sql_str(k)} THEN {sql_str(v)}" for k, v in mapping.items())
     return f"(CASE {expr} {whens} END)"
 
@@ -181,9 +193,15 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
     if profile and profile.city and "city" not in consts:
         consts["city"] = profile.city
 
-    def raw(fld: str) -> str:
+    def given(fld: str) -> bool:
+        return fld in plan.fields or fld in consts
+
+    def text(fld: str, how: str) -> str:
+        """A field's text: `row` (cleaned when the row test says so), `as_is` or `clean`."""
         if fld in plan.fields:
-            expr = _cell(f"c{plan.fields[fld]}")
+            col = f"c{plan.fields[fld]}"
+            expr = {"row": f"(CASE WHEN _dirty THEN {_clean(col)} ELSE nullif({col}, '') END)",
+                    "as_is": f"nullif({col}, '')", "clean": _clean(col)}[how]
             if fld in consts:
                 expr = f"coalesce({expr}, {sql_str(consts[fld])})"
         elif fld in consts:
@@ -194,96 +212,111 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
             expr = f"coalesce({expr}, {sql_str(normalize_value(city))})"
         return _value_map(expr, prof_values.get(fld, {}))
 
-    ratings = {**{k: k for k in RATINGS}, **RATING_ALIASES,
-               **{str(v): n for n, v in RATINGS.items()},
-               **{f"{v}.0": n for n, v in RATINGS.items()},
-               **{f"{v}星": n for n, v in RATINGS.items()}, **{f"{v}分": n for n, v in RATINGS.items()}}
-    texts = ["county", "hall", "object_type", "item", "applicant", "id_number", "phone", "staff",
-             "materials", "event_staff", "note"]
-    # Level n: each field's cleaned text; level v: the typed values parsed from it (a macro
-    # repeats its argument, so parsing a column reference is far cheaper than parsing an expression).
-    cols = [f"{raw(t)} AS {t}" for t in texts]
-    cols += [f"{raw(f)} AS {f}_raw" for f in ("case_id", "city", "service_type", "channel", "promised_days",
-                                               "fee", "visits", "rating", "rating_time", "step", "time")]
-    cols += [f"{_cell(f'c{i}')} AS w{i}_raw" for i in plan.wide]
-    values = [
-        f"{_vocab_map('service_type_raw', SERVICE_TYPES)} AS service_type",
-        f"{_vocab_map('channel_raw', CHANNELS)} AS channel",
-        "parse_count(promised_days_raw) AS promised_days",
-        "parse_money(fee_raw) AS fee",
-        "parse_count(visits_raw) AS visits",
-        f"{_vocab_map('rating_raw', ratings)} AS rating",
-        "parse_ts(rating_time_raw) AS rating_time",
-        'parse_ts(time_raw) AS "time"',
-    ]
-    values += [f"parse_ts(w{i}_raw) AS w{i}" for i in plan.wide]
+    parsers = {
+        "service_type": lambda e: _vocab_map(e, SERVICE_TYPES),
+        "channel": lambda e: _vocab_map(e, CHANNELS),
+        "promised_days": lambda e: f"parse_count({e})",
+        "fee": lambda e: f"parse_money({e})",
+        "visits": lambda e: f"parse_count({e})",
+        "rating": lambda e: _vocab_map(e, RATING_TEXT),
+        "rating_time": lambda e: f"parse_ts({e})",
+        "step": lambda e: _vocab_map(e, steps),
+        "time": lambda e: f"parse_ts({e})",
+    }
+    typed = {f: p for f, p in parsers.items() if given(f)}
+    typed.update({f"w{i}": parsers["time"] for i in plan.wide})
+
+    def typed_text(f: str, how: str) -> str:
+        return text(f, how) if not f.startswith("w") else (
+            f"nullif(c{f[1:]}, '')" if how == "as_is" else _clean(f"c{f[1:]}"))
+
+    # n: the text of each field. v: typed fields parsed as written (`_x1`). w: the cleaned text of
+    # typed cells that did not parse (`_x_clean`). x: the typed values.
+    n = [f"{text(t, 'row')} AS {t}" for t in FREE_TEXT if t not in ("case_id", "city")]
+    n += [f"{text('case_id', 'row')} AS case_id_raw", f"{text('city', 'row')} AS city_raw"]
+    n += [f"{typed_text(f, 'as_is')} AS _{f}_as_is" for f in typed]
+    v = [f"{p(f'_{f}_as_is')} AS _{f}1" for f, p in typed.items()] or ["NULL AS _none1"]
+    w = [f"CASE WHEN _{f}1 IS NULL THEN {typed_text(f, 'clean')} END AS _{f}_clean" for f in typed] \
+        or ["NULL AS _none_clean"]
+    x = [f'coalesce(_{f}1, CASE WHEN _{f}_clean IS NOT NULL THEN {p(f"_{f}_clean")} END) AS "{f}"'
+         for f, p in typed.items()]
+    x += [f'NULL::{FIELD_TYPES.get(f, "VARCHAR")} AS "{f}"' for f in parsers if f not in typed]
+
     events = plan.layout in ("events", "combined")
     raw_cells = [f"c{i}" for i in range(len(plan.headers))]
     all_blank = " AND ".join(f"coalesce(trim({c}), '') = ''" for c in raw_cells) or "TRUE"
-    # A blank row has no case id: the cheap condition first, for all other rows.
+    # (condition, message, column). A blank row has no case id: that cheap test first.
     checks = [(f"case_id IS NULL AND {all_blank}", "'空行 (整行没有内容)'", "NULL")]
 
-    def bad(fld: str, cond: str, what: str) -> None:
-        if fld not in plan.fields and fld not in consts:
-            return                      # the file has no such column: nothing to check
-        head = plan.header(fld)
-        checks.append((cond, f"{sql_str(head + ' ' + Q)} || {fld}_raw || {sql_str(Q + ' ' + what)}", sql_str(head)))
+    def head(fld: str) -> str:
+        return sql_str(plan.header(fld) if not fld.startswith("w") else plan.headers[int(fld[1:])])
 
-    checks.append(("case_id IS NULL", sql_str(plan.header('case_id') + ' 为空'), sql_str(plan.header("case_id"))))
-    checks.append(("city IS NULL", "'缺少地市：文件没有 地市 列或本行为空，请用 --city 指定'",
-                   sql_str(plan.header("city"))))
+    def label(fld: str) -> str:
+        return plan.header(fld) if not fld.startswith("w") else plan.headers[int(fld[1:])]
+
+    def check(fld: str, what: str, empty: str | None = None) -> None:
+        """A typed value that is missing (when `empty` says what to tell) or not understood."""
+        if fld not in typed:
+            return
+        bad = f"{sql_str(label(fld) + ' ' + Q)} || _{fld}_clean || {sql_str(Q + ' ' + what)}"
+        if empty is not None:
+            checks.append((f'"{fld}" IS NULL', f"CASE WHEN _{fld}_clean IS NULL THEN {sql_str(empty)} ELSE {bad} END",
+                           head(fld)))
+        else:
+            checks.append((f'"{fld}" IS NULL AND _{fld}_clean IS NOT NULL', bad, head(fld)))
+
+    checks.append(("case_id IS NULL", sql_str(plan.header('case_id') + ' 为空'), head("case_id")))
+    checks.append(("city IS NULL", "'缺少地市：文件没有 地市 列或本行为空，请用 --city 指定'", head("city")))
     if events:
-        checks.append(("step_raw IS NULL", sql_str(plan.header('step') + ' 为空'), sql_str(plan.header("step"))))
-        checks.append(("step IS NULL", f"{sql_str(plan.header('step') + ' ' + Q)} || step_raw || '\" 不在环节词表中 (见 README 环节)'",
-                       sql_str(plan.header("step"))))
-        checks.append(("time_raw IS NULL", sql_str(plan.header('time') + ' 为空'), sql_str(plan.header("time"))))
-        bad("time", "time IS NULL", "无法识别")
+        check("step", "不在环节词表中 (见 README 环节)", plan.header("step") + " 为空")
+        check("time", "无法识别", plan.header("time") + " 为空")
     if plan.layout in ("cases", "wide"):
-        checks.append(("service_type_raw IS NULL", sql_str(plan.header('service_type') + ' 为空 (应为 帮办 或 代办)'),
-                       sql_str(plan.header("service_type"))))
-    bad("service_type", "service_type_raw IS NOT NULL AND service_type IS NULL", "无法识别 (应为 帮办 或 代办)")
-    bad("channel", "channel_raw IS NOT NULL AND channel IS NULL", "无法识别 (应为 线上 或 线下)")
-    bad("promised_days", "promised_days_raw IS NOT NULL AND promised_days IS NULL", "不是工作日天数")
-    bad("fee", "fee_raw IS NOT NULL AND fee IS NULL", "不是金额")
-    bad("visits", "visits_raw IS NOT NULL AND visits IS NULL", "不是次数")
-    bad("rating", "rating_raw IS NOT NULL AND rating IS NULL", "无法识别 (应为 非常满意/满意/基本满意/不满意/非常不满意 或 5..1)")
-    bad("rating_time", "rating_time_raw IS NOT NULL AND rating_time IS NULL", "无法识别")
+        if "service_type" in typed:
+            check("service_type", "无法识别 (应为 帮办 或 代办)", plan.header("service_type") + " 为空 (应为 帮办 或 代办)")
+        else:
+            checks.append(("TRUE", sql_str(plan.header("service_type") + " 为空 (应为 帮办 或 代办)"), head("service_type")))
+    else:
+        check("service_type", "无法识别 (应为 帮办 或 代办)")
+    check("channel", "无法识别 (应为 线上 或 线下)")
+    check("promised_days", "不是工作日天数")
+    check("fee", "不是金额")
+    check("visits", "不是次数")
+    check("rating", "无法识别 (应为 非常满意/满意/基本满意/不满意/非常不满意 或 5..1)")
+    check("rating_time", "无法识别")
     for i in plan.wide:
-        head = plan.headers[i]
-        checks.append((f"w{i}_raw IS NOT NULL AND w{i} IS NULL", f"{sql_str(head + ' ' + Q)} || w{i}_raw || '\" 无法识别'",
-                       sql_str(head)))
+        check(f"w{i}", "无法识别")
     # The conditions are tested once, giving the number of the first that holds; the message and
-    # the column are looked up from that number.
+    # the column are looked up from that number, for the few rows that have a problem.
     problem_no = "CASE " + " ".join(f"WHEN {c} THEN {k}" for k, (c, _, _) in enumerate(checks)) + " END"
     problem = "CASE _pno " + " ".join(f"WHEN {k} THEN {r}" for k, (_, r, _) in enumerate(checks)) + " END"
     problem_col = "CASE _pno " + " ".join(f"WHEN {k} THEN {h}" for k, (_, _, h) in enumerate(checks)) + " END"
 
-    used = sorted(set(plan.fields.values()) | set(plan.wide))
-    dirty = f"regexp_matches(concat_ws(chr(31), {', '.join(f'c{i}' for i in used)}), {DIRTY_ROW})"
+    free = sorted(plan.fields[f] for f in FREE_TEXT if f in plan.fields)
+    dirty = (f"regexp_matches(concat_ws(chr(31), {', '.join(f'c{i}' for i in free)}), {DIRTY_ROW})"
+             if free else "false")
     row = "_row, " if has_row else ""
-    step_case = _vocab_map("step_raw", steps) if events else "NULL::VARCHAR"
     json_cells = ", ".join(f"{sql_str(h or f'列{i + 1}')}, coalesce(c{i}, '')" for i, h in enumerate(plan.headers))
     out = [f"{row}city, case_id"]
     if events:
-        out.append('step, "time", event_staff, note, '
-                   'hash(city, case_id, step, "time", event_staff, note) AS h')
+        out.append('step, "time", event_staff, note, hash(city, case_id, step, "time", event_staff, note) AS h')
     if plan.layout in ("cases", "wide", "combined"):
         out += present_attributes(plan, profile)
     out += [f"w{i}" for i in plan.wide]
     out.append(f"problem, problem_col, CASE WHEN problem IS NOT NULL THEN json_object({json_cells}) END AS raw_json")
     return f"""
         WITH d AS (SELECT *, {dirty} AS _dirty FROM {source}),
-        n AS (SELECT {row}{', '.join(raw_cells)}, {', '.join(cols)} FROM d),
-        v AS (SELECT *, {', '.join(values)} FROM n),
+        n AS (SELECT {row}{', '.join(raw_cells)}, {', '.join(n)} FROM d),
+        v AS (SELECT *, {', '.join(v)} FROM n),
+        w AS (SELECT *, {', '.join(w)} FROM v),
+        x AS (SELECT *, {', '.join(x)} FROM w),
         c AS (SELECT *,
                      -- Some systems prefix an id with ' to keep it text.
                      nullif(CASE WHEN starts_with(case_id_raw, chr(39)) THEN case_id_raw[2:] ELSE case_id_raw END, '') AS case_id,
                      -- "延安市" and "延安" are the same city: a trailing 市 is dropped.
                      CASE WHEN ends_with(city_raw, '市') AND length(city_raw) > 2
                           THEN left(city_raw, length(city_raw) - 1) ELSE city_raw END AS city
-              FROM v),
-        s AS (SELECT *, {step_case} AS step FROM c),
-        q AS (SELECT *, {problem_no} AS _pno FROM s),
+              FROM x),
+        q AS (SELECT *, {problem_no} AS _pno FROM c),
         p AS (SELECT *, CASE WHEN _pno IS NOT NULL THEN {problem} END AS problem,
                         CASE WHEN _pno IS NOT NULL THEN {problem_col} END AS problem_col FROM q)
         SELECT {', '.join(out)} FROM p

@@ -18,14 +18,16 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
+from typing import TYPE_CHECKING, Callable
 
 from audit.errors import InputError
 from audit.ingest.vocab import normalize_header
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported where it is used: the common case (a CSV file DuckDB reads itself) does
+# without it, and it takes a tenth of a second to import.
 
 HEADER_SCAN_ROWS = 50
 CHUNK = 1 << 24
@@ -309,6 +311,10 @@ def transcode_to_utf8(path: Path, encoding: str) -> tuple[Path, int, bool]:
 
 def _read_csv_fast(path, encoding, delim, skip, names):
     """pyarrow's multi-threaded reader; None when the file needs the exact (slow) reader."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
     invalid: list[int] = []
 
     def on_invalid(row):
@@ -340,6 +346,8 @@ def _read_csv_fast(path, encoding, delim, skip, names):
 
 def _read_csv_exact(path, encoding, delim, skip, names):
     """Python's csv module: exact starting line of each record, ragged rows handled."""
+    import pyarrow as pa
+
     width = len(names)
     cols: list[list[str]] = [[] for _ in range(width)]
     rows: list[int] = []
@@ -415,6 +423,8 @@ def read_excel(path: Path, fmt: str, known: dict[str, str], sheet: str | None = 
 
 
 def _read_sheet(path, fmt, sh, name, known, header_row) -> RawTable:
+    import pyarrow as pa
+
     rows_iter = sh.iter_rows()
     head: list[list[str]] = []
     for row in rows_iter:
@@ -462,7 +472,8 @@ def _read_sheet(path, fmt, sh, name, known, header_row) -> RawTable:
 # ---------------------------------------------------------------------------------------------
 def read_parquet(path: Path) -> RawTable:
     """Read a Parquet file; every column becomes text, timestamps as ISO text."""
-
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     try:
