@@ -188,6 +188,10 @@ def _stage_file(con, report: IngestReport, raw, scan: FileScan, builtin, prof, c
             raw = raw.fallback()
             plan = _plan(raw, builtin, prof)
             args = (plan, prof, city)
+    if raw.table is None and rowx == "_row":     # a CSV file DuckDB should not read itself
+        raw = raw.fallback()
+        plan = _plan(raw, builtin, prof)
+        args = (plan, prof, city)
     if raw.table is not None:
         con.register("_raw", raw.table)
         try:
@@ -312,33 +316,50 @@ _SAME_EVENT = " AND ".join(f"o.{c} IS NOT DISTINCT FROM e.{c}" for c in ("city",
 def _merge_events(con, events_sql: str, events_ok: dict[int, int], append: bool, ingest_id: int) -> dict[int, int]:
     """Load the staged events; return the counted rows loaded per file (the others are duplicates).
 
-    Repeats are found by a 64-bit hash of each event first, then confirmed on the exact values.
-    A case's events are compared with the database's by count and the sum of those hashes."""
+    Repeats are found by a 64-bit hash of each event first (a case with fewer distinct hashes than
+    rows), then confirmed on the exact values. A case's events are compared with the database's
+    by their count and the sum of those hashes (a 128-bit sum of 64-bit hashes)."""
     con.execute(f"CREATE OR REPLACE TEMP VIEW _ev AS {events_sql}")
-    con.execute("CREATE OR REPLACE TEMP TABLE _duph AS SELECT h FROM _ev GROUP BY h HAVING count(*) > 1")
+    # One pass, per case: its rows, the sum of their hashes, how many distinct hashes (fewer than
+    # rows: a repeated event, or a hash collision that the exact check below tells apart), and the
+    # first and last file it is in.
+    con.execute("""CREATE OR REPLACE TEMP TABLE _evc AS
+                   SELECT city, case_id, count(*) AS n, sum(h) AS s, len(list_distinct(list(h))) AS nd,
+                          min(pos >> 40) AS f0, max(pos >> 40) AS f1
+                   FROM _ev GROUP BY ALL""")
     con.execute(f"""
         -- An event found more than once in this ingest is loaded once (its first row, by pos).
         CREATE OR REPLACE TEMP TABLE _dupskip AS
-        SELECT pos, counted FROM (
-            SELECT pos, counted, row_number() OVER (PARTITION BY {EVENT_KEY} ORDER BY pos) AS rn
-            FROM _ev WHERE h IN (SELECT h FROM _duph)) WHERE rn > 1""")
+        SELECT pos, counted, h, city, case_id FROM (
+            SELECT pos, counted, h, city, case_id,
+                   row_number() OVER (PARTITION BY {EVENT_KEY} ORDER BY pos) AS rn
+            FROM _ev SEMI JOIN (SELECT city, case_id FROM _evc WHERE nd < n) USING (city, case_id))
+        WHERE rn > 1""")
     has_dups = con.execute("SELECT count(*) FROM _dupskip").fetchall()[0][0] > 0
     con.execute("CREATE OR REPLACE TEMP VIEW _evu AS SELECT e.* FROM _ev e"
                 + (" ANTI JOIN _dupskip d ON e.pos = d.pos" if has_dups else ""))
+    if has_dups:
+        con.execute("""UPDATE _evc SET n = _evc.n - d.k, s = _evc.s - d.hs
+                       FROM (SELECT city, case_id, count(*) AS k, sum(h) AS hs FROM _dupskip GROUP BY ALL) d
+                       WHERE _evc.city = d.city AND _evc.case_id = d.case_id""")
+    # The files each case's (loaded) events come from.
     con.execute("""CREATE OR REPLACE TEMP TABLE _evf AS
-                   SELECT pos >> 40 AS file_id, city, case_id, count(*) AS n, sum(h) AS s FROM _evu GROUP BY ALL""")
+                   SELECT f0 AS file_id, city, case_id FROM _evc WHERE f0 = f1
+                   UNION ALL
+                   SELECT DISTINCT e.pos >> 40, e.city, e.case_id FROM _evu e
+                   SEMI JOIN (SELECT city, case_id FROM _evc WHERE f0 <> f1) m USING (city, case_id)""")
     existing = con.execute("SELECT count(*) FROM (SELECT 1 FROM event_rows LIMIT 1)").fetchall()[0][0] > 0
     if existing:
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _evcase AS
-            WITH c AS (SELECT city, case_id, sum(n) AS n, sum(s) AS s FROM _evf GROUP BY ALL),
+            WITH c AS (SELECT city, case_id, n, s FROM _evc),
                  o AS (SELECT city, case_id, count(*) AS n, sum(hash({EVENT_KEY})) AS s
                        FROM event_rows SEMI JOIN c USING (city, case_id) GROUP BY ALL)
             SELECT c.city, c.case_id, CASE WHEN o.n IS NULL THEN 'new'
                                            WHEN o.n = c.n AND o.s = c.s THEN 'same' ELSE 'changed' END AS verdict
             FROM c LEFT JOIN o USING (city, case_id)""")
     else:   # a case the database does not have yet is new: nothing to compare
-        con.execute("CREATE OR REPLACE TEMP TABLE _evcase AS SELECT DISTINCT city, case_id, 'new' AS verdict FROM _evf WHERE false")
+        con.execute("CREATE OR REPLACE TEMP TABLE _evcase AS SELECT city, case_id, 'new' AS verdict FROM _evc WHERE false")
     if append and existing:
         # Append mode: keep earlier events; add only the ones not loaded before.
         con.execute(f"""

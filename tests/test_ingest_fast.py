@@ -1,0 +1,130 @@
+"""The fast path: DuckDB reads a CSV file itself, and row numbers, clean-up, repeats and
+fallbacks to the exact reader behave exactly as with the exact reader."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from audit.db import connect
+from audit.ingest import ingest
+from tests.conftest import table, write_csv
+
+HEADER = ["办件编号", "地市", "环节", "时间", "经办人", "备注"]
+STEPS = ["咨询", "受理", "承办", "办结"]
+
+
+def test_row_numbers_survive_a_parallel_read(tmp_path, con):
+    """A file large enough for DuckDB to split between threads: every event keeps its own line
+    number (written into its note), and bad rows are reported on their own lines."""
+    path = tmp_path / "big.csv"
+    bad_lines = {1_000, 250_001, 612_345}
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write("延安市帮办代办环节明细\n" + ",".join(HEADER) + "\n")
+        for line in range(3, 720_003):
+            when = "2025-13-01 09:00:00" if line in bad_lines else f"2025-03-{1 + line % 28:02d} 09:{line % 60:02d}:00"
+            fh.write(f"YA{line // 4:07d},延安,{STEPS[line % 4]},{when},张三,{line}\n")
+    assert path.stat().st_size > 40_000_000   # several of DuckDB's CSV buffers
+    report = ingest(con, [path])
+    f = report.files[0]
+    assert f.reader == "duckdb"
+    assert (f.rows_read, f.loaded, f.quarantined, f.duplicates) == (720_000, 720_000 - 3, 3, 0)
+    assert table(con, "SELECT count(*) FROM events WHERE note <> source_row::VARCHAR") == [(0,)]
+    assert table(con, "SELECT count(*) FROM events WHERE seq <> (SELECT min(seq) FROM events) + "
+                      "64 * (source_row - 3)") == [(0,)]
+    assert [r[0] for r in table(con, "SELECT source_row FROM quarantine ORDER BY 1")] == sorted(bad_lines)
+    assert table(con, "SELECT reason FROM quarantine WHERE source_row = 250001") == [
+        ('第 250001 行 时间 "2025-13-01 09:00:00" 无法识别',)]
+
+
+@pytest.mark.parametrize("name, text, reader, lines", [
+    # a blank line: DuckDB skips it, so line numbers would shift -> the exact reader
+    ("blank.csv", "办件编号,地市,环节,时间\nA,延安,咨询,2025-03-03\n\nB,延安,受理,2025-13-03\n", "exact", [3, 4]),
+    # a line break inside a quoted cell
+    ("multiline.csv", '办件编号,地市,环节,时间,备注\nA,延安,咨询,2025-03-03,"第一行\n第二行"\nB,延安,受理,2025-13-03,\n',
+     "exact", [4]),
+    # \n and \r\n mixed: DuckDB reads nothing sensible
+    ("mixed.csv", "标题\n办件编号,地市,环节,时间\r\nA,延安,咨询,2025-03-03\r\nB,延安,受理,2025-13-03\r\n", "exact", [4]),
+    # a clean file, CRLF, no newline at the end
+    ("crlf.csv", "办件编号,地市,环节,时间\r\nA,延安,咨询,2025-03-03\r\nB,延安,受理,2025-13-03", "duckdb", [3]),
+    # glob characters in the name are not patterns
+    ("导出[1].csv", "办件编号,地市,环节,时间\nA,延安,咨询,2025-03-03\nB,延安,受理,2025-13-03\n", "exact", [3]),
+])
+def test_fallback_to_the_exact_reader_keeps_line_numbers(tmp_path, con, name, text, reader, lines):
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8"))
+    report = ingest(con, [path])
+    assert report.files[0].reader == reader
+    blank = 1 if name == "blank.csv" else 0
+    assert (report.files[0].loaded, report.files[0].quarantined) == (1, 1 + blank)
+    assert [r[0] for r in table(con, "SELECT source_row FROM quarantine ORDER BY 1")] == lines
+    assert table(con, "SELECT case_id, source_row FROM events") == [("A", 2 + (name in ("mixed.csv",)))]
+
+
+def test_cleanup_only_where_needed(tmp_path, con):
+    """Forced-text ids, edge white space, tabs and full-width spaces are cleaned on the fast path;
+    typed cells with white space still parse."""
+    path = tmp_path / "quirks.csv"
+    path.write_text(
+        "办件编号,地市,环节,时间,经办人,备注\n"
+        '="0012",延安市, 受理 ,2025-03-05 09:00 ,\t张三\t,材料　齐全\n'
+        "0013,延安,咨询,2025-03-05 10:00:00,李四, \n"
+        "0014,榆林市,办结,2025/3/5 11:00,王五,正常\n", encoding="utf-8")
+    report = ingest(con, [path])
+    assert report.files[0].reader == "duckdb" and report.files[0].loaded == 3
+    assert table(con, "SELECT case_id, city, step, time, staff, note FROM events ORDER BY case_id") == [
+        ("0012", "延安", "受理", dt.datetime(2025, 3, 5, 9), "张三", "材料 齐全"),
+        ("0013", "延安", "咨询", dt.datetime(2025, 3, 5, 10), "李四", None),
+        ("0014", "榆林", "办结", dt.datetime(2025, 3, 5, 11), "王五", "正常"),
+    ]
+
+
+def test_an_event_in_two_files_of_one_ingest_is_loaded_once(tmp_path, con):
+    rows = [["A1", "延安", "咨询", "2025-03-03 09:00:00", "张三", ""],
+            ["A1", "延安", "受理", "2025-03-03 10:00:00", "张三", ""]]
+    a = write_csv(tmp_path / "a.csv", [HEADER] + rows)
+    b = write_csv(tmp_path / "b.csv", [HEADER] + rows[1:] + [["A1", "延安", "办结", "2025-03-04 10:00:00", "张三", ""]]
+                  + rows[1:])
+    report = ingest(con, [a, b])
+    assert [(f.loaded, f.duplicates) for f in report.files] == [(2, 0), (1, 2)]
+    assert table(con, "SELECT source_file, step FROM events ORDER BY seq") == [
+        ("a.csv", "咨询"), ("a.csv", "受理"), ("b.csv", "办结")]
+    assert (report.new_cases, report.replaced_cases) == (1, 0)
+    assert [(f.new_cases, f.replaced_cases) for f in report.files] == [(1, 0), (1, 0)]
+
+
+def test_database_from_before_the_provenance_change_is_migrated(tmp_path):
+    """Rows of an old database (file name and SHA-256 on every row) keep their provenance."""
+    db = tmp_path / "old.duckdb"
+    old = duckdb.connect(str(db))
+    old.execute("""
+        CREATE SEQUENCE ingest_seq START 2;
+        CREATE TABLE ingest_files (ingest_id BIGINT, file_id BIGINT, path VARCHAR, file_name VARCHAR, sha256 VARCHAR,
+            size_bytes BIGINT, format VARCHAR, encoding VARCHAR, sheet VARCHAR, layout VARCHAR, header_row INTEGER,
+            city_option VARCHAR, profile VARCHAR, unmapped_columns VARCHAR[], rows_read BIGINT, loaded BIGINT,
+            quarantined BIGINT, duplicates BIGINT, replaced_cases BIGINT, new_cases BIGINT, PRIMARY KEY (ingest_id, file_id));
+        CREATE TABLE case_rows (city VARCHAR NOT NULL, case_id VARCHAR NOT NULL, county VARCHAR, hall VARCHAR,
+            service_type VARCHAR, channel VARCHAR, object_type VARCHAR, item VARCHAR, applicant VARCHAR,
+            id_number VARCHAR, phone VARCHAR, staff VARCHAR, promised_days INTEGER, fee DECIMAL(12, 2),
+            visits INTEGER, rating VARCHAR, rating_score TINYINT, rating_time TIMESTAMP, materials VARCHAR,
+            source_file VARCHAR, source_sha256 VARCHAR, source_row BIGINT, ingest_id BIGINT);
+        CREATE TABLE event_rows (city VARCHAR NOT NULL, case_id VARCHAR NOT NULL, step VARCHAR NOT NULL,
+            step_code VARCHAR NOT NULL, "time" TIMESTAMP NOT NULL, staff VARCHAR, note VARCHAR, source_file VARCHAR,
+            source_sha256 VARCHAR, source_row BIGINT, seq BIGINT, ingest_id BIGINT);
+        INSERT INTO ingest_files (ingest_id, file_id, file_name, sha256, sheet) VALUES
+            (1, 0, 'ev.csv', 'aa', NULL), (1, 1, 'cases.xlsx', 'bb', '台账');
+        INSERT INTO event_rows VALUES ('延安', 'A', '受理', 'accept', '2025-03-03 09:00', NULL, NULL, 'ev.csv', 'aa', 2, 128, 1);
+        INSERT INTO case_rows (city, case_id, service_type, source_file, source_sha256, source_row, ingest_id)
+            VALUES ('延安', 'A', '帮办', 'cases.xlsx#台账', 'bb', 3, 1);
+    """)
+    old.close()
+    con = connect(db)
+    assert table(con, "SELECT case_id, step_code, source_file, source_sha256, source_row FROM events") == [
+        ("A", "accept", "ev.csv", "aa", 2)]
+    assert table(con, "SELECT case_id, service_type, source_file, source_sha256 FROM cases") == [
+        ("A", "帮办", "cases.xlsx#台账", "bb")]
+    cols = {r[0] for r in table(con, "SELECT column_name FROM duckdb_columns() WHERE table_name = 'event_rows'")}
+    assert "source_sha256" not in cols and "step_code" not in cols and "file_id" in cols
+    con.close()
