@@ -22,6 +22,7 @@ from audit import __version__
 from audit.calendar import WorkCalendar
 from audit.errors import CalendarError, PackError, UsageError
 from audit.facts import CalendarDateError, build_facts, build_settings, settings_in_force
+from audit.metrics import build_case_kpi, store_kpi_cells
 from audit.pack import Pack, Rule, load_pack
 from audit.workdays import RunCalendars, build_calendars
 
@@ -229,8 +230,10 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
     con.execute("BEGIN TRANSACTION")
     try:
         # The same run again replaces it (under a new id, so the latest run is the highest id).
+        cells = con.execute("""SELECT count(*) FROM duckdb_tables() WHERE table_name = 'run_kpi_cells'
+                               AND database_name = current_database()""").fetchall()[0][0] > 0
         for (old_id,) in con.execute("SELECT run_id FROM runs WHERE run_key = ?", [run_key]).fetchall():
-            for table in ("findings", "run_rules", "runs"):
+            for table in ("findings", "run_rules", "runs") + (("run_kpi_cells",) if cells else ()):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [old_id])
         run_id = con.execute("SELECT nextval('run_seq')").fetchall()[0][0]
         result.run_id = run_id
@@ -240,6 +243,9 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
             n = execute_rule(con, rule, run_id)
             con.execute("INSERT INTO run_rules VALUES (?, ?, ?, ?, ?, ?)", [run_id, rule.id, rule.severity, rule.clause, rule.title, n])
             result.results.append(RuleResult(rule, n))
+        # The run's figures, kept with it (see audit.metrics): `audit kpi` then needs no facts.
+        build_case_kpi(con, run_id)
+        store_kpi_cells(con, run_id)
         con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [run_id, run_key, pack.name, pack.version, str(pack.path), pack.standard,
                      json.dumps(settings, ensure_ascii=False), as_of, as_of_source, ",".join(cities or []),
@@ -261,9 +267,7 @@ def ensure_run(con, as_of: dt.date | None = None, pack: Pack | None = None,
     with the verdicts stored for the same audit date, pack and calendar.
     """
     ensure_schema(con)
-    where, params = ("WHERE as_of = ?", [as_of]) if as_of else ("", [])
-    rows = con.execute(f"""SELECT run_id, as_of, pack_path, calendar_spec, city_filter
-                           FROM runs {where} ORDER BY run_id DESC LIMIT 1""", params).fetchall()
+    rows = _latest_runs(con, as_of)
     if not rows:
         result = run_check(con, pack, as_of, None, calendar)
         return result.run_id, result.as_of
@@ -276,6 +280,19 @@ def ensure_run(con, as_of: dt.date | None = None, pack: Pack | None = None,
     per_city = {c: [Path(f) for f in fs if Path(f).exists()] for c, fs in spec.get("per_city", {}).items()}
     prepare(con, pack, run_as_of, calendar, city_filter.split(",") if city_filter else None, per_city)
     return run_id, run_as_of
+
+
+def _latest_runs(con, as_of: dt.date | None) -> list[tuple]:
+    where, params = ("WHERE as_of = ?", [as_of]) if as_of else ("", [])
+    return con.execute(f"""SELECT run_id, as_of, pack_path, calendar_spec, city_filter
+                           FROM runs {where} ORDER BY run_id DESC LIMIT 1""", params).fetchall()
+
+
+def find_run(con, as_of: dt.date | None = None) -> tuple[int, dt.date] | None:
+    """(run id, audit date) of the latest run (at `as_of`, if given), or None; builds nothing."""
+    ensure_schema(con)
+    rows = _latest_runs(con, as_of)
+    return (rows[0][0], rows[0][1]) if rows else None
 
 
 def latest_run(con) -> int | None:

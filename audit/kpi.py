@@ -8,16 +8,34 @@ import math
 
 import pandas as pd
 
-from audit.engine import ensure_run
-from audit.metrics import FIGURE_ZH, FIGURES, KpiResult, build_case_kpi, compute_kpis, parse_by
+from audit.engine import ensure_run, find_run
+from audit.metrics import (
+    FIGURE_ZH, FIGURES, KpiResult, build_case_kpi, compute_kpis, kpi_cells, parse_by, store_kpi_cells,
+)
 
 
 def run_kpis(con, by: str | list[str] | None, as_of: dt.date | None = None) -> KpiResult:
-    """Figures grouped by `by` for the latest run (at `as_of`)."""
+    """Figures grouped by `by` for the latest run (at `as_of`): from the figures stored with the
+    run; for a run stored without them (an older database), computed and stored now."""
     keys = parse_by(by) if isinstance(by, str) or by is None else list(by)
-    run_id, run_as_of = ensure_run(con, as_of)
-    build_case_kpi(con, run_id)
-    return KpiResult(keys, compute_kpis(con, keys, run_id), run_id, run_as_of)
+    found = find_run(con, as_of)
+    cells = kpi_cells(con, found[0]) if found else None
+    if cells is None:
+        run_id, run_as_of = ensure_run(con, as_of)
+        cells = kpi_cells(con, run_id)
+        if cells is None:
+            build_case_kpi(con, run_id)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                store_kpi_cells(con, run_id)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            cells = kpi_cells(con, run_id)
+    else:
+        run_id, run_as_of = found
+    return KpiResult(keys, compute_kpis(con, keys, run_id, source=cells), run_id, run_as_of)
 
 
 def _clean(v):

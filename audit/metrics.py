@@ -3,6 +3,10 @@
 Each case gets numerator/denominator flags (``case_kpi``), then any grouping sums them. A rate
 whose denominator is empty is empty (NULL / None), never 0 or 1. Figures are fractions in [0, 1].
 
+Every figure is a ratio of sums, so the flags summed over each combination of all grouping keys
+(``run_kpi_cells``, stored with the run by `audit check`) give every grouping exactly; `audit kpi`
+reads those cells instead of rebuilding the per-case facts.
+
 | figure | numerator ÷ denominator |
 | --- | --- |
 | response_rate     | response step on time ÷ response recorded, or missing with its limit passed (pending excluded) |
@@ -89,6 +93,8 @@ def build_case_kpi(con, run_id: int) -> None:
                (f.rating IN ('非常满意', '满意', '基本满意'))::INT AS satisfied,
                (f.rating IS NOT NULL)::INT AS rated,
                f.rating_score,
+               f.rating_score::INT AS score_sum,
+               (f.rating_score IS NOT NULL)::INT AS score_n,
                (coalesce(fu.n_in_time, 0) > 0)::INT AS fu_ok,
                (fu.case_id IS NOT NULL AND (fu.n_followups > 0 OR f.as_of > f.followup_limit))::INT AS fu_due,
                (err.case_id IS NULL)::INT AS compliant
@@ -98,26 +104,53 @@ def build_case_kpi(con, run_id: int) -> None:
     """, [run_id])
 
 
-def kpi_sql(by: list[str], where: str = "TRUE", with_counts: bool = False) -> str:
-    """SELECT of the figures from ``case_kpi`` grouped by `by` (ordered by the keys)."""
-    parts = [f"count(*) AS cases"]
+FLAGS = ("one", "resp_ok", "resp_due", "resolved", "resol_due", "on_time", "ot_due", "satisfied", "rated",
+         "score_sum", "score_n", "fu_ok", "fu_due", "compliant")
+
+
+def kpi_sql(by: list[str], where: str = "TRUE", with_counts: bool = False, source: str = "case_kpi") -> str:
+    """SELECT of the figures grouped by `by` (ordered by the keys) from `source`: ``case_kpi``
+    (a row per case) or cells of ``run_kpi_cells`` (the same flags summed): only sums are used."""
+    parts = ["sum(one)::BIGINT AS cases"]
     for fig, (num, den) in RATES.items():
         if fig == "compliance_rate":
             continue
         parts.append(f"CASE WHEN sum({den}) > 0 THEN sum({num}) / sum({den}) END AS {fig}")
         if fig == "satisfaction_rate":
-            parts.append("avg(rating_score) AS mean_rating")
-    parts.append("CASE WHEN count(*) > 0 THEN sum(compliant) / count(*) END AS compliance_rate")
+            parts.append("CASE WHEN sum(score_n) > 0 THEN sum(score_sum) / sum(score_n) END AS mean_rating")
+    parts.append("CASE WHEN sum(one) > 0 THEN sum(compliant) / sum(one) END AS compliance_rate")
     if with_counts:
         for fig, (num, den) in RATES.items():
             parts.append(f"sum({num})::BIGINT AS {fig}_num, sum({den})::BIGINT AS {fig}_den")
     keys = ", ".join(by)
     group = f"GROUP BY {keys} ORDER BY {', '.join(f'{k} NULLS LAST' for k in by)}" if by else ""
     select_keys = f"{keys}, " if by else ""
-    return f"SELECT {select_keys}{', '.join(parts)} FROM case_kpi WHERE {where} {group}"
+    return f"SELECT {select_keys}{', '.join(parts)} FROM {source} WHERE {where} {group}"
+
+
+def store_kpi_cells(con, run_id: int) -> None:
+    """Keep the run's figures as ``run_kpi_cells``: the flags of ``case_kpi`` summed per combination
+    of all grouping keys (far fewer rows than cases). Call inside the run's transaction."""
+    keys = ", ".join(GROUP_KEYS)
+    sums = ", ".join(f"sum({f})::BIGINT AS {f}" for f in FLAGS)
+    con.execute(f"CREATE TABLE IF NOT EXISTS run_kpi_cells AS "
+                f"SELECT 0::BIGINT AS run_id, {keys}, {sums} FROM case_kpi GROUP BY ALL LIMIT 0")
+    con.execute("DELETE FROM run_kpi_cells WHERE run_id = ?", [run_id])
+    con.execute(f"INSERT INTO run_kpi_cells BY NAME SELECT {int(run_id)}::BIGINT AS run_id, {keys}, {sums} "
+                f"FROM case_kpi GROUP BY ALL")
+
+
+def kpi_cells(con, run_id: int) -> str | None:
+    """The stored cells of `run_id` as a relation for `kpi_sql`, or None when the run has none."""
+    exists = con.execute("""SELECT count(*) FROM duckdb_tables() WHERE table_name = 'run_kpi_cells'
+                            AND database_name = current_database()""").fetchall()[0][0]
+    if not exists or not con.execute("SELECT count(*) FROM (SELECT 1 FROM run_kpi_cells WHERE run_id = ? LIMIT 1)",
+                                     [run_id]).fetchall()[0][0]:
+        return None
+    return f"(SELECT * FROM run_kpi_cells WHERE run_id = {int(run_id)})"
 
 
 def compute_kpis(con, by: list[str], run_id: int, where: str = "TRUE", params: list | None = None,
-                 with_counts: bool = False) -> pd.DataFrame:
-    """The figures grouped by `by` (``case_kpi`` must exist for `run_id`)."""
-    return con.execute(kpi_sql(by, where, with_counts), params or []).df()
+                 with_counts: bool = False, source: str = "case_kpi") -> pd.DataFrame:
+    """The figures grouped by `by` (`source`, default ``case_kpi``, must be built for `run_id`)."""
+    return con.execute(kpi_sql(by, where, with_counts, source), params or []).df()
