@@ -401,24 +401,37 @@ def _merge_cases(con, ingest_id: int) -> None:
     fold = ", ".join(f"arg_max_null({a}, pos) FILTER (WHERE p_{a}) AS {a}, bool_or(p_{a}) AS p_{a}" for a in ATTRS)
     merged = ", ".join(f"CASE WHEN n.p_{a} THEN n.{a} ELSE o.{a} END AS {a}" for a in ATTRS)
     same_cond = " AND ".join(f"m.{a} IS NOT DISTINCT FROM o.{a}" for a in ATTRS)
+    # The usual case table has one row per case: nothing to fold, no repeats or conflicts to find.
+    one_row_each = con.execute("""SELECT count(*) FROM (SELECT 1 FROM _cs GROUP BY city, case_id
+                                  HAVING count(*) > 1 LIMIT 1)""").fetchall()[0][0] == 0
+    if one_row_each:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _csn AS
+            SELECT city, case_id, CASE WHEN counted THEN pos END AS first_pos, pos AS last_pos,
+                   {', '.join(f'{a}, p_{a}' for a in ATTRS)}
+            FROM _cs;
+            CREATE OR REPLACE TEMP TABLE _csr AS
+            SELECT pos, city, case_id, file_id, "row", false AS is_dup, false AS superseded FROM _cs WHERE counted""")
+    else:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _csn AS
+            SELECT city, case_id, min(pos) FILTER (WHERE counted) AS first_pos, max(pos) AS last_pos, {fold}
+            FROM _cs GROUP BY city, case_id;
+            -- Counted case rows (case tables, wide ledgers): an exact repeat of an earlier row of the
+            -- case is a duplicate; a row followed in the same file by a different row of the same case
+            -- is quarantined (a conflict inside one ledger: the later row wins); the rest are loaded,
+            -- or duplicates when the case ends up exactly as the database already had it.
+            CREATE OR REPLACE TEMP TABLE _csr AS
+            SELECT c.pos, c.city, c.case_id, c.file_id, c."row",
+                   row_number() OVER (PARTITION BY c.city, c.case_id, {attr_hash} ORDER BY c.pos) > 1 AS is_dup,
+                   max(c.pos) OVER (PARTITION BY c.city, c.case_id, c.file_id) > c.pos AS superseded
+            FROM _cs c WHERE c.counted""")
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _csn AS
-        SELECT city, case_id, min(pos) FILTER (WHERE counted) AS first_pos, max(pos) AS last_pos, {fold}
-        FROM _cs GROUP BY city, case_id;
         CREATE OR REPLACE TEMP TABLE _csv AS
         WITH m AS (SELECT n.city, n.case_id, n.last_pos, n.first_pos, {merged}, o.case_id IS NOT NULL AS existed
                    FROM _csn n LEFT JOIN case_rows o USING (city, case_id))
         SELECT m.*, CASE WHEN NOT m.existed THEN 'new' WHEN {same_cond} THEN 'same' ELSE 'changed' END AS verdict
         FROM m LEFT JOIN case_rows o USING (city, case_id);
-        -- Counted case rows (case tables, wide ledgers): an exact repeat of an earlier row of the
-        -- case is a duplicate; a row followed in the same file by a different row of the same case
-        -- is quarantined (a conflict inside one ledger: the later row wins); the rest are loaded,
-        -- or duplicates when the case ends up exactly as the database already had it.
-        CREATE OR REPLACE TEMP TABLE _csr AS
-        SELECT c.pos, c.city, c.case_id, c.file_id, c."row",
-               row_number() OVER (PARTITION BY c.city, c.case_id, {attr_hash} ORDER BY c.pos) > 1 AS is_dup,
-               max(c.pos) OVER (PARTITION BY c.city, c.case_id, c.file_id) > c.pos AS superseded
-        FROM _cs c WHERE c.counted;
         INSERT INTO _status
         SELECT r.file_id, r."row",
                CASE WHEN r.is_dup THEN 'duplicate' WHEN r.superseded THEN 'conflict'
