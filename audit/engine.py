@@ -22,7 +22,7 @@ from audit import __version__
 from audit.calendar import WorkCalendar
 from audit.errors import CalendarError, PackError, UsageError
 from audit.facts import CalendarDateError, build_facts, build_settings, settings_in_force
-from audit.metrics import build_case_kpi, store_kpi_cells
+from audit.metrics import store_kpi_cells
 from audit.pack import Pack, Rule, load_pack
 from audit.workdays import RunCalendars, build_calendars
 
@@ -244,7 +244,6 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
             con.execute("INSERT INTO run_rules VALUES (?, ?, ?, ?, ?, ?)", [run_id, rule.id, rule.severity, rule.clause, rule.title, n])
             result.results.append(RuleResult(rule, n))
         # The run's figures, kept with it (see audit.metrics): `audit kpi` then needs no facts.
-        build_case_kpi(con, run_id)
         store_kpi_cells(con, run_id)
         con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [run_id, run_key, pack.name, pack.version, str(pack.path), pack.standard,

@@ -10,7 +10,7 @@ import pandas as pd
 
 from audit.engine import ensure_run, find_run
 from audit.metrics import (
-    FIGURE_ZH, FIGURES, KpiResult, build_case_kpi, compute_kpis, kpi_cells, parse_by, store_kpi_cells,
+    FIGURE_ZH, FIGURES, KpiResult, compute_kpis, kpi_cells, parse_by, store_kpi_cells,
 )
 
 
@@ -24,7 +24,6 @@ def run_kpis(con, by: str | list[str] | None, as_of: dt.date | None = None) -> K
         run_id, run_as_of = ensure_run(con, as_of)
         cells = kpi_cells(con, run_id)
         if cells is None:
-            build_case_kpi(con, run_id)
             con.execute("BEGIN TRANSACTION")
             try:
                 store_kpi_cells(con, run_id)

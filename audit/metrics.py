@@ -69,8 +69,11 @@ def build_case_kpi(con, run_id: int) -> None:
 
     Needs ``case_facts`` (built for the run's audit date) and the run's findings.
     """
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE case_kpi AS
+    con.execute(f"CREATE OR REPLACE TEMP TABLE case_kpi AS {CASE_KPI_SQL}", [run_id])
+
+
+# Per case (parameter: the run id): the grouping keys and the flags of every figure.
+CASE_KPI_SQL = """
         WITH fu AS (
             SELECT f.city, f.case_id,
                    count(e.case_id) AS n_followups,
@@ -101,7 +104,7 @@ def build_case_kpi(con, run_id: int) -> None:
         FROM case_facts f
         LEFT JOIN fu ON fu.city = f.city AND fu.case_id = f.case_id
         LEFT JOIN err ON err.city = f.city AND err.case_id = f.case_id
-    """, [run_id])
+"""
 
 
 FLAGS = ("one", "resp_ok", "resp_due", "resolved", "resol_due", "on_time", "ot_due", "satisfied", "rated",
@@ -129,15 +132,15 @@ def kpi_sql(by: list[str], where: str = "TRUE", with_counts: bool = False, sourc
 
 
 def store_kpi_cells(con, run_id: int) -> None:
-    """Keep the run's figures as ``run_kpi_cells``: the flags of ``case_kpi`` summed per combination
-    of all grouping keys (far fewer rows than cases). Call inside the run's transaction."""
+    """Keep the run's figures as ``run_kpi_cells``: the per-case flags summed per combination of
+    all grouping keys (far fewer rows than cases), straight from ``case_facts`` and the run's
+    findings. Call inside the run's transaction."""
     keys = ", ".join(GROUP_KEYS)
     sums = ", ".join(f"sum({f})::BIGINT AS {f}" for f in FLAGS)
-    con.execute(f"CREATE TABLE IF NOT EXISTS run_kpi_cells AS "
-                f"SELECT 0::BIGINT AS run_id, {keys}, {sums} FROM case_kpi GROUP BY ALL LIMIT 0")
+    cells = f"SELECT {int(run_id)}::BIGINT AS run_id, {keys}, {sums} FROM ({CASE_KPI_SQL}) GROUP BY ALL"
+    con.execute(f"CREATE TABLE IF NOT EXISTS run_kpi_cells AS {cells} LIMIT 0", [run_id])
     con.execute("DELETE FROM run_kpi_cells WHERE run_id = ?", [run_id])
-    con.execute(f"INSERT INTO run_kpi_cells BY NAME SELECT {int(run_id)}::BIGINT AS run_id, {keys}, {sums} "
-                f"FROM case_kpi GROUP BY ALL")
+    con.execute(f"INSERT INTO run_kpi_cells BY NAME {cells}", [run_id])
 
 
 def kpi_cells(con, run_id: int) -> str | None:
