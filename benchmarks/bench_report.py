@@ -7,8 +7,9 @@
 The database is built from `audit.sample.generate_cases` for 延安, 宝鸡 and 榆林 (a third of the
 cases each, canonical CSV headers), ingested and checked with the CLI. Each measured command
 runs in a fresh process; the table gives wall seconds, the child's peak RSS and the output size.
-Targets: figures ≤ 5 s; report ≤ 15 s and ≤ 10 MB. The row "ensure_run" is the part both commands
-share before any figure is computed (rebuilding ``case_facts`` for the run, `audit.engine`).
+Targets: figures ≤ 5 s; report ≤ 15 s and ≤ 10 MB. The row "ensure_run" is what the report does
+before any figure is computed (rebuilding ``case_facts`` for the run, `audit.engine`); `audit kpi`
+reads the figures stored with the run instead.
 """
 
 from __future__ import annotations

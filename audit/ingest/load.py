@@ -1,7 +1,10 @@
 """Load files into the database in one transaction, accounting for every row.
 
-For each file: rows read = loaded + quarantined + duplicates. The whole `ingest` call is one
-DuckDB transaction: if anything fails (or the process is killed) the database is as it was.
+For each file: rows read = loaded + quarantined + duplicates. Each file is first normalised into a
+temporary stage table (`audit.ingest.normalize.stage_sql`); a CSV file DuckDB can read itself is
+staged straight from the file, anything else through the exact readers. Then one DuckDB
+transaction merges the stages into the database: if anything fails (or the process is killed)
+the database is as it was.
 
 Replacement (a corrected re-export): the events of a case in this ingest replace the events of
 that case loaded by earlier ingests, unless they are exactly the same set (then its rows are
