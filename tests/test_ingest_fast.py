@@ -128,3 +128,26 @@ def test_database_from_before_the_provenance_change_is_migrated(tmp_path):
     cols = {r[0] for r in table(con, "SELECT column_name FROM duckdb_columns() WHERE table_name = 'event_rows'")}
     assert "source_sha256" not in cols and "step_code" not in cols and "file_id" in cols
     con.close()
+
+
+@pytest.mark.parametrize("delim, encoding", [("\t", "utf-8"), (";", "utf-8"), ("|", "utf-8-sig"),
+                                             (",", "utf-16"), (",", "gb18030")])
+def test_fast_path_delimiters_and_encodings(tmp_path, con, delim, encoding):
+    """Tab, semicolon and pipe files, a BOM, UTF-16 and GB18030 (through a UTF-8 copy) all take
+    DuckDB's reader, with the same values and row numbers; the temporary copy is removed."""
+    import tempfile
+    from pathlib import Path
+
+    before = set(Path(tempfile.gettempdir()).glob("audit-ingest-*"))
+    rows = [HEADER, ["Z1", "宝鸡", "咨询", "2025-03-03 09:00:00", "王五", "备注 一"],
+            ["Z1", "宝鸡", "受理", "2025-13-03 10:00:00", "王五", ""],
+            ["Z1", "宝鸡", "办结", "2025/3/4 16:00", "王五", "已办结"]]
+    path = tmp_path / "ev.csv"
+    path.write_text("".join(delim.join(r) + "\r\n" for r in rows), encoding=encoding)
+    report = ingest(con, [path])
+    assert report.files[0].reader == "duckdb"
+    assert (report.files[0].loaded, report.files[0].quarantined) == (2, 1)
+    assert table(con, "SELECT step, source_row, note FROM events ORDER BY seq") == [
+        ("咨询", 2, "备注 一"), ("办结", 4, "已办结")]
+    assert table(con, "SELECT source_row FROM quarantine") == [(3,)]
+    assert set(Path(tempfile.gettempdir()).glob("audit-ingest-*")) == before
