@@ -276,10 +276,8 @@ def _quick_encoding(path: Path) -> str | None:
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    if len(head) == 1 << 16:
-        head = head[: head.rfind(b"\n") + 1] or head[:-4]
-    try:
-        head.decode("utf-8")
+    try:   # not final: a character cut at the end of the sample is not an error
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
         return None
     return "utf-8"
