@@ -319,32 +319,40 @@ _SAME_EVENT = " AND ".join(f"o.{c} IS NOT DISTINCT FROM e.{c}" for c in ("city",
 def _merge_events(con, events_sql: str, events_ok: dict[int, int], append: bool, ingest_id: int) -> dict[int, int]:
     """Load the staged events; return the counted rows loaded per file (the others are duplicates).
 
-    Repeats are found by a 64-bit hash of each event first (a case with fewer distinct hashes than
-    rows), then confirmed on the exact values. A case's events are compared with the database's
+    Repeats are found by a 64-bit hash of each event first (a hash seen twice), then confirmed on
+    the exact values. A case's events are compared with the database's
     by their count and the sum of those hashes (a 128-bit sum of 64-bit hashes)."""
     con.execute(f"CREATE OR REPLACE TEMP VIEW _ev AS {events_sql}")
-    # One pass, per case: its rows, the sum of their hashes, how many distinct hashes (fewer than
-    # rows: a repeated event, or a hash collision that the exact check below tells apart), and the
-    # first and last file it is in.
-    con.execute("""CREATE OR REPLACE TEMP TABLE _evc AS
-                   SELECT city, case_id, count(*) AS n, sum(h) AS s, len(list_distinct(list(h))) AS nd,
-                          min(pos >> 40) AS f0, max(pos >> 40) AS f1
-                   FROM _ev GROUP BY ALL""")
+    # Hashes seen more than once: sorting 6 M hashes in numpy takes a tenth of a second, several
+    # times less than any grouping in SQL. Only rows with such a hash are compared exactly.
+    hashes = con.execute("SELECT h FROM _ev").fetchnumpy()["h"]
+    hashes.sort()
+    repeated = hashes[1:][hashes[1:] == hashes[:-1]]
+    del hashes
+    con.execute("CREATE OR REPLACE TEMP TABLE _duph (h UBIGINT)")
+    if len(repeated):
+        import numpy as np
+        import pyarrow as pa
+
+        con.register("_duph_np", pa.table({"h": pa.array(np.unique(repeated), pa.uint64())}))
+        try:
+            con.execute("INSERT INTO _duph SELECT h FROM _duph_np")
+        finally:
+            con.unregister("_duph_np")
     con.execute(f"""
         -- An event found more than once in this ingest is loaded once (its first row, by pos).
         CREATE OR REPLACE TEMP TABLE _dupskip AS
-        SELECT pos, counted, h, city, case_id FROM (
-            SELECT pos, counted, h, city, case_id,
-                   row_number() OVER (PARTITION BY {EVENT_KEY} ORDER BY pos) AS rn
-            FROM _ev SEMI JOIN (SELECT city, case_id FROM _evc WHERE nd < n) USING (city, case_id))
+        SELECT pos, counted FROM (
+            SELECT pos, counted, row_number() OVER (PARTITION BY {EVENT_KEY} ORDER BY pos) AS rn
+            FROM _ev WHERE h IN (SELECT h FROM _duph))
         WHERE rn > 1""")
     has_dups = con.execute("SELECT count(*) FROM _dupskip").fetchall()[0][0] > 0
     con.execute("CREATE OR REPLACE TEMP VIEW _evu AS SELECT e.* FROM _ev e"
                 + (" ANTI JOIN _dupskip d ON e.pos = d.pos" if has_dups else ""))
-    if has_dups:
-        con.execute("""UPDATE _evc SET n = _evc.n - d.k, s = _evc.s - d.hs
-                       FROM (SELECT city, case_id, count(*) AS k, sum(h) AS hs FROM _dupskip GROUP BY ALL) d
-                       WHERE _evc.city = d.city AND _evc.case_id = d.case_id""")
+    # Per case: its (loaded) rows, the sum of their hashes, the first and last file it is in.
+    con.execute("""CREATE OR REPLACE TEMP TABLE _evc AS
+                   SELECT city, case_id, count(*) AS n, sum(h) AS s, min(pos >> 40) AS f0, max(pos >> 40) AS f1
+                   FROM _evu GROUP BY ALL""")
     # The files each case's (loaded) events come from.
     con.execute("""CREATE OR REPLACE TEMP TABLE _evf AS
                    SELECT f0 AS file_id, city, case_id FROM _evc WHERE f0 = f1
