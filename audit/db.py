@@ -156,6 +156,9 @@ def connect(path: str | Path = DEFAULT_DB, read_only: bool = False) -> duckdb.Du
 
         raise UsageError(f"数据库 {path} 不存在：请先运行 audit ingest (database {path} does not exist)")
     con = duckdb.connect(str(path), read_only=read_only)
+    # DuckDB draws a progress bar on the terminal for statements over 2 s; the commands print
+    # their own summaries, and scripts parsing their output must not get bar fragments.
+    con.execute("SET enable_progress_bar = false")
     if not read_only:
         con.execute(SCHEMA)
         _migrate(con)
