@@ -437,33 +437,47 @@ def _read_sheet(path, fmt, sh, name, known, header_row) -> RawTable:
     while headers and not headers[-1].strip():
         headers.pop()
     width = len(headers)
+    names = [f"c{i}" for i in range(width)] + ["_row"]
+    batches: list[pa.RecordBatch] = []
     cols: list[list[str]] = [[] for _ in range(width)]
     rows: list[int] = []
     bad: list[tuple[int, str, list[str]]] = []
+    trailing_blank = 0   # blank rows at the end so far: Excel's used range may include them
+
+    def flush() -> None:
+        # Cells go to Arrow every 64 Ki rows: Python strings for a whole sheet take gigabytes.
+        if rows:
+            batches.append(pa.RecordBatch.from_arrays(
+                [pa.array(c, pa.string()) for c in cols] + [pa.array(rows, pa.int64())], names=names))
+            for c in cols:
+                c.clear()
+            rows.clear()
 
     def take(rownum: int, cells: list[str]) -> None:
+        nonlocal trailing_blank
         if len(cells) > width and any(c.strip() for c in cells[width:]):
             bad.append((rownum, f"本行在表头之外的列 ({len(cells)} 列) 有内容", cells))
+            trailing_blank = 0
             return
         cells = cells[:width] + [""] * (width - len(cells))
+        trailing_blank = trailing_blank + 1 if not any(c.strip() for c in cells) else 0
         for i, c in enumerate(cells):
             cols[i].append(c)
         rows.append(rownum)
+        if len(rows) >= 1 << 16:
+            flush()
 
     for i in range(h + 1, len(head)):
         take(i + 1, head[i])
     rownum = len(head)
     for row in rows_iter:
         rownum += 1
-        take(rownum, [_cell_text(v) for v in row])
-    # Trailing blank rows at the end of a sheet are not records: Excel's used range may include them.
-    while rows and not any(cols[i][-1].strip() for i in range(width)):
-        for c in cols:
-            c.pop()
-        rows.pop()
-    names = [f"c{i}" for i in range(width)]
-    arrays = [pa.array(c, pa.string()) for c in cols] + [pa.array(rows, pa.int64())]
-    table = pa.Table.from_arrays(arrays, names=names + ["_row"])
+        take(rownum, [v.strip("\ufeff") if v.__class__ is str else _cell_text(v) for v in row])
+    flush()
+    schema = pa.schema([(n, pa.string()) for n in names[:-1]] + [("_row", pa.int64())])
+    table = pa.Table.from_batches(batches, schema=schema)
+    # Trailing blank rows at the end of a sheet are not records.
+    table = table.slice(0, table.num_rows - trailing_blank)
     return RawTable(path, fmt, None, name, h + 1, headers, table, bad)
 
 
