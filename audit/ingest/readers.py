@@ -18,7 +18,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from audit.errors import InputError
 from audit.ingest.vocab import normalize_header
@@ -390,8 +390,9 @@ def _cell_text(value) -> str:
 
 
 def read_excel(path: Path, fmt: str, known: dict[str, str], sheet: str | None = None,
-               header_row: int | None = None) -> list[RawTable]:
-    """Read the sheet named `sheet`, or else every sheet that has a recognisable header."""
+               header_row: int | None = None) -> Iterator[RawTable]:
+    """The sheet named `sheet`, or else every sheet that has a recognisable header, one at a time
+    (a workbook of several million-row sheets is never in memory as a whole)."""
     from python_calamine import CalamineWorkbook
 
     try:
@@ -404,20 +405,22 @@ def read_excel(path: Path, fmt: str, known: dict[str, str], sheet: str | None = 
     names = book.sheet_names
     if sheet is not None and sheet not in names:
         raise InputError(f"{path}: 没有名为 {sheet!r} 的工作表；有: {', '.join(names)}")
-    out: list[RawTable] = []
+    read = 0
     errors: list[InputError] = []
     for name in [sheet] if sheet else names:
         try:
-            out.append(_read_sheet(path, fmt, book.get_sheet_by_name(name), name, known, header_row))
+            raw = _read_sheet(path, fmt, book.get_sheet_by_name(name), name, known, header_row)
         except InputError as exc:
             if sheet:
                 raise
             errors.append(exc)
-    if not out:
+            continue
+        read += 1
+        yield raw
+    if not read:
         if errors and len(names) == 1:
             raise errors[0]
         raise InputError(f"{path}: 所有工作表 ({', '.join(names)}) 中都找不到可识别的表头 (需要 办件编号 及其他列)")
-    return out
 
 
 def _read_sheet(path, fmt, sh, name, known, header_row) -> RawTable:
@@ -509,7 +512,7 @@ def read_parquet(path: Path) -> RawTable:
 
 
 def read_any(path: Path, known: dict[str, str], sheet: str | None = None,
-             header_row: int | None = None) -> list[RawTable]:
+             header_row: int | None = None) -> Iterator[RawTable]:
     """Read a file of any supported format; one RawTable per sheet read."""
     fmt = sniff_format(path)
     if fmt == "csv":
