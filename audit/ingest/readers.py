@@ -165,17 +165,26 @@ def detect_encoding(path: Path) -> str:
         return "utf-16"
     if _decodes(path, "utf-8"):
         return "utf-8"
+    for enc in _legacy_candidates(path):
+        if _decodes(path, enc):
+            return enc
+    raise _unknown_encoding(path)
+
+
+def _legacy_candidates(path: Path) -> list[str]:
+    """Encodings to try for a file that is not UTF-8, most likely first (charset-normalizer
+    arbitrates between Big5 and GB18030 on a sample)."""
     from charset_normalizer import from_bytes
 
     with open(path, "rb") as fh:
         sample = fh.read(1 << 18)
     best = from_bytes(sample, cp_isolation=["gb18030", "big5", "utf_16", "cp1252"]).best()
     guess = (best.encoding if best else "gb18030").replace("_", "").lower()
-    candidates = ["big5", "gb18030"] if guess == "big5" else ["gb18030"]
-    for enc in candidates:
-        if _decodes(path, enc):
-            return enc
-    raise InputError(f"{path}: 无法识别文本编码 (不是 UTF-8 或 GBK/GB18030)；请另存为 UTF-8 或 GBK 的 CSV")
+    return ["big5", "gb18030"] if guess == "big5" else ["gb18030"]
+
+
+def _unknown_encoding(path: Path) -> InputError:
+    return InputError(f"{path}: 无法识别文本编码 (不是 UTF-8 或 GBK/GB18030)；请另存为 UTF-8 或 GBK 的 CSV")
 
 
 def _decodes(path: Path, encoding: str) -> bool:
@@ -216,13 +225,20 @@ def find_header(rows: list[list[str]], known: dict[str, str], path: Path, where:
 def read_csv(path: Path, known: dict[str, str], header_row: int | None = None) -> RawTable:
     """A CSV file (any supported encoding), read by DuckDB straight from the file when it can be."""
     encoding = _quick_encoding(path)
-    if encoding is None:                 # the first lines are not UTF-8: check the whole file
-        encoding = detect_encoding(path)
     if encoding in ("utf-8", "utf-8-sig"):
         text_path, newlines, ends_nl, temporary = path, None, None, False
     else:
-        text_path, newlines, ends_nl = transcode_to_utf8(path, encoding)
-        temporary = True
+        # Not UTF-8 from the first bytes on: the transcoding to a UTF-8 copy is also the check of
+        # the whole file in each candidate encoding.
+        for candidate in [encoding] if encoding else _legacy_candidates(path):
+            try:
+                text_path, newlines, ends_nl = transcode_to_utf8(path, candidate)
+            except UnicodeDecodeError:
+                continue
+            encoding, temporary = candidate, True
+            break
+        else:
+            raise _unknown_encoding(path)
     try:
         h, headers, delim = _header(text_path, "utf-8-sig", known, header_row, path)
     except BaseException:
