@@ -16,7 +16,7 @@ from pathlib import Path
 from audit.calendar import WorkCalendar
 from audit.db import connect
 from audit.engine import ensure_schema, execute_rule, prepare
-from audit.ingest.vocab import RATINGS, STEPS
+from audit.ingest.vocab import RATINGS
 from audit.pack import Example, Pack, Rule
 
 CASE_COLUMNS = ("county", "hall", "service_type", "channel", "object_type", "item", "applicant", "id_number",

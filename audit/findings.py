@@ -8,8 +8,6 @@ clause, message and evidence in Chinese, set column widths and a frozen header.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 

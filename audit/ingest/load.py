@@ -26,7 +26,7 @@ from audit.errors import AuditError
 from audit.ingest.normalize import MACROS, known_headers, plan_columns, present_attributes, stage_sql
 from audit.ingest.profile import load_profile
 from audit.ingest.readers import FileScan, read_any
-from audit.ingest.vocab import CASE_ATTRIBUTES, RATINGS, STEPS, header_lookup, step_lookup
+from audit.ingest.vocab import CASE_ATTRIBUTES, RATINGS, header_lookup, step_lookup
 
 # Case attributes as stored (rating_score is derived from rating).
 ATTRS = CASE_ATTRIBUTES
