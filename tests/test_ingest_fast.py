@@ -151,3 +151,24 @@ def test_fast_path_delimiters_and_encodings(tmp_path, con, delim, encoding):
         ("咨询", 2, "备注 一"), ("办结", 4, "已办结")]
     assert table(con, "SELECT source_row FROM quarantine") == [(3,)]
     assert set(Path(tempfile.gettempdir()).glob("audit-ingest-*")) == before
+
+
+def test_empty_trailing_fields_stay_on_the_fast_path(tmp_path, con):
+    """`…,,` after every line (empty header cells too) is read by DuckDB; a row with content
+    there is quarantined in the exact reader's words."""
+    path = tmp_path / "trailing.csv"
+    path.write_text("办件编号,地市,环节,时间,,\n"
+                    "T1,延安,咨询,2025-03-03 09:00:00,,\n"
+                    "T1,延安,受理,2025-03-03 10:00:00,,多出来的\n"
+                    "T1,延安,办结,2025-03-04 10:00:00,,\n", encoding="utf-8")
+    report = ingest(con, [path])
+    assert report.files[0].reader == "duckdb"
+    assert (report.files[0].rows_read, report.files[0].loaded, report.files[0].quarantined) == (3, 2, 1)
+    assert table(con, "SELECT source_row, reason FROM quarantine") == [(3, "第 3 行 本行有 6 个字段，表头只有 4 列")]
+    exact = tmp_path / "trailing[exact].csv"          # the same file through the exact reader
+    exact.write_bytes(path.read_bytes())
+    con2 = connect(tmp_path / "exact.duckdb")
+    report = ingest(con2, [exact])
+    assert report.files[0].reader == "exact"
+    assert table(con2, "SELECT source_row, reason FROM quarantine") == [(3, "第 3 行 本行有 6 个字段，表头只有 4 列")]
+    con2.close()

@@ -176,7 +176,7 @@ def _stage_file(con, report: IngestReport, raw, scan: FileScan, builtin, prof, c
         fast = False
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {st} AS "
-                        f"{stage_sql(*args, raw.duck.sql(), steps, has_row=False)}")
+                        f"{stage_sql(*args, raw.duck.sql(), steps, has_row=False, fields=len(raw.duck.names))}")
             rows = con.execute(f"SELECT count(*) FROM {st}").fetchall()[0][0]
             scan.result()
             fast = scan.error is None and rows == raw.duck.expected_records(scan.newlines, scan.ends_with_newline)

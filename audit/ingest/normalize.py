@@ -141,6 +141,7 @@ def plan_columns(headers: list[str], builtin: dict[str, str], profile: Profile |
 # need no test: a cell that parses as written parses the same after clean-up, and only a cell that
 # does not is cleaned and parsed again.
 DIRTY_ROW = r"'(^|\x1f)[\s=]|\s(\x1f|$)|\x{3000}'"
+NOT_BLANK = r"'\S'"
 FREE_TEXT = ["case_id", "city", "county", "hall", "object_type", "item", "applicant", "id_number",
              "phone", "staff", "materials", "event_staff", "note"]
 FIELD_TYPES = {"promised_days": "INTEGER", "visits": "INTEGER", "fee": "DECIMAL(12, 2)",
@@ -180,11 +181,13 @@ def present_attributes(plan: ColumnPlan, profile: Profile | None) -> list[str]:
 
 
 def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, source: str,
-              steps: dict[str, str], has_row: bool) -> str:
+              steps: dict[str, str], has_row: bool, fields: int = 0) -> str:
     """SELECT over `source` (columns c0.., and `_row` when `has_row`) giving the canonical fields
     the file's layout needs; `problem`, why a row cannot be loaded in words a clerk can act on
     (the loader puts the row number in front); `problem_col`; `raw_json`, the raw cells of a
-    problem row; and for event rows `h`, a hash of the event to find repeats fast.
+    problem row; and for event rows `h`, a hash of the event to find repeats fast. `fields` > the
+    number of headers: the source has that many columns, the ones past the headers empty unless
+    the row is ragged.
 
     Projections only, never a join: DuckDB then keeps the file order, which the loader relies on
     for row numbers when DuckDB reads the file itself (a hash join does not keep it)."""
@@ -243,10 +246,14 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
     x += [f'NULL::{FIELD_TYPES.get(f, "VARCHAR")} AS "{f}"' for f in parsers if f not in typed]
 
     events = plan.layout in ("events", "combined")
-    raw_cells = [f"c{i}" for i in range(len(plan.headers))]
+    raw_cells = [f"c{i}" for i in range(max(len(plan.headers), fields))]
     all_blank = " AND ".join(f"coalesce(trim({c}), '') = ''" for c in raw_cells) or "TRUE"
     # (condition, message, column). A blank row has no case id: that cheap test first.
     checks = [(f"case_id IS NULL AND {all_blank}", "'空行 (整行没有内容)'", "NULL")]
+    width = len(plan.headers)
+    if fields > width:   # content past the header: the same words as the exact reader's
+        extra = " OR ".join(f"regexp_matches(coalesce(c{i}, ''), {NOT_BLANK})" for i in range(width, fields))
+        checks.insert(0, (extra, sql_str(f"本行有 {fields} 个字段，表头只有 {width} 列"), "NULL"))
 
     def head(fld: str) -> str:
         return sql_str(plan.header(fld) if not fld.startswith("w") else plan.headers[int(fld[1:])])
@@ -296,6 +303,7 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
              if free else "false")
     row = "_row, " if has_row else ""
     json_cells = ", ".join(f"{sql_str(h or f'列{i + 1}')}, coalesce(c{i}, '')" for i, h in enumerate(plan.headers))
+    json_cells += "".join(f", {sql_str(f'列{i + 1}')}, coalesce(c{i}, '')" for i in range(width, fields))
     out = [f"{row}city, case_id"]
     if events:
         out.append('step, "time", event_staff, note, hash(city, case_id, step, "time", event_staff, note) AS h')

@@ -240,12 +240,14 @@ def read_csv(path: Path, known: dict[str, str], header_row: int | None = None) -
         else:
             raise _unknown_encoding(path)
     try:
-        h, headers, delim = _header(text_path, "utf-8-sig", known, header_row, path)
+        h, headers, delim, fields = _header(text_path, "utf-8-sig", known, header_row, path)
     except BaseException:
         if temporary:
             text_path.unlink(missing_ok=True)
         raise
-    names = [f"c{i}" for i in range(len(headers))]
+    # Exports often end every line with empty fields under empty header cells (`a,b,c,,`): DuckDB
+    # reads those too (a row with content there is quarantined by the stage, as the exact reader does).
+    names = [f"c{i}" for i in range(max(fields, len(headers)))]
     duck = None
     if delim in (",", "\t", ";", "|") and not any(ch in str(text_path) for ch in "*?[]{}"):
         duck = DuckSource(text_path, h + 1, delim, names, newlines, ends_nl, temporary)
@@ -259,7 +261,7 @@ def read_csv_exact(path: Path, known: dict[str, str], header_row: int | None = N
     """A CSV file read through pyarrow (or Python's csv module for files with ragged rows or line
     breaks inside cells), after checking the encoding of the whole file."""
     encoding = detect_encoding(path)
-    h, headers, delim = _header(path, encoding, known, header_row, path)
+    h, headers, delim, _ = _header(path, encoding, known, header_row, path)
     names = [f"c{i}" for i in range(len(headers))]
     table, bad = _read_csv_fast(path, encoding, delim, h + 1, names)
     if table is None:
@@ -268,19 +270,21 @@ def read_csv_exact(path: Path, known: dict[str, str], header_row: int | None = N
 
 
 def _header(path: Path, encoding: str, known: dict[str, str], header_row: int | None,
-            shown: Path) -> tuple[int, list[str], str]:
-    """(0-based header line, header cells, delimiter) from the first lines of a text file."""
+            shown: Path) -> tuple[int, list[str], str, int]:
+    """(0-based header line, header cells, delimiter, fields on the header line including empty
+    trailing ones) from the first lines of a text file."""
     with open(path, encoding=encoding, newline="", errors="replace") as fh:
         head_lines = [fh.readline() for _ in range(HEADER_SCAN_ROWS)]
     delim = _sniff_delimiter([ln for ln in head_lines if ln])
     head_rows = [next(csv.reader([ln], delimiter=delim), []) if ln.strip() else [] for ln in head_lines]
     h = header_row - 1 if header_row else find_header(head_rows, known, shown)
     headers = head_rows[h] if h < len(head_rows) else []
+    fields = len(headers)
     while headers and not headers[-1].strip():
         headers = headers[:-1]
     if not headers:
         raise InputError(f"{shown}: 第 {h + 1} 行不是表头")
-    return h, headers, delim
+    return h, headers, delim, fields
 
 
 def _quick_encoding(path: Path) -> str | None:
