@@ -96,8 +96,37 @@ def to_table(df: pd.DataFrame, limit: int = 200) -> str:
     return "\n".join(lines)
 
 
+# Evidence keys (stable English in the stored JSON, for machines) as an inspector reads them.
+EVIDENCE_ZH = {
+    "missing": "缺少材料", "archived": "已归档材料", "closed_by": "关闭环节", "closed_at": "关闭时间",
+    "archived_at": "归档时间", "limit": "时限", "archive_days": "归档时限 (工作日)", "rating": "评价",
+    "rating_date": "评价日期", "followups": "回访", "followup_days": "回访时限 (工作日)",
+    "completed_at": "办结时间", "completed": "办结日期", "as_of": "审计日", "days": "天数",
+    "grace_days": "评价宽限 (天)", "steps": "环节", "missing_steps": "缺少环节", "undertake_at": "承办时间",
+    "entrust_at": "委托时间", "problems": "问题", "fee": "收费 (元)", "visits": "到现场次数",
+    "max_visits": "最多到现场次数", "case_staff": "台账帮办代办员", "event_staff": "环节经办人",
+    "handovers": "移交次数", "response_step": "响应环节", "request_at": "请求时间", "response_at": "响应时间",
+    "response_days": "响应时限 (工作日)", "start_step": "起算环节", "start_date": "起算日期",
+    "start_at": "起算时间", "promised_days": "承诺时限 (工作日)", "suspended_workdays": "中止 (工作日)",
+    "deadline": "办结时限", "overdue_workdays": "超期 (工作日)", "source_file": "来源文件",
+    "source_row": "来源行", "last_event_at": "最后环节时间", "object_type": "服务对象类别",
+    "allowed": "可用类别", "has_case_row": "台账中有此办件", "events": "环节数",
+}
+
+
+def _evidence_value(v) -> str:
+    if isinstance(v, bool):
+        return "是" if v else "否"
+    if isinstance(v, float) and v == int(v):
+        return str(int(v))
+    if isinstance(v, list):
+        return "、".join(json.dumps(x, ensure_ascii=False) if isinstance(x, (dict, list)) else _evidence_value(x)
+                        for x in v)
+    return str(v)
+
+
 def evidence_text(evidence: str | None) -> str:
-    """Evidence JSON as readable Chinese-friendly `key: value` pairs."""
+    """Evidence JSON as readable Chinese `名称: 值` pairs (unknown keys of a custom pack as written)."""
     if not evidence:
         return ""
     try:
@@ -110,9 +139,7 @@ def evidence_text(evidence: str | None) -> str:
     for k, v in data.items():
         if v is None or v == [] or v == "":
             continue
-        if isinstance(v, list):
-            v = "、".join(json.dumps(x, ensure_ascii=False) if isinstance(x, (dict, list)) else str(x) for x in v)
-        parts.append(f"{k}: {v}")
+        parts.append(f"{EVIDENCE_ZH.get(k, k)}: {_evidence_value(v)}")
     return "；".join(parts)
 
 

@@ -265,3 +265,19 @@ def test_per_city_calendar_named_by_the_pack(tmp_path):
     (pack / "pack.yaml").write_text("name: x\nversion: '1'\nextends: default\nsettings:\n  calendar: [nope.csv]\n", encoding="utf-8")
     code, out = invoke("check", "--db", db, "--pack", pack)
     assert code == 2 and "nope.csv" in out and "pack.yaml:5:" in out
+
+
+def test_every_evidence_key_of_the_default_pack_reads_in_chinese():
+    """The rectification list and the report show evidence as `名称: 值`; each key the default
+    pack's rules put in their evidence has a Chinese name (struct fields s/t inside lists aside)."""
+    import re
+
+    from audit.findings import EVIDENCE_ZH, evidence_text
+    from audit.pack import load_pack
+
+    keys = set()
+    for rule in load_pack().rules:
+        keys |= set(re.findall(r"'([a-z_]+)':", rule.sql)) - {"s", "t"}
+    assert keys and keys <= set(EVIDENCE_ZH), sorted(keys - set(EVIDENCE_ZH))
+    text = evidence_text('{"deadline": "2026-03-09", "overdue_workdays": 2, "has_case_row": true}')
+    assert text == "办结时限: 2026-03-09；超期 (工作日): 2；台账中有此办件: 是"
