@@ -148,9 +148,10 @@ def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | 
         con.execute("BEGIN TRANSACTION")
         try:
             report.ingest_id = con.execute("SELECT nextval('ingest_seq')").fetchall()[0][0]
-            con.executemany("INSERT INTO _files VALUES (?, ?, ?, ?, ?)",
-                            [[st.file_id, st.name, report.files[st.file_id].sha256, report.ingest_id,
-                              st.case_id_header] for st in staged])
+            if staged:
+                con.executemany("INSERT INTO _files VALUES (?, ?, ?, ?, ?)",
+                                [[st.file_id, st.name, report.files[st.file_id].sha256, report.ingest_id,
+                                  st.case_id_header] for st in staged])
             _merge(con, report, staged, append)
             _log(con, report, started, command)
             con.execute("COMMIT")
@@ -161,7 +162,16 @@ def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | 
         for st in staged:
             for t in st.tables:
                 con.execute(f"DROP TABLE IF EXISTS {t}")
+        # The working tables of the merge hold a copy of the input: free it for what follows
+        # on this connection (a check, a report).
+        con.execute("DROP VIEW IF EXISTS _evu; DROP VIEW IF EXISTS _ev")
+        for t in _WORK_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS {t}")
     return report
+
+
+_WORK_TABLES = ("_cs", "_status", "_quar", "_files", "_touched", "_tc", "_duph", "_dupskip", "_evc", "_evf",
+                "_evcase", "_evload", "_csn", "_csv", "_csr")
 
 
 def _stage_file(con, report: IngestReport, raw, scan: FileScan, builtin, prof, city, steps) -> _Staged:
