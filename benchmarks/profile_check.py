@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH_DB  # noqa: E402
-from profile_ingest import RECORDS, SAMPLER, TimedCon  # noqa: E402
+from profile_ingest import RECORDS, SAMPLER, TimedCon, print_records  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,10 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"total {time.perf_counter() - t0:.2f}s (run_check {t2 - t1:.2f}s, setup {t1 - t0:.2f}s), "
           f"peak RSS {max(r[1] for r in RECORDS):,.0f} MB; {result.cases:,} cases, "
           f"{sum(r.findings for r in result.results):,} findings")
-    print(f"sum of timed statements {sum(r[0] for r in RECORDS):.2f}s\n")
-    print("| seconds | peak RSS MB | statement |\n| ---: | ---: | --- |")
-    for sec, peak, label in sorted(RECORDS, key=lambda r: -r[0])[:args.top]:
-        print(f"| {sec:.2f} | {peak:,.0f} | `{label}` |")
+    print_records(args.top)
 
 
 if __name__ == "__main__":

@@ -82,11 +82,6 @@ class IngestReport:
         return sum(f.duplicates for f in self.files)
 
 
-def sha256_of(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    return FileScan(path).result().sha256
-
-
 def _setup(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(MACROS)
     attr_cols = ", ".join(f"{a} {_attr_type(a)}, p_{a} BOOLEAN" for a in ATTRS)
