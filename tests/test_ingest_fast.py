@@ -81,6 +81,26 @@ def test_cleanup_only_where_needed(tmp_path, con):
     ]
 
 
+@pytest.mark.parametrize("cells, expected", [
+    (["0012 ", "延安", "", ""], ("0012", "延安", None, None)),          # a trailing space alone
+    (["0012", "延安", "\t张三", ""], ("0012", "延安", "张三", None)),    # a leading tab alone
+    (["0012", "延安", "张三", "材料\u3000齐全"], ("0012", "延安", "张三", "材料 齐全")),  # a full-width space
+    (['="0012"', "延安", "", ""], ("0012", "延安", None, None)),        # a forced-text id
+    (["0012", "延安", "张 三", "材料 齐全"], ("0012", "延安", "张 三", "材料 齐全")),  # inner spaces: as written
+    (["0012", "延安", "张三", "a=b"], ("0012", "延安", "张三", "a=b")),  # = inside a cell: as written
+    (["0012", "延安", "张三", "\u3000"], ("0012", "延安", "张三", None)),  # only a full-width space: empty
+])
+def test_each_kind_of_dirt_alone_is_cleaned(tmp_path, con, cells, expected):
+    """The row test (a quick character test, then the exact one) catches every kind of dirt the
+    clean-up removes, each on its own in one row, and leaves other rows as written."""
+    case_id, city, staff, note = cells
+    path = write_csv(tmp_path / "one.csv", [HEADER, [case_id, city, "咨询", "2025-03-05 09:00:00", staff, note],
+                                            ["0099", "延安", "受理", "2025-03-05 10:00:00", "李四", "x"]])
+    report = ingest(con, [path])
+    assert report.files[0].reader == "duckdb" and report.files[0].loaded == 2
+    assert table(con, "SELECT case_id, city, staff, note FROM events WHERE step = '咨询'") == [expected]
+
+
 def test_an_event_in_two_files_of_one_ingest_is_loaded_once(tmp_path, con):
     rows = [["A1", "延安", "咨询", "2025-03-03 09:00:00", "张三", ""],
             ["A1", "延安", "受理", "2025-03-03 10:00:00", "张三", ""]]
