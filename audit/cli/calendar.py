@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from audit.calendar import WorkCalendar, parse_month, render_month
 from audit.cli import app
 from audit.cli.common import DbOption, DebugOption, echo, guarded
 
@@ -28,6 +27,8 @@ def calendar_cmd(
     Example: audit calendar 2026-02
     (with a hall's own days: audit calendar 2027-01 --calendar 西安高新.csv)
     """
+    from audit.calendar import WorkCalendar, parse_month, render_month
+
     year, month_no = parse_month(month)
     cal = WorkCalendar.load(calendar, fallback=calendar_fallback)
     echo(render_month(cal, year, month_no))

@@ -217,8 +217,8 @@ def _stage_file(con, report: IngestReport, raw, scan: FileScan, builtin, prof, c
     staged = _Staged(file_id, name, plan.header("case_id"), [st])
     fr.rows_read = rows + len(raw.bad_rows)
 
-    con.execute(f"""INSERT INTO _quar SELECT {file_id}, {rowx}, problem_col, '第 ' || {rowx} || ' 行 ' || problem,
-                    raw_json FROM {st} WHERE problem IS NOT NULL""")
+    con.execute(f"""INSERT INTO _quar SELECT {file_id}, {rowx}, problem->>'column',
+                    '第 ' || {rowx} || ' 行 ' || (problem->>'reason'), problem->'raw' FROM {st} WHERE problem IS NOT NULL""")
     problems = con.execute(f"SELECT count(*) FROM _quar WHERE file_id = {file_id}").fetchall()[0][0]
     if raw.bad_rows:
         con.executemany("INSERT INTO _quar VALUES (?, ?, NULL, ?, ?)",
@@ -354,17 +354,19 @@ def _merge_events(con, events_sql: str, events_ok: dict[int, int], append: bool,
     has_dups = con.execute("SELECT count(*) FROM _dupskip").fetchall()[0][0] > 0
     con.execute("CREATE OR REPLACE TEMP VIEW _evu AS SELECT e.* FROM _ev e"
                 + (" ANTI JOIN _dupskip d ON e.pos = d.pos" if has_dups else ""))
-    # Per case: its (loaded) rows, the sum of their hashes, the first and last file it is in.
-    con.execute("""CREATE OR REPLACE TEMP TABLE _evc AS
-                   SELECT city, case_id, count(*) AS n, sum(h) AS s, min(pos >> 40) AS f0, max(pos >> 40) AS f1
-                   FROM _evu GROUP BY ALL""")
+    existing = con.execute("SELECT count(*) FROM (SELECT 1 FROM event_rows LIMIT 1)").fetchall()[0][0] > 0
+    # Per case: the first and last file it is in; to compare with the database's events, its
+    # (loaded) rows and the sum of their hashes.
+    compare = "count(*) AS n, sum(h) AS s, " if existing else ""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _evc AS
+                    SELECT city, case_id, {compare}min(pos >> 40) AS f0, max(pos >> 40) AS f1
+                    FROM _evu GROUP BY ALL""")
     # The files each case's (loaded) events come from.
     con.execute("""CREATE OR REPLACE TEMP TABLE _evf AS
                    SELECT f0 AS file_id, city, case_id FROM _evc WHERE f0 = f1
                    UNION ALL
                    SELECT DISTINCT e.pos >> 40, e.city, e.case_id FROM _evu e
                    SEMI JOIN (SELECT city, case_id FROM _evc WHERE f0 <> f1) m USING (city, case_id)""")
-    existing = con.execute("SELECT count(*) FROM (SELECT 1 FROM event_rows LIMIT 1)").fetchall()[0][0] > 0
     if existing:
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _evcase AS

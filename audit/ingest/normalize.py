@@ -3,7 +3,7 @@
 `plan_columns` decides what each column of a file means (its field, or the step of a wide
 ledger's time column) and the file's layout. `stage_sql` builds one SELECT over the raw cells
 that yields the canonical fields and, for a row that cannot be loaded, the first problem found
-(`problem`, the column it concerns `problem_col`) in words a hall clerk can act on.
+(`problem`: the reason in words a hall clerk can act on, the column it concerns, the raw cells).
 """
 
 from __future__ import annotations
@@ -187,9 +187,11 @@ def present_attributes(plan: ColumnPlan, profile: Profile | None) -> list[str]:
 def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, source: str,
               steps: dict[str, str], has_row: bool, fields: int = 0) -> str:
     """SELECT over `source` (columns c0.., and `_row` when `has_row`) giving the canonical fields
-    the file's layout needs; `problem`, why a row cannot be loaded in words a clerk can act on
-    (the loader puts the row number in front); `problem_col`; `raw_json`, the raw cells of a
-    problem row; and for event rows `h`, a hash of the event to find repeats fast. `fields` > the
+    the file's layout needs; `problem`, NULL for a row that can be loaded, else a JSON object:
+    `reason`, why not in words a clerk can act on (the loader puts the row number in front),
+    `column`, the header of the cell concerned, and `raw`, the row's raw cells (one column, not
+    three: a column costs time to stage even when it is empty); and for event rows `h`, a hash of
+    the event to find repeats fast. `fields` > the
     number of headers: the source has that many columns, the ones past the headers empty unless
     the row is ragged.
 
@@ -318,7 +320,7 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
     if plan.layout in ("cases", "wide", "combined"):
         out += present_attributes(plan, profile)
     out += [f"w{i}" for i in plan.wide]
-    out.append(f"problem, problem_col, CASE WHEN problem IS NOT NULL THEN json_object({json_cells}) END AS raw_json")
+    out.append("problem")
     return f"""
         WITH d AS (SELECT *, {dirty} AS _dirty FROM {source}),
         n AS (SELECT {row}{', '.join(raw_cells)}, {', '.join(n)} FROM d),
@@ -333,7 +335,8 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
                           THEN left(city_raw, length(city_raw) - 1) ELSE city_raw END AS city
               FROM x),
         q AS (SELECT *, {problem_no} AS _pno FROM c),
-        p AS (SELECT *, CASE WHEN _pno IS NOT NULL THEN {problem} END AS problem,
-                        CASE WHEN _pno IS NOT NULL THEN {problem_col} END AS problem_col FROM q)
+        p AS (SELECT *, CASE WHEN _pno IS NOT NULL THEN json_object('reason', {problem}, 'column', {problem_col},
+                                                                    'raw', json_object({json_cells})) END AS problem
+              FROM q)
         SELECT {', '.join(out)} FROM p
     """
