@@ -115,6 +115,33 @@ def test_an_event_in_two_files_of_one_ingest_is_loaded_once(tmp_path, con):
     assert [(f.new_cases, f.replaced_cases) for f in report.files] == [(1, 0), (1, 0)]
 
 
+def test_new_and_replaced_cases_are_counted_the_same_on_every_path(tmp_path):
+    """The first events of a database from one file (counted without comparing) and the same
+    events from two files (compared case by case) give the same counts; a later corrected export
+    replaces one case and adds one."""
+    rows = [["A1", "延安", "咨询", "2025-03-03 09:00:00", "张三", ""],
+            ["A1", "延安", "受理", "2025-03-03 10:00:00", "张三", ""],
+            ["A1", "延安", "受理", "2025-03-03 10:00:00", "张三", ""],     # a repeat
+            ["B2", "延安市", "咨询", "2025-03-04 09:00:00", "李四", ""],
+            ["C3", "榆林", "咨询", "2025-03-05 09:00:00", "王五", ""],
+            ["D4", "榆林", "咨询", "2025-13-05 09:00:00", "王五", ""]]    # quarantined: no case
+    one = connect(tmp_path / "one.duckdb")
+    report = ingest(one, [write_csv(tmp_path / "all.csv", [HEADER] + rows)])
+    assert (report.new_cases, report.replaced_cases) == (3, 0)
+    assert [(f.new_cases, f.replaced_cases, f.duplicates, f.quarantined) for f in report.files] == [(3, 0, 1, 1)]
+    assert table(one, "SELECT new_cases, replaced_cases FROM ingest_files") == [(3, 0)]
+    two = connect(tmp_path / "two.duckdb")
+    report = ingest(two, [write_csv(tmp_path / "a.csv", [HEADER] + rows[:3]),
+                          write_csv(tmp_path / "b.csv", [HEADER] + rows[3:])])
+    assert (report.new_cases, report.replaced_cases) == (3, 0)
+    assert [(f.new_cases, f.replaced_cases) for f in report.files] == [(1, 0), (2, 0)]
+    for con in (one, two):
+        report = ingest(con, [write_csv(tmp_path / "fix.csv", [HEADER, rows[0], ["A1", "延安", "受理", "2025-03-03 11:00:00", "张三", ""],
+                                                               ["E5", "宝鸡", "咨询", "2025-03-06 09:00:00", "赵六", ""]])])
+        assert (report.new_cases, report.replaced_cases) == (1, 1)
+        assert table(con, "SELECT count(DISTINCT (city, case_id)), count(*) FROM events") == [(4, 5)]
+
+
 def test_database_from_before_the_provenance_change_is_migrated(tmp_path):
     """Rows of an old database (file name and SHA-256 on every row) keep their provenance."""
     db = tmp_path / "old.duckdb"

@@ -268,10 +268,13 @@ def _merge(con, report: IngestReport, staged: list[_Staged], append: bool) -> No
     con.execute("""
         INSERT INTO quarantine SELECT f.ingest_id, f.file_name, f.sha256, q."row", q."column", q.reason, q.raw
         FROM _quar q JOIN _files f USING (file_id)""")
-    parts = [sql for st in staged for sql in st.events_sql]
+    parts = [(st.file_id, sql) for st in staged for sql in st.events_sql]
+    only_events = con.execute("SELECT count(*) FROM (SELECT 1 FROM _cs LIMIT 1)").fetchall()[0][0] == 0
+    first_load = None
     if parts:
-        loaded = _merge_events(con, " UNION ALL ".join(parts), {st.file_id: st.events_ok for st in staged}, append,
-                               report.ingest_id)
+        loaded, first_load = _merge_events(con, " UNION ALL ".join(sql for _, sql in parts),
+                                           {st.file_id: st.events_ok for st in staged}, append, report.ingest_id,
+                                           one_source=only_events and len(parts) == 1)
         for st in staged:
             fr = report.files[st.file_id]
             fr.loaded += loaded.get(st.file_id, 0)
@@ -287,24 +290,26 @@ def _merge(con, report: IngestReport, staged: list[_Staged], append: bool) -> No
             fr.quarantined += n
     # Cases new to the database / replaced, per file and in all (a case can be both: new from its
     # events and replaced from its case row, or touched by several files).
+    if first_load is not None:     # the first events of the database, from one file: all cases new
+        report.files[parts[0][0]].new_cases = report.new_cases = first_load
     # Without case rows, each (file, case) is in _touched once (from the events' _evf).
-    only_events = con.execute("SELECT count(*) FROM (SELECT 1 FROM _cs LIMIT 1)").fetchall()[0][0] == 0
-    if only_events:
+    elif only_events:
         tc = "(SELECT file_id, city, case_id, kind = 'replaced' AS r, kind = 'new' AS n FROM _touched)"
     else:
         con.execute("""CREATE OR REPLACE TEMP TABLE _tc AS
                        SELECT file_id, city, case_id, bool_or(kind = 'replaced') AS r, bool_or(kind = 'new') AS n
                        FROM _touched GROUP BY ALL""")
         tc = "_tc"
-    for file_id, replaced, new in con.execute(f"""
-            SELECT file_id, count(*) FILTER (WHERE r), count(*) FILTER (WHERE n) FROM {tc} GROUP BY file_id""").fetchall():
-        report.files[file_id].replaced_cases = replaced
-        report.files[file_id].new_cases = new
-    multi = len(report.files) > 1
-    report.replaced_cases, report.new_cases = con.execute(f"""
-        SELECT count(*) FILTER (WHERE r), count(*) FILTER (WHERE n AND NOT r)
-        FROM {f'(SELECT bool_or(r) AS r, bool_or(n) AS n FROM {tc} GROUP BY city, case_id)' if multi else tc}
-        """).fetchall()[0]
+    if first_load is None:
+        for file_id, replaced, new in con.execute(f"""
+                SELECT file_id, count(*) FILTER (WHERE r), count(*) FILTER (WHERE n) FROM {tc} GROUP BY file_id""").fetchall():
+            report.files[file_id].replaced_cases = replaced
+            report.files[file_id].new_cases = new
+        multi = len(report.files) > 1
+        report.replaced_cases, report.new_cases = con.execute(f"""
+            SELECT count(*) FILTER (WHERE r), count(*) FILTER (WHERE n AND NOT r)
+            FROM {f'(SELECT bool_or(r) AS r, bool_or(n) AS n FROM {tc} GROUP BY city, case_id)' if multi else tc}
+            """).fetchall()[0]
     report.quarantine_sample = [r[0] for r in con.execute(
         "SELECT reason FROM quarantine WHERE ingest_id = ? ORDER BY file_name, source_row LIMIT 10",
         [report.ingest_id]).fetchall()]
@@ -321,8 +326,12 @@ EVENT_KEY = 'city, case_id, step, "time", staff, note'
 _SAME_EVENT = " AND ".join(f"o.{c} IS NOT DISTINCT FROM e.{c}" for c in ("city", "case_id", "step", '"time"', "staff", "note"))
 
 
-def _merge_events(con, events_sql: str, events_ok: dict[int, int], append: bool, ingest_id: int) -> dict[int, int]:
-    """Load the staged events; return the counted rows loaded per file (the others are duplicates).
+def _merge_events(con, events_sql: str, events_ok: dict[int, int], append: bool, ingest_id: int,
+                  one_source: bool) -> tuple[dict[int, int], int | None]:
+    """Load the staged events; return the counted rows loaded per file (the others are duplicates),
+    and, when the database had no events and `one_source` (one file's events, no case rows in
+    this ingest), the number of cases: all new, so nothing is compared and `_touched` is not
+    filled.
 
     Repeats are found by a 64-bit hash of each event first (a hash seen twice), then confirmed on
     the exact values. A case's events are compared with the database's
@@ -355,6 +364,10 @@ def _merge_events(con, events_sql: str, events_ok: dict[int, int], append: bool,
     con.execute("CREATE OR REPLACE TEMP VIEW _evu AS SELECT e.* FROM _ev e"
                 + (" ANTI JOIN _dupskip d ON e.pos = d.pos" if has_dups else ""))
     existing = con.execute("SELECT count(*) FROM (SELECT 1 FROM event_rows LIMIT 1)").fetchall()[0][0] > 0
+    if one_source and not existing:
+        cases = con.execute("SELECT count(*) FROM (SELECT DISTINCT city, case_id FROM _evu)").fetchall()[0][0]
+        _insert_events(con, "_evu", ingest_id)
+        return _loaded_per_file(con, "_evu", events_ok), cases
     # Per case: the first and last file it is in; to compare with the database's events, its
     # (loaded) rows and the sum of their hashes.
     compare = "count(*) AS n, sum(h) AS s, " if existing else ""
@@ -401,12 +414,20 @@ def _merge_events(con, events_sql: str, events_ok: dict[int, int], append: bool,
                        WHERE v.verdict IS DISTINCT FROM 'same'""")
         source = ("(SELECT e.* FROM _evu e ANTI JOIN (SELECT city, case_id FROM _evcase WHERE verdict = 'same') s "
                   "USING (city, case_id))" if same else "_evu")
+    _insert_events(con, source, ingest_id)
+    return _loaded_per_file(con, source, events_ok), None
+
+
+def _insert_events(con, source: str, ingest_id: int) -> None:
     base = con.execute("SELECT coalesce(max(seq), 0) FROM event_rows").fetchall()[0][0]
     con.execute(f"""
         INSERT INTO event_rows
         SELECT city, case_id, step, "time", staff, note, (pos >> 6) & 17179869183, {base} + pos,
                {ingest_id}, pos >> 40
         FROM {source}""")
+
+
+def _loaded_per_file(con, source: str, events_ok: dict[int, int]) -> dict[int, int]:
     if source == "_evu":   # every counted row not repeated within this ingest was loaded
         skipped = dict(con.execute("SELECT pos >> 40, count(*) FROM _dupskip WHERE counted GROUP BY 1").fetchall())
         return {f: n - skipped.get(f, 0) for f, n in events_ok.items()}
