@@ -84,17 +84,24 @@ class IngestReport:
 
 def _setup(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(MACROS)
-    attr_cols = ", ".join(f"{a} {_attr_type(a)}, p_{a} BOOLEAN" for a in ATTRS)
-    con.execute(f"""
-        -- pos = file_id << 40 | row << 6 | wide column: one ordered key per staged value.
-        CREATE OR REPLACE TEMP TABLE _cs (pos BIGINT, file_id INTEGER, "row" BIGINT, counted BOOLEAN,
-            city VARCHAR, case_id VARCHAR, {attr_cols});
+    con.execute("""
         CREATE OR REPLACE TEMP TABLE _status (file_id INTEGER, "row" BIGINT, status VARCHAR);
         CREATE OR REPLACE TEMP TABLE _quar (file_id INTEGER, "row" BIGINT, "column" VARCHAR, reason VARCHAR, raw JSON);
         CREATE OR REPLACE TEMP TABLE _files (file_id INTEGER, file_name VARCHAR, sha256 VARCHAR,
             ingest_id BIGINT, case_id_header VARCHAR);
         CREATE OR REPLACE TEMP TABLE _touched (file_id BIGINT, city VARCHAR, case_id VARCHAR, kind VARCHAR);
     """)
+
+
+def _case_rows_sql(pos: str, file_id: int | str, row: str, counted: str, attrs: dict[str, str | None], source: str) -> str:
+    """A SELECT giving case rows in the shape `_merge_cases` reads (`_cs`): pos = file_id << 40 |
+    row << 6 | wide column, one ordered key per staged value; the row; counted (a row of its own
+    in the file, not folded from event rows); city, case_id; each attribute and p_<attribute>,
+    whether the file gives it (`attrs`: attribute -> expression, or None when not given)."""
+    cols = ", ".join(f"CAST({attrs[a]} AS {_attr_type(a)}) AS {a}, TRUE AS p_{a}" if attrs.get(a)
+                     else f"NULL::{_attr_type(a)} AS {a}, FALSE AS p_{a}" for a in ATTRS)
+    return (f'SELECT {pos} AS pos, {file_id}::INTEGER AS file_id, {row} AS "row", {counted} AS counted, '
+            f"city, case_id, {cols} FROM {source}")
 
 
 def _attr_type(a: str) -> str:
@@ -111,6 +118,7 @@ class _Staged:
     case_id_header: str
     tables: list[str] = field(default_factory=list)     # temp tables to drop at the end
     events_sql: list[str] = field(default_factory=list)  # SELECTs giving its event rows
+    cases_sql: list[str] = field(default_factory=list)   # SELECTs giving its case rows (`_case_rows_sql`)
     events_ok: int = 0                                   # counted event rows without a problem
 
 
@@ -159,13 +167,15 @@ def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | 
                 con.execute(f"DROP TABLE IF EXISTS {t}")
         # The working tables of the merge hold a copy of the input: free it for what follows
         # on this connection (a check, a report).
-        con.execute("DROP VIEW IF EXISTS _evu; DROP VIEW IF EXISTS _ev")
+        for view in _WORK_VIEWS:
+            con.execute(f"DROP VIEW IF EXISTS {view}")
         for t in _WORK_TABLES:
             con.execute(f"DROP TABLE IF EXISTS {t}")
     return report
 
 
-_WORK_TABLES = ("_cs", "_status", "_quar", "_files", "_touched", "_tc", "_duph", "_dupskip", "_evc", "_evf",
+_WORK_VIEWS = ("_evu", "_ev", "_csv_v", "_csn_v", "_cs")
+_WORK_TABLES = ("_status", "_quar", "_files", "_touched", "_tc", "_duph", "_dupskip", "_evc", "_evf",
                 "_evcase", "_evload", "_csn", "_csv", "_csr")
 
 
@@ -245,16 +255,17 @@ def _stage_file(con, report: IngestReport, raw, scan: FileScan, builtin, prof, c
         staged.events_sql.append(f"SELECT * FROM {wide}")
     present = set(present_attributes(plan, prof))
     if plan.layout in ("cases", "wide"):
-        cols = ", ".join(f"{a if a in present else 'NULL'}, {a in present}" for a in ATTRS)
-        con.execute(f"INSERT INTO _cs SELECT {base}, {file_id}, {rowx}, TRUE, city, case_id, {cols} FROM {st} WHERE {ok}")
+        staged.cases_sql.append(_case_rows_sql(base, file_id, rowx, "TRUE", {a: a for a in present},
+                                               f"{st} WHERE {ok}"))
     elif plan.layout == "combined":
         # Case attributes repeated on event rows: per case, the last non-empty value of each.
-        cols = ", ".join(f"arg_max({a}, {rowx}) FILTER (WHERE {a} IS NOT NULL), TRUE" if a in present
-                         else "NULL, FALSE" for a in ATTRS)
-        con.execute(f"""INSERT INTO _cs SELECT max({base}), {file_id}, min({rowx}), FALSE, city, case_id, {cols}
-                        FROM {st} WHERE {ok} GROUP BY city, case_id""")
-    if not staged.events_sql:       # a case table: everything needed is in _cs now
-        con.execute(f"DROP TABLE {st}")
+        folded = f"_csf{file_id}"
+        staged.tables.append(folded)
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {folded} AS {_case_rows_sql(
+                            f'max({base})', file_id, f'min({rowx})', 'FALSE',
+                            {a: f'arg_max({a}, {rowx}) FILTER (WHERE {a} IS NOT NULL)' for a in present},
+                            f'{st} WHERE {ok} GROUP BY city, case_id')}""")
+        staged.cases_sql.append(f"SELECT * FROM {folded}")
     return staged
 
 
@@ -269,6 +280,10 @@ def _merge(con, report: IngestReport, staged: list[_Staged], append: bool) -> No
         INSERT INTO quarantine SELECT f.ingest_id, f.file_name, f.sha256, q."row", q."column", q.reason, q.raw
         FROM _quar q JOIN _files f USING (file_id)""")
     parts = [(st.file_id, sql) for st in staged for sql in st.events_sql]
+    # This ingest's case rows: a view over the staged files (a copy would cost time and memory).
+    cases = [sql for st in staged for sql in st.cases_sql] or [_case_rows_sql(
+        "0", 0, "0", "TRUE", {}, "(SELECT NULL::VARCHAR AS city, NULL::VARCHAR AS case_id) WHERE false")]
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _cs AS {' UNION ALL '.join(cases)}")
     only_events = con.execute("SELECT count(*) FROM (SELECT 1 FROM _cs LIMIT 1)").fetchall()[0][0] == 0
     first_load = None
     if parts:
@@ -292,8 +307,9 @@ def _merge(con, report: IngestReport, staged: list[_Staged], append: bool) -> No
     # events and replaced from its case row, or touched by several files).
     if first_load is not None:     # the first events of the database, from one file: all cases new
         report.files[parts[0][0]].new_cases = report.new_cases = first_load
-    # Without case rows, each (file, case) is in _touched once (from the events' _evf).
-    elif only_events:
+    # With only events (from the events' _evf) or only case rows (from _csv), each (file, case) is
+    # in _touched once.
+    elif only_events or not parts:
         tc = "(SELECT file_id, city, case_id, kind = 'replaced' AS r, kind = 'new' AS n FROM _touched)"
     else:
         con.execute("""CREATE OR REPLACE TEMP TABLE _tc AS
@@ -443,9 +459,12 @@ def _merge_cases(con, ingest_id: int) -> None:
     # The usual case table has one row per case: nothing to fold, no repeats or conflicts to find.
     one_row_each = con.execute("""SELECT count(*) FROM (SELECT 1 FROM _cs GROUP BY city, case_id
                                   HAVING count(*) > 1 LIMIT 1)""").fetchall()[0][0] == 0
+    # A database without case rows yet: every case is new, nothing to compare. The steps are then
+    # views over `_cs`, not copies of it.
+    fresh = con.execute("SELECT count(*) FROM (SELECT 1 FROM case_rows LIMIT 1)").fetchall()[0][0] == 0
     if one_row_each:
         con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _csn AS
+            CREATE OR REPLACE TEMP {'VIEW _csn_v' if fresh else 'TABLE _csn'} AS
             SELECT city, case_id, CASE WHEN counted THEN pos END AS first_pos, pos AS last_pos,
                    {', '.join(f'{a}, p_{a}' for a in ATTRS)}
             FROM _cs;
@@ -465,17 +484,32 @@ def _merge_cases(con, ingest_id: int) -> None:
                    row_number() OVER (PARTITION BY c.city, c.case_id, {attr_hash} ORDER BY c.pos) > 1 AS is_dup,
                    max(c.pos) OVER (PARTITION BY c.city, c.case_id, c.file_id) > c.pos AS superseded
             FROM _cs c WHERE c.counted""")
+    csn = "_csn_v" if fresh and one_row_each else "_csn"
+    if fresh:
+        csv = "_csv_v"
+        con.execute(f"""
+            CREATE OR REPLACE TEMP VIEW _csv_v AS
+            SELECT n.city, n.case_id, n.last_pos, n.first_pos,
+                   {', '.join(f'CASE WHEN n.p_{a} THEN n.{a} END AS {a}' for a in ATTRS)}, false AS existed, 'new' AS verdict
+            FROM {csn} n;
+            INSERT INTO _status
+            SELECT file_id, "row", CASE WHEN is_dup THEN 'duplicate' WHEN superseded THEN 'conflict' ELSE 'loaded' END
+            FROM _csr""")
+    else:
+        csv = "_csv"
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _csv AS
+            WITH m AS (SELECT n.city, n.case_id, n.last_pos, n.first_pos, {merged}, o.case_id IS NOT NULL AS existed
+                       FROM {csn} n LEFT JOIN case_rows o USING (city, case_id))
+            SELECT m.*, CASE WHEN NOT m.existed THEN 'new' WHEN {same_cond} THEN 'same' ELSE 'changed' END AS verdict
+            FROM m LEFT JOIN case_rows o USING (city, case_id);
+            INSERT INTO _status
+            SELECT r.file_id, r."row",
+                   CASE WHEN r.is_dup THEN 'duplicate' WHEN r.superseded THEN 'conflict'
+                        WHEN v.verdict = 'same' THEN 'duplicate' ELSE 'loaded' END
+            FROM _csr r JOIN _csv v USING (city, case_id);
+            DELETE FROM case_rows WHERE (city, case_id) IN (SELECT (city, case_id) FROM _csv WHERE verdict = 'changed');""")
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _csv AS
-        WITH m AS (SELECT n.city, n.case_id, n.last_pos, n.first_pos, {merged}, o.case_id IS NOT NULL AS existed
-                   FROM _csn n LEFT JOIN case_rows o USING (city, case_id))
-        SELECT m.*, CASE WHEN NOT m.existed THEN 'new' WHEN {same_cond} THEN 'same' ELSE 'changed' END AS verdict
-        FROM m LEFT JOIN case_rows o USING (city, case_id);
-        INSERT INTO _status
-        SELECT r.file_id, r."row",
-               CASE WHEN r.is_dup THEN 'duplicate' WHEN r.superseded THEN 'conflict'
-                    WHEN v.verdict = 'same' THEN 'duplicate' ELSE 'loaded' END
-        FROM _csr r JOIN _csv v USING (city, case_id);
         INSERT INTO quarantine
         SELECT f.ingest_id, f.file_name, f.sha256, s."row", f.case_id_header,
                '第 ' || s."row" || ' 行 办件 ' || r.case_id || ' 在本文件后面再次出现且内容不同，以后出现的一行为准',
@@ -484,15 +518,14 @@ def _merge_cases(con, ingest_id: int) -> None:
         JOIN _files f ON f.file_id = s.file_id
         WHERE s.status = 'conflict';
         UPDATE _status SET status = 'quarantined' WHERE status = 'conflict';
-        DELETE FROM case_rows WHERE (city, case_id) IN (SELECT (city, case_id) FROM _csv WHERE verdict = 'changed');
         INSERT INTO case_rows
         SELECT v.city, v.case_id, {', '.join(f'v.{a}' for a in ATTRS if a not in ('rating_time', 'materials'))},
                CASE v.rating {' '.join(f"WHEN '{k}' THEN {s}" for k, s in RATINGS.items())} END,
                v.rating_time, v.materials, (v.last_pos >> 6) & 17179869183, {ingest_id}, v.last_pos >> 40
-        FROM _csv v WHERE v.verdict <> 'same';
+        FROM {csv} v WHERE v.verdict <> 'same';
         INSERT INTO _touched SELECT last_pos >> 40, city, case_id,
                CASE WHEN verdict = 'new' THEN 'new' ELSE 'replaced' END
-        FROM _csv WHERE verdict <> 'same';
+        FROM {csv} WHERE verdict <> 'same';
     """)
 
 
