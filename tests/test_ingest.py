@@ -225,6 +225,23 @@ def test_case_table_conflict_inside_one_file(tmp_path, con):
     assert table(con, "SELECT fee FROM cases") == [(50,)]
 
 
+
+def test_case_table_with_fewer_columns_changes_only_its_fields(tmp_path, con):
+    """A later case table that gives some fields (a case table always has 服务类型): the same
+    values are duplicates and change nothing; a different value replaces that field only, the
+    other fields stay."""
+    full = [["办件编号", "地市", "服务类型", "收费金额", "经办人"], ["K1", "延安", "帮办", "0", "张三"],
+            ["K2", "延安", "代办", "0", "李四"]]
+    ingest(con, [write_csv(tmp_path / "full.csv", full)])
+    before = snapshot(con)
+    report = ingest(con, [write_csv(tmp_path / "fee.csv", [["办件编号", "地市", "服务类型", "收费金额"], ["K1", "延安", "帮办", "0"]])])
+    assert counts(report) == (1, 0, 0, 1) and (report.new_cases, report.replaced_cases) == (0, 0)
+    assert snapshot(con)["cases"] == before["cases"]
+    report = ingest(con, [write_csv(tmp_path / "fee2.csv", [["办件编号", "地市", "服务类型", "收费金额"], ["K1", "延安", "帮办", "20"]])])
+    assert counts(report) == (1, 1, 0, 0) and (report.new_cases, report.replaced_cases) == (0, 1)
+    assert table(con, "SELECT case_id, service_type, fee, staff, source_file FROM cases ORDER BY case_id") == [
+        ("K1", "帮办", 20, "张三", "fee2.csv"), ("K2", "代办", 0, "李四", "full.csv")]
+
 @pytest.mark.parametrize("content, message", [
     (b"\x00\x01\x02binary", "不支持的文件类型"),
     ("随便,什么\n1,2\n".encode("utf-8"), "表头"),

@@ -455,16 +455,16 @@ def _merge_cases(con, ingest_id: int) -> None:
     attr_hash = "hash(" + ", ".join(f"{a}, p_{a}" for a in ATTRS) + ")"
     fold = ", ".join(f"arg_max_null({a}, pos) FILTER (WHERE p_{a}) AS {a}, bool_or(p_{a}) AS p_{a}" for a in ATTRS)
     merged = ", ".join(f"CASE WHEN n.p_{a} THEN n.{a} ELSE o.{a} END AS {a}" for a in ATTRS)
-    same_cond = " AND ".join(f"m.{a} IS NOT DISTINCT FROM o.{a}" for a in ATTRS)
+    # The merged case equals the database's: every field this ingest gives is the same.
+    same_cond = " AND ".join(f"(NOT n.p_{a} OR n.{a} IS NOT DISTINCT FROM o.{a})" for a in ATTRS)
     # The usual case table has one row per case: nothing to fold, no repeats or conflicts to find.
     one_row_each = con.execute("""SELECT count(*) FROM (SELECT 1 FROM _cs GROUP BY city, case_id
                                   HAVING count(*) > 1 LIMIT 1)""").fetchall()[0][0] == 0
-    # A database without case rows yet: every case is new, nothing to compare. The steps are then
-    # views over `_cs`, not copies of it.
+    # A database without case rows yet: every case is new, nothing to compare.
     fresh = con.execute("SELECT count(*) FROM (SELECT 1 FROM case_rows LIMIT 1)").fetchall()[0][0] == 0
-    if one_row_each:
+    if one_row_each:    # the cases are `_cs` as it is: a view, not a copy
         con.execute(f"""
-            CREATE OR REPLACE TEMP {'VIEW _csn_v' if fresh else 'TABLE _csn'} AS
+            CREATE OR REPLACE TEMP VIEW _csn_v AS
             SELECT city, case_id, CASE WHEN counted THEN pos END AS first_pos, pos AS last_pos,
                    {', '.join(f'{a}, p_{a}' for a in ATTRS)}
             FROM _cs;
@@ -484,7 +484,7 @@ def _merge_cases(con, ingest_id: int) -> None:
                    row_number() OVER (PARTITION BY c.city, c.case_id, {attr_hash} ORDER BY c.pos) > 1 AS is_dup,
                    max(c.pos) OVER (PARTITION BY c.city, c.case_id, c.file_id) > c.pos AS superseded
             FROM _cs c WHERE c.counted""")
-    csn = "_csn_v" if fresh and one_row_each else "_csn"
+    csn = "_csn_v" if one_row_each else "_csn"
     if fresh:
         csv = "_csv_v"
         con.execute(f"""
@@ -499,10 +499,9 @@ def _merge_cases(con, ingest_id: int) -> None:
         csv = "_csv"
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _csv AS
-            WITH m AS (SELECT n.city, n.case_id, n.last_pos, n.first_pos, {merged}, o.case_id IS NOT NULL AS existed
-                       FROM {csn} n LEFT JOIN case_rows o USING (city, case_id))
-            SELECT m.*, CASE WHEN NOT m.existed THEN 'new' WHEN {same_cond} THEN 'same' ELSE 'changed' END AS verdict
-            FROM m LEFT JOIN case_rows o USING (city, case_id);
+            SELECT n.city, n.case_id, n.last_pos, n.first_pos, {merged}, o.case_id IS NOT NULL AS existed,
+                   CASE WHEN o.case_id IS NULL THEN 'new' WHEN {same_cond} THEN 'same' ELSE 'changed' END AS verdict
+            FROM {csn} n LEFT JOIN case_rows o USING (city, case_id);
             INSERT INTO _status
             SELECT r.file_id, r."row",
                    CASE WHEN r.is_dup THEN 'duplicate' WHEN r.superseded THEN 'conflict'
