@@ -54,8 +54,9 @@ def settings_in_force(pack: Pack, cities: list[str]) -> dict[str, Any]:
 
 def build_facts(con, as_of: str) -> None:
     """Create ``case_facts`` (see module doc). `as_of` is the audit date (YYYY-MM-DD)."""
+    # min(CASE …) rather than min(…) FILTER (WHERE …): a quarter less time for these 16 aggregates.
     firsts = ",\n               ".join(
-        f"min(\"time\") FILTER (WHERE step = '{step}') AS {col}" for step, col in STEP_COLUMNS.items())
+        f"min(CASE WHEN step = '{step}' THEN \"time\" END) AS {col}" for step, col in STEP_COLUMNS.items())
     staff_steps = ", ".join(f"'{s}'" for s in STAFF_STEPS)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _facts_base AS
@@ -65,9 +66,9 @@ def build_facts(con, as_of: str) -> None:
                max("time") AS last_time,
                count(*) AS n_events,
                {firsts},
-               count(*) FILTER (WHERE step = '移交') AS n_handover,
-               count(*) FILTER (WHERE step = '中止') AS n_suspend,
-               count(*) FILTER (WHERE step = '续办') AS n_resume
+               count(CASE WHEN step = '移交' THEN 1 END) AS n_handover,
+               count(CASE WHEN step = '中止' THEN 1 END) AS n_suspend,
+               count(CASE WHEN step = '续办' THEN 1 END) AS n_resume
             FROM event_rows GROUP BY city, case_id),
         staffs AS (  -- who handled the case: distinct staff on the handling steps
             SELECT city, case_id, list(staff ORDER BY staff) AS event_staff

@@ -84,7 +84,8 @@ class TimedCon:
                 res = self._timed(self._con.execute, _label(s), s)
             else:
                 # a rule's INSERT INTO findings gets its rule id (the second parameter) in the label
-                tag = f"[{params[1]}] " if s.lstrip().startswith("INSERT INTO findings") and len(params) > 1 else ""
+                tag = (f"[{params[1]}] " if s.lstrip().startswith(("INSERT INTO findings", "INSERT INTO _run_findings"))
+                       and len(params) > 1 else "")
                 res = self._timed(self._con.execute, tag + _label(s), s, params)
         return res
 
