@@ -153,7 +153,7 @@ def build_facts(con, as_of: str) -> None:
     """)
     off = " OR ".join(f"_off_{i}" for i in range(len(limits)))
     missing = con.execute(f"SELECT city, case_id FROM case_facts WHERE {off} LIMIT 1").fetchall()
-    con.execute(f"ALTER TABLE case_facts DROP COLUMN _off_0")
+    con.execute("ALTER TABLE case_facts DROP COLUMN _off_0")
     for i in range(1, len(limits)):
         con.execute(f"ALTER TABLE case_facts DROP COLUMN _off_{i}")
     con.execute("DROP TABLE _facts_base")

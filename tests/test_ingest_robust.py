@@ -100,3 +100,29 @@ def test_round_trip_case_table(tmp_path_factory, rows, fmt):
     con.close()
     want = sorted((cid, st_, ch, days, rating, when, who) for cid, st_, ch, days, rating, when, who in rows)
     assert got == want
+
+
+def test_the_hash_begun_at_start_up_is_the_files(tmp_path):
+    """`audit ingest` starts hashing its first file (not an option's value) before the program
+    is imported; the loader takes that hash only while the file is unchanged."""
+    import hashlib
+
+    from audit import filescan
+
+    path = write_csv(tmp_path / "ev.csv", [HEADER, ["S1", "延安", "帮办", "线下", "3", "0", "1", "满意", "咨询",
+                                                    "2025-03-03", "", ""]])
+    db = tmp_path / "x.duckdb"
+    filescan.start_early(["--db", str(db), "--city", "延安", str(path)])
+    assert [key[0] for key in filescan._EARLY] == [os.path.realpath(path)]
+    scan = filescan.FileScan.of(path).result()
+    assert scan.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() and not filescan._EARLY
+    filescan.start_early([str(path)])
+    time.sleep(0.01)
+    path.write_text(path.read_text(encoding="utf-8") + "S2,延安,帮办,线下,3,0,1,满意,咨询,2025-03-04,,\n", encoding="utf-8")
+    scan = filescan.FileScan.of(path).result()     # changed since: hashed again
+    assert scan.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    filescan._EARLY.clear()
+    subprocess.run([sys.executable, "-m", "audit", "ingest", "--city", "延安", str(path), "--db", str(db)],
+                   check=True, capture_output=True)
+    con = connect(db)
+    assert [r[0] for r in con.execute("SELECT sha256 FROM ingest_files").fetchall()] == [scan.sha256]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,11 +94,12 @@ def _setup(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def _case_rows_sql(pos: str, file_id: int | str, row: str, counted: str, attrs: dict[str, str | None], source: str) -> str:
+def _case_rows_sql(pos: str, file_id: int | str, row: str, counted: str, attrs: dict[str, str],
+                   source: str) -> str:
     """A SELECT giving case rows in the shape `_merge_cases` reads (`_cs`): pos = file_id << 40 |
     row << 6 | wide column, one ordered key per staged value; the row; counted (a row of its own
     in the file, not folded from event rows); city, case_id; each attribute and p_<attribute>,
-    whether the file gives it (`attrs`: attribute -> expression, or None when not given)."""
+    whether the file gives it (`attrs`: attribute -> its expression, for the attributes given)."""
     cols = ", ".join(f"CAST({attrs[a]} AS {_attr_type(a)}) AS {a}, TRUE AS p_{a}" if attrs.get(a)
                      else f"NULL::{_attr_type(a)} AS {a}, FALSE AS p_{a}" for a in ATTRS)
     return (f'SELECT {pos} AS pos, {file_id}::INTEGER AS file_id, {row} AS "row", {counted} AS counted, '
@@ -140,7 +142,7 @@ def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | 
     staged: list[_Staged] = []
     try:
         for path in map(Path, paths):
-            scan = FileScan(path)
+            scan = FileScan.of(path)
             first = len(report.files)
             for raw in read_any(path, known, sheet or (prof.sheet if prof else None),
                                 prof.header_row if prof else None):
@@ -228,7 +230,8 @@ def _stage_file(con, report: IngestReport, raw, scan: FileScan, builtin, prof, c
     fr.rows_read = rows + len(raw.bad_rows)
 
     con.execute(f"""INSERT INTO _quar SELECT {file_id}, {rowx}, problem->>'column',
-                    '第 ' || {rowx} || ' 行 ' || (problem->>'reason'), problem->'raw' FROM {st} WHERE problem IS NOT NULL""")
+                           '第 ' || {rowx} || ' 行 ' || (problem->>'reason'), problem->'raw'
+                    FROM {st} WHERE problem IS NOT NULL""")
     problems = con.execute(f"SELECT count(*) FROM _quar WHERE file_id = {file_id}").fetchall()[0][0]
     if raw.bad_rows:
         con.executemany("INSERT INTO _quar VALUES (?, ?, NULL, ?, ?)",
@@ -318,7 +321,8 @@ def _merge(con, report: IngestReport, staged: list[_Staged], append: bool) -> No
         tc = "_tc"
     if first_load is None:
         for file_id, replaced, new in con.execute(f"""
-                SELECT file_id, count(*) FILTER (WHERE r), count(*) FILTER (WHERE n) FROM {tc} GROUP BY file_id""").fetchall():
+                SELECT file_id, count(*) FILTER (WHERE r), count(*) FILTER (WHERE n) FROM {tc}
+                GROUP BY file_id""").fetchall():
             report.files[file_id].replaced_cases = replaced
             report.files[file_id].new_cases = new
         multi = len(report.files) > 1
@@ -356,7 +360,15 @@ def _merge_events(con, events_sql: str, events_ok: dict[int, int], append: bool,
     # Hashes seen more than once: sorting 6 M hashes in numpy takes a tenth of a second, several
     # times less than any grouping in SQL. Only rows with such a hash are compared exactly.
     hashes = con.execute("SELECT h FROM _ev").fetchnumpy()["h"]
-    hashes.sort()
+    sorting = threading.Thread(target=hashes.sort)     # numpy sorts without holding the GIL
+    sorting.start()
+    existing = con.execute("SELECT count(*) FROM (SELECT 1 FROM event_rows LIMIT 1)").fetchall()[0][0] > 0
+    cases = None
+    if one_source and not existing:
+        # The first events of the database, from one file: all its cases are new. Counted while
+        # the hashes sort (a repeated event is of the same case: the repeats do not matter).
+        cases = con.execute("SELECT count(*) FROM (SELECT DISTINCT city, case_id FROM _ev)").fetchall()[0][0]
+    sorting.join()
     repeated = hashes[1:][hashes[1:] == hashes[:-1]]
     del hashes
     con.execute("CREATE OR REPLACE TEMP TABLE _duph (h UBIGINT)")
@@ -379,9 +391,7 @@ def _merge_events(con, events_sql: str, events_ok: dict[int, int], append: bool,
     has_dups = con.execute("SELECT count(*) FROM _dupskip").fetchall()[0][0] > 0
     con.execute("CREATE OR REPLACE TEMP VIEW _evu AS SELECT e.* FROM _ev e"
                 + (" ANTI JOIN _dupskip d ON e.pos = d.pos" if has_dups else ""))
-    existing = con.execute("SELECT count(*) FROM (SELECT 1 FROM event_rows LIMIT 1)").fetchall()[0][0] > 0
-    if one_source and not existing:
-        cases = con.execute("SELECT count(*) FROM (SELECT DISTINCT city, case_id FROM _evu)").fetchall()[0][0]
+    if cases is not None:
         _insert_events(con, "_evu", ingest_id)
         return _loaded_per_file(con, "_evu", events_ok), cases
     # Per case: the first and last file it is in; to compare with the database's events, its
@@ -490,7 +500,8 @@ def _merge_cases(con, ingest_id: int) -> None:
         con.execute(f"""
             CREATE OR REPLACE TEMP VIEW _csv_v AS
             SELECT n.city, n.case_id, n.last_pos, n.first_pos,
-                   {', '.join(f'CASE WHEN n.p_{a} THEN n.{a} END AS {a}' for a in ATTRS)}, false AS existed, 'new' AS verdict
+                   {', '.join(f'CASE WHEN n.p_{a} THEN n.{a} END AS {a}' for a in ATTRS)},
+                   false AS existed, 'new' AS verdict
             FROM {csn} n;
             INSERT INTO _status
             SELECT file_id, "row", CASE WHEN is_dup THEN 'duplicate' WHEN superseded THEN 'conflict' ELSE 'loaded' END
@@ -507,7 +518,8 @@ def _merge_cases(con, ingest_id: int) -> None:
                    CASE WHEN r.is_dup THEN 'duplicate' WHEN r.superseded THEN 'conflict'
                         WHEN v.verdict = 'same' THEN 'duplicate' ELSE 'loaded' END
             FROM _csr r JOIN _csv v USING (city, case_id);
-            DELETE FROM case_rows WHERE (city, case_id) IN (SELECT (city, case_id) FROM _csv WHERE verdict = 'changed');""")
+            DELETE FROM case_rows WHERE (city, case_id) IN
+                (SELECT (city, case_id) FROM _csv WHERE verdict = 'changed');""")
     con.execute(f"""
         INSERT INTO quarantine
         SELECT f.ingest_id, f.file_name, f.sha256, s."row", f.case_id_header,

@@ -12,15 +12,14 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-import hashlib
 import math
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from audit.errors import InputError
+from audit.filescan import CHUNK, FileScan
 from audit.ingest.vocab import normalize_header
 
 if TYPE_CHECKING:
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 # without it, and it takes a tenth of a second to import.
 
 HEADER_SCAN_ROWS = 50
-CHUNK = 1 << 24
 
 
 @dataclass
@@ -91,42 +89,6 @@ class RawTable:
     bad_rows: list[tuple[int, str, list[str]]] = field(default_factory=list)  # (row, reason, cells)
     duck: DuckSource | None = None
     fallback: Callable[[], "RawTable"] | None = None
-
-
-class FileScan(threading.Thread):
-    """SHA-256, line count and last byte of a file, computed in a background thread (hashlib
-    releases the GIL) while DuckDB reads the same file."""
-
-    def __init__(self, path: Path):
-        super().__init__(daemon=True)
-        self.path = path
-        self.sha256 = ""
-        self.newlines = 0
-        self.ends_with_newline = True
-        self.error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        import numpy as np
-
-        h = hashlib.sha256()
-        last = b"\n"
-        try:
-            with open(self.path, "rb") as fh:
-                while chunk := fh.read(CHUNK):
-                    h.update(chunk)
-                    # numpy counts twice as fast as bytes.count
-                    self.newlines += int(np.count_nonzero(np.frombuffer(chunk, np.uint8) == 10))
-                    last = chunk[-1:]
-        except OSError as exc:   # a missing file is reported by the reader, with its own message
-            self.error = exc
-            return
-        self.sha256 = h.hexdigest()
-        self.ends_with_newline = last == b"\n"
-
-    def result(self) -> "FileScan":
-        self.join()
-        return self
 
 
 # ---------------------------------------------------------------------------------------------
