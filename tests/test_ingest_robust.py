@@ -117,10 +117,10 @@ def test_the_hash_begun_at_start_up_is_the_files(tmp_path):
     scan = filescan.FileScan.of(path).result()
     assert scan.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() and not filescan._EARLY
     filescan.start_early([str(path)])
-    time.sleep(0.01)
+    stale = next(iter(filescan._EARLY.values())).result()     # the hash of the file as it was
     path.write_text(path.read_text(encoding="utf-8") + "S2,延安,帮办,线下,3,0,1,满意,咨询,2025-03-04,,\n", encoding="utf-8")
     scan = filescan.FileScan.of(path).result()     # changed since: hashed again
-    assert scan.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert scan is not stale and scan.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() != stale.sha256
     filescan._EARLY.clear()
     subprocess.run([sys.executable, "-m", "audit", "ingest", "--city", "延安", str(path), "--db", str(db)],
                    check=True, capture_output=True)

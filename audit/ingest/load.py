@@ -310,16 +310,17 @@ def _merge(con, report: IngestReport, staged: list[_Staged], append: bool) -> No
     # events and replaced from its case row, or touched by several files).
     if first_load is not None:     # the first events of the database, from one file: all cases new
         report.files[parts[0][0]].new_cases = report.new_cases = first_load
-    # With only events (from the events' _evf) or only case rows (from _csv), each (file, case) is
-    # in _touched once.
-    elif only_events or not parts:
-        tc = "(SELECT file_id, city, case_id, kind = 'replaced' AS r, kind = 'new' AS n FROM _touched)"
     else:
-        con.execute("""CREATE OR REPLACE TEMP TABLE _tc AS
-                       SELECT file_id, city, case_id, bool_or(kind = 'replaced') AS r, bool_or(kind = 'new') AS n
-                       FROM _touched GROUP BY ALL""")
-        tc = "_tc"
-    if first_load is None:
+        if only_events or not parts:
+            # With only events (from the events' _evf) or only case rows (from _csv), each
+            # (file, case) is in _touched once.
+            tc = "(SELECT file_id, city, case_id, kind = 'replaced' AS r, kind = 'new' AS n FROM _touched)"
+        else:
+            con.execute("""CREATE OR REPLACE TEMP TABLE _tc AS
+                           SELECT file_id, city, case_id, bool_or(kind = 'replaced') AS r,
+                                  bool_or(kind = 'new') AS n
+                           FROM _touched GROUP BY ALL""")
+            tc = "_tc"
         for file_id, replaced, new in con.execute(f"""
                 SELECT file_id, count(*) FILTER (WHERE r), count(*) FILTER (WHERE n) FROM {tc}
                 GROUP BY file_id""").fetchall():
@@ -362,13 +363,15 @@ def _merge_events(con, events_sql: str, events_ok: dict[int, int], append: bool,
     hashes = con.execute("SELECT h FROM _ev").fetchnumpy()["h"]
     sorting = threading.Thread(target=hashes.sort)     # numpy sorts without holding the GIL
     sorting.start()
-    existing = con.execute("SELECT count(*) FROM (SELECT 1 FROM event_rows LIMIT 1)").fetchall()[0][0] > 0
-    cases = None
-    if one_source and not existing:
-        # The first events of the database, from one file: all its cases are new. Counted while
-        # the hashes sort (a repeated event is of the same case: the repeats do not matter).
-        cases = con.execute("SELECT count(*) FROM (SELECT DISTINCT city, case_id FROM _ev)").fetchall()[0][0]
-    sorting.join()
+    try:
+        existing = con.execute("SELECT count(*) FROM (SELECT 1 FROM event_rows LIMIT 1)").fetchall()[0][0] > 0
+        cases = None
+        if one_source and not existing:
+            # The first events of the database, from one file: all its cases are new. Counted while
+            # the hashes sort (a repeated event is of the same case: the repeats do not matter).
+            cases = con.execute("SELECT count(*) FROM (SELECT DISTINCT city, case_id FROM _ev)").fetchall()[0][0]
+    finally:
+        sorting.join()
     repeated = hashes[1:][hashes[1:] == hashes[:-1]]
     del hashes
     con.execute("CREATE OR REPLACE TEMP TABLE _duph (h UBIGINT)")
