@@ -10,6 +10,10 @@ Tables (all created on first use; see README "数据模型"):
                   read / loaded / quarantined / duplicate / replaced.
 - ``ingests``     one row per `audit ingest` command.
 - ``quarantine``  rows that could not be loaded: file, row, column, reason, raw values (JSON).
+- ``set_aside``   cells that could not be used (contract §1.5): the row was loaded with that field
+                  empty; file, row, column, field, raw value and reason.
+- ``waiting_events`` events without a city whose case is not known yet (contract §1.2): counted as
+                  loaded, they join ``event_rows`` when a case row naming their case_id arrives.
 
 Views: ``cases`` and ``events`` expose the canonical field names, so analysts can query them
 directly without knowing about provenance columns.
@@ -77,6 +81,27 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason      VARCHAR,
     raw         JSON
 );
+CREATE TABLE IF NOT EXISTS set_aside (
+    ingest_id   BIGINT,
+    file_name   VARCHAR,
+    sha256      VARCHAR,
+    source_row  BIGINT,
+    "column"    VARCHAR,    -- the file's own header
+    field       VARCHAR,    -- the canonical field (README "字段")
+    raw         VARCHAR,    -- the cell as written
+    reason      VARCHAR
+);
+CREATE TABLE IF NOT EXISTS waiting_events (
+    case_id       VARCHAR NOT NULL,
+    step          VARCHAR NOT NULL,
+    "time"        TIMESTAMP NOT NULL,
+    staff         VARCHAR,
+    note          VARCHAR,
+    source_row    BIGINT,
+    seq           BIGINT,
+    ingest_id     BIGINT,
+    file_id       INTEGER
+);
 CREATE TABLE IF NOT EXISTS case_rows (
     city          VARCHAR NOT NULL,
     case_id       VARCHAR NOT NULL,
@@ -113,6 +138,13 @@ CREATE TABLE IF NOT EXISTS event_rows (
     ingest_id     BIGINT,
     file_id       INTEGER
 );
+-- Columns added after the first release (older databases get them on open).
+ALTER TABLE ingest_files ADD COLUMN IF NOT EXISTS set_aside BIGINT;
+ALTER TABLE ingest_files ADD COLUMN IF NOT EXISTS city_filled BIGINT;
+ALTER TABLE ingest_files ADD COLUMN IF NOT EXISTS city_resolved BIGINT;
+ALTER TABLE ingest_files ADD COLUMN IF NOT EXISTS waiting BIGINT;
+ALTER TABLE ingests ADD COLUMN IF NOT EXISTS set_aside BIGINT;
+ALTER TABLE ingests ADD COLUMN IF NOT EXISTS waiting_joined BIGINT;
 """
 
 # Every row keeps the file it came from as (ingest_id, file_id), the key of ingest_files; the

@@ -545,11 +545,15 @@ def _merge_cases(con, ingest_id: int) -> None:
 
 def _log(con, report: IngestReport, started: dt.datetime, command: str | None) -> None:
     for i, f in enumerate(report.files):
-        con.execute("""INSERT INTO ingest_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        con.execute("""INSERT INTO ingest_files (ingest_id, file_id, path, file_name, sha256, size_bytes, format,
+                           encoding, sheet, layout, header_row, city_option, profile, unmapped_columns, rows_read,
+                           loaded, quarantined, duplicates, replaced_cases, new_cases)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [report.ingest_id, i, f.path, f.name, f.sha256, f.size_bytes, f.format, f.encoding, f.sheet,
                      f.layout, f.header_row, None, None, f.unmapped, f.rows_read, f.loaded, f.quarantined,
                      f.duplicates, f.replaced_cases, f.new_cases])
-    con.execute("INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    con.execute("""INSERT INTO ingests (ingest_id, started_at, finished_at, command, files, rows_read, loaded,
+                   quarantined, duplicates, replaced_cases) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [report.ingest_id, started, dt.datetime.now().replace(microsecond=0), command, len(report.files),
                  report.rows_read, report.loaded, report.quarantined, report.duplicates, report.replaced_cases])
     bad = [f for f in report.files if f.rows_read != f.loaded + f.quarantined + f.duplicates]
