@@ -6,7 +6,8 @@ from audit.ingest import IngestReport
 
 
 def format_ingest(report: IngestReport) -> str:
-    """The per-file accounting of one ingest: read = loaded + quarantined + duplicates."""
+    """The per-file accounting of one ingest: read = loaded + quarantined + duplicates, and what
+    became of cities, cells set aside and events waiting for their case rows."""
     lines = [f"导入批次 {report.ingest_id}:"]
     for f in report.files:
         where = f.name + (f" [{f.sheet}]" if f.sheet else "")
@@ -16,17 +17,38 @@ def format_ingest(report: IngestReport) -> str:
             f"载入 {f.loaded} + 隔离 {f.quarantined} + 重复 {f.duplicates}"
             + (f"; 替换办件 {f.replaced_cases}" if f.replaced_cases else "")
         )
+        notes = []
+        if f.set_aside:
+            notes.append(f"搁置单元格 {f.set_aside} 个 (行已载入，该字段留空)")
+        if f.city_resolved:
+            notes.append(f"{f.city_resolved} 行按办件编号取得地市")
+        if f.waiting:
+            notes.append(f"{f.waiting} 个事件等待台账 (库中还没有其办件，载入后自动归入)")
+        if f.city_filled:
+            notes.append(f"--city 填补了 {f.city_filled} 行的地市")
+        if notes:
+            lines.append("    " + "；".join(notes))
         if f.unmapped:
             lines.append(f"    未使用的列: {', '.join(f.unmapped)}")
     lines.append(
         f"合计: 读入 {report.rows_read} 行 = 载入 {report.loaded} + 隔离 {report.quarantined} + "
         f"重复 {report.duplicates}; 新办件 {report.new_cases}, 替换办件 {report.replaced_cases}"
+        + (f"; 搁置单元格 {report.set_aside}" if report.set_aside else "")
     )
     if report.replaced_cases:
         lines.append(f"  已用新文件替换 {report.replaced_cases} 个此前导入的办件 (replaced cases)")
+    if report.joined:
+        dup = f" (其中 {report.joined_duplicates} 个与库中已有事件相同，未重复载入)" if report.joined_duplicates else ""
+        lines.append(f"  此前等待台账的 {report.joined} 个事件已归入其办件{dup}")
+    if report.waiting_total:
+        lines.append(f"  库中共有 {report.waiting_total} 个事件等待台账 (没有地市，其办件编号尚未出现在任何台账中)；"
+                     "导入含这些办件的台账后自动归入")
     if report.quarantine_sample:
-        lines.append("隔离原因 (前 10 条，全部见表 quarantine):")
+        lines.append("隔离原因 (前 10 条):")
         lines += [f"  {r}" for r in report.quarantine_sample]
+    if report.quarantined or report.set_aside:
+        lines.append(f"全部隔离的行与搁置的单元格: audit quarantine --ingest {report.ingest_id} "
+                     "[--format csv|xlsx --out 文件]")
     return "\n".join(lines)
 
 

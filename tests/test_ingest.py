@@ -148,10 +148,15 @@ values:
     path = write_xlsx(tmp_path / "wide.xlsx", rows, title="榆林市台账")
     report = ingest(con, [path], profile=profile)
     assert report.files[0].layout == "wide"
-    assert counts(report) == (2, 1, 1, 0)
-    assert table(con, "SELECT step FROM events ORDER BY time") == [("咨询",), ("受理",)]
-    assert table(con, "SELECT case_id, city, service_type, promised_days FROM cases") == [("W1", "榆林", "帮办", 3)]
-    assert table(con, "SELECT reason FROM quarantine") == [('第 4 行 受理日期 "2025-13-03" 无法识别',)]
+    # An unreadable time column is a cell set aside (contract §1.5): the case loads without that step.
+    assert counts(report) == (2, 2, 0, 0) and report.files[0].set_aside == 1
+    assert table(con, "SELECT case_id, step FROM events ORDER BY case_id, time") == [
+        ("W1", "咨询"), ("W1", "受理"), ("W2", "咨询")]
+    assert table(con, "SELECT case_id, city, service_type, promised_days FROM cases ORDER BY 1") == [
+        ("W1", "榆林", "帮办", 3), ("W2", "榆林", "帮办", 3)]
+    assert table(con, 'SELECT source_row, "column", raw, reason FROM set_aside') == [
+        (4, "受理日期", "2025-13-03", '受理日期 "2025-13-03" 无法识别，该行的 受理 环节未载入')]
+    assert table(con, "SELECT count(*) FROM quarantine") == [(0,)]
 
 
 def test_dirty_file_accounting(tmp_path, con):
@@ -169,9 +174,9 @@ def test_dirty_file_accounting(tmp_path, con):
     assert (read, loaded, quarantined, dups) == (7, 2, 4, 1)
     assert read == loaded + quarantined + dups
     reasons = [r[0] for r in table(con, "SELECT reason FROM quarantine ORDER BY source_row")]
-    assert reasons[0] == '第 4 行 时间 "2025-13-01" 无法识别'
+    assert reasons[0] == '时间 "2025-13-01" 无法识别'
     assert "喝茶" in reasons[1] and "环节" in reasons[1]
-    assert reasons[2].startswith("第 6 行 办件编号")
+    assert reasons[2] == "办件编号 为空"
     assert "空行" in reasons[3]
     assert table(con, "SELECT \"column\" FROM quarantine WHERE source_row = 4") == [("时间",)]
     stored = table(con, "SELECT rows_read, loaded, quarantined, duplicates FROM ingest_files")
@@ -184,8 +189,9 @@ def test_ragged_rows_are_quarantined_not_truncated(tmp_path, con):
     report = ingest(con, [path])
     assert counts(report) == (3, 1, 2, 0)
     reasons = [r[0] for r in table(con, "SELECT reason FROM quarantine ORDER BY source_row")]
-    assert reasons[0].startswith("第 3 行") and "字段" in reasons[0]
-    assert reasons[1] == "第 4 行 时间 为空"
+    assert table(con, "SELECT source_row FROM quarantine ORDER BY 1") == [(3,), (4,)]
+    assert reasons[0] == "本行有 5 个字段，表头只有 4 列"
+    assert reasons[1] == "时间 为空"
 
 
 def test_same_file_twice_changes_nothing(tmp_path, con):
@@ -220,8 +226,12 @@ def test_case_table_conflict_inside_one_file(tmp_path, con):
     rows = [["办件编号", "地市", "服务类型", "收费金额"], ["K1", "延安", "帮办", "0"], ["K1", "延安", "帮办", "0"],
             ["K1", "延安", "帮办", "50"]]
     report = ingest(con, [write_csv(tmp_path / "k.csv", rows)])
-    assert counts(report) == (3, 1, 1, 1)
+    # The last row wins; both earlier rows say otherwise (收费金额 0), so both are quarantined.
+    assert counts(report) == (3, 1, 2, 0)
     assert table(con, "SELECT fee FROM cases") == [(50,)]
+    assert table(con, 'SELECT source_row, "column", reason FROM quarantine ORDER BY 1') == [
+        (2, "收费金额", "办件 K1 在本次导入中后面再次出现且 收费金额 不同，以后出现的一行为准"),
+        (3, "收费金额", "办件 K1 在本次导入中后面再次出现且 收费金额 不同，以后出现的一行为准")]
 
 
 

@@ -28,6 +28,13 @@ TIME_FORMATS = [
 
 
 Q = '"'
+ZERO_DAYS = ["即办", "即办件", "当场", "当场办结", "立即办理", "当日办结"]
+NO_FEE = ["免费", "无", "不收费", "否", "零", "-", "—"]
+
+
+def _one_of(expr: str, words: list[str]) -> str:
+    """`expr` is one of `words`, as a CASE (not IN: see MACROS)."""
+    return f"(CASE {expr} " + " ".join(f"WHEN {sql_str(w)} THEN true" for w in words) + " ELSE false END)"
 
 
 def sql_str(value: str) -> str:
@@ -59,12 +66,14 @@ CREATE OR REPLACE TEMP MACRO _ts_any(s) AS CASE
 CREATE OR REPLACE TEMP MACRO _ts_first(s) AS coalesce(try_strptime(s, '%Y-%m-%d %H:%M:%S'), _ts_any(s));
 CREATE OR REPLACE TEMP MACRO parse_ts(s) AS CASE
     WHEN year(_ts_first(s)) BETWEEN 1990 AND 2100 THEN _ts_first(s) END;
+-- Word lists are CASE branches, never IN (…): DuckDB turns an IN list of six or more values into
+-- a hash join, which does not keep the stage's row order (row numbers are taken from that order).
 CREATE OR REPLACE TEMP MACRO parse_count(s) AS CASE
-    WHEN s IN ('即办', '即办件', '当场', '当场办结', '立即办理', '当日办结') THEN 0
+    WHEN {_one_of("s", ZERO_DAYS)} THEN 0
     WHEN regexp_full_match(s, '\\d+(\\.0+)?\\s*(个工作日|工作日|天|日|次|个)?') THEN
         CAST(regexp_extract(s, '^(\\d+)', 1) AS INTEGER) END;
 CREATE OR REPLACE TEMP MACRO parse_money(s) AS CASE
-    WHEN s IN ('免费', '无', '不收费', '否', '零', '-', '—') THEN 0.0
+    WHEN {_one_of("s", NO_FEE)} THEN 0.0
     WHEN regexp_full_match(replace(replace(s, ',', ''), '¥', ''), '\\d+(\\.\\d+)?\\s*元?') THEN
         CAST(regexp_extract(replace(replace(s, ',', ''), '¥', ''), '^(\\d+(\\.\\d+)?)', 1) AS DECIMAL(12, 2)) END;
 """
@@ -146,6 +155,18 @@ DIRTY_ROW = r"'(^|\x1f)[\s=]|\s(\x1f|$)|\x{3000}'"
 # matched by the regex's \s, is not trimmed by `_clean`: a row it alone flags comes out the same.)
 DIRTY_CHARS = ["' '", "chr(9)", "chr(10)", "chr(13)", "'='", "chr(12288)"]
 NOT_BLANK = r"'\S'"
+# Footer rows of an export (合计, 制表人 …): their words stand first in the row.
+FOOTER = (r"'^\s*(合\s*计|总\s*计|小\s*计|累\s*计|制\s*表|填\s*表|填\s*报|审\s*核\s*人|负\s*责\s*人|"
+          r"统\s*计\s*(时\s*间|日\s*期|人)|打\s*印\s*(时\s*间|日\s*期|人)|导\s*出\s*(时\s*间|日\s*期|人)|数\s*据\s*来\s*源|"
+          r"单\s*位\s*负\s*责\s*人|(注|说\s*明|备\s*注)\s*[:：])'")
+# A case id Excel turned into a number in scientific notation (2.02603E+11): its digits are lost,
+# and distinct cases would merge.
+SCIENTIFIC = r"'[+-]?\d+(\.\d+)?[eE][+-]?\d+'"
+EXCEL_ID = ("是 Excel 改成科学计数法的编号，原编号已丢失 (不同办件会被并为一件)；"
+            "请在导出时把 办件编号 列设为文本 (或直接导出 CSV，不经 Excel 打开另存) 后重新导出")
+# The hash of an event, to find repeats fast: not the city, which may only be known after staging
+# (the exact comparison and the grouping by case include it).
+EVENT_HASH_COLUMNS = 'case_id, step, "time", event_staff, note'
 FREE_TEXT = ["case_id", "city", "county", "hall", "object_type", "item", "applicant", "id_number",
              "phone", "staff", "materials", "event_staff", "note"]
 FIELD_TYPES = {"promised_days": "INTEGER", "visits": "INTEGER", "fee": "DECIMAL(12, 2)",
@@ -205,8 +226,9 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
     def given(fld: str) -> bool:
         return fld in plan.fields or fld in consts
 
-    def text(fld: str, how: str) -> str:
-        """A field's text: `row` (cleaned when the row test says so), `as_is` or `clean`."""
+    def text(fld: str, how: str, option: bool = True) -> str:
+        """A field's text: `row` (cleaned when the row test says so), `as_is` or `clean`; the
+        city with --city filling an empty one (`option`)."""
         if fld in plan.fields:
             col = f"c{plan.fields[fld]}"
             expr = {"row": f"(CASE WHEN _dirty THEN {_clean(col)} ELSE nullif({col}, '') END)",
@@ -217,7 +239,7 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
             expr = sql_str(consts[fld])
         else:
             expr = "NULL::VARCHAR"
-        if fld == "city" and city:
+        if fld == "city" and city and option:
             expr = f"coalesce({expr}, {sql_str(normalize_value(city))})"
         return _value_map(expr, prof_values.get(fld, {}))
 
@@ -244,6 +266,8 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
     n = [f"{text(t, 'row')} AS {t}" for t in FREE_TEXT if t not in ("case_id", "city")]
     n += [f"{text('case_id', 'row')} AS case_id_raw", f"{text('city', 'row')} AS city_raw"]
     n += [f"{typed_text(f, 'as_is')} AS _{f}_as_is" for f in typed]
+    if city:
+        n.append(f"{text('city', 'row', option=False)} AS city_given")
     v = [f"{p(f'_{f}_as_is')} AS _{f}1" for f, p in typed.items()] or ["NULL AS _none1"]
     w = [f"CASE WHEN _{f}1 IS NULL THEN {typed_text(f, 'clean')} END AS _{f}_clean" for f in typed] \
         or ["NULL AS _none_clean"]
@@ -254,55 +278,80 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
     events = plan.layout in ("events", "combined")
     raw_cells = [f"c{i}" for i in range(max(len(plan.headers), fields))]
     all_blank = " AND ".join(f"coalesce(trim({c}), '') = ''" for c in raw_cells) or "TRUE"
-    # (condition, message, column). A blank row has no case id: that cheap test first.
-    checks = [(f"case_id IS NULL AND {all_blank}", "'空行 (整行没有内容)'", "NULL")]
-    width = len(plan.headers)
-    if fields > width:   # content past the header: the same words as the exact reader's
-        extra = " OR ".join(f"regexp_matches(coalesce(c{i}, ''), {NOT_BLANK})" for i in range(width, fields))
-        checks.insert(0, (extra, sql_str(f"本行有 {fields} 个字段，表头只有 {width} 列"), "NULL"))
-
-    def head(fld: str) -> str:
-        return sql_str(plan.header(fld) if not fld.startswith("w") else plan.headers[int(fld[1:])])
-
+    first_cell = "coalesce(" + ", ".join(f"nullif(trim({c}), '')" for c in raw_cells) + ")"
     def label(fld: str) -> str:
+        """The file's own header of a field (or of a wide time column `w<i>`)."""
         return plan.header(fld) if not fld.startswith("w") else plan.headers[int(fld[1:])]
 
-    def check(fld: str, what: str, empty: str | None = None) -> None:
-        """A typed value that is missing (when `empty` says what to tell) or not understood."""
-        if fld not in typed:
-            return
-        bad = f"{sql_str(label(fld) + ' ' + Q)} || _{fld}_clean || {sql_str(Q + ' ' + what)}"
-        if empty is not None:
-            checks.append((f'"{fld}" IS NULL', f"CASE WHEN _{fld}_clean IS NULL THEN {sql_str(empty)} ELSE {bad} END",
-                           head(fld)))
-        else:
-            checks.append((f'"{fld}" IS NULL AND _{fld}_clean IS NOT NULL', bad, head(fld)))
+    def head(fld: str) -> str:
+        return sql_str(label(fld))
 
+    def raw_text(fld: str) -> str:
+        """The cell of a field as written (a profile constant for a field the file lacks)."""
+        col = plan.fields.get(fld) if not fld.startswith("w") else int(fld[1:])
+        return f"c{col}" if col is not None else sql_str(consts.get(fld, ""))
+
+    # Key problems (contract §1.5) quarantine the row: (condition, message, column), the first that
+    # holds wins. Content past the header: the same words as the exact reader's.
+    checks = []
+    width = len(plan.headers)
+    if fields > width:
+        extra = " OR ".join(f"regexp_matches(coalesce(c{i}, ''), {NOT_BLANK})" for i in range(width, fields))
+        checks.append((extra, sql_str(f"本行有 {fields} 个字段，表头只有 {width} 列"), "NULL"))
+    # A blank row has no case id: that cheap test first. A footer (合计, 制表人 …) is named as one:
+    # its words stand in the case id's cell, or in the first non-empty cell of a row without one.
+    checks.append((f"case_id_raw IS NULL AND {all_blank}", "'空行 (整行没有内容)'", "NULL"))
+    checks.append((f"regexp_matches(CASE WHEN case_id_raw IS NULL THEN {first_cell} ELSE case_id_raw END, {FOOTER})",
+                   "'表尾行 (合计、制表人、填表说明等)，不是办件记录'", "NULL"))
     checks.append(("case_id IS NULL", sql_str(plan.header('case_id') + ' 为空'), head("case_id")))
-    checks.append(("city IS NULL", "'缺少地市：文件没有 地市 列或本行为空，请用 --city 指定'", head("city")))
+    checks.append((f"regexp_full_match(case_id, {SCIENTIFIC})",
+                   f"{sql_str(plan.header('case_id') + ' ' + Q)} || case_id || {sql_str(Q + ' ' + EXCEL_ID)}",
+                   head("case_id")))
+
+    def key(fld: str, what: str, empty: str) -> None:
+        """A key typed value (an event's step or time) that is missing or not understood."""
+        bad = f"{sql_str(label(fld) + ' ' + Q)} || _{fld}_clean || {sql_str(Q + ' ' + what)}"
+        checks.append((f'"{fld}" IS NULL', f"CASE WHEN _{fld}_clean IS NULL THEN {sql_str(empty)} ELSE {bad} END",
+                       head(fld)))
+
     if events:
-        check("step", "不在环节词表中 (见 README 环节)", plan.header("step") + " 为空")
-        check("time", "无法识别", plan.header("time") + " 为空")
-    if plan.layout in ("cases", "wide"):
-        if "service_type" in typed:
-            check("service_type", "无法识别 (应为 帮办 或 代办)", plan.header("service_type") + " 为空 (应为 帮办 或 代办)")
-        else:
-            checks.append(("TRUE", sql_str(plan.header("service_type") + " 为空 (应为 帮办 或 代办)"), head("service_type")))
-    else:
-        check("service_type", "无法识别 (应为 帮办 或 代办)")
-    check("channel", "无法识别 (应为 线上 或 线下)")
-    check("promised_days", "不是工作日天数")
-    check("fee", "不是金额")
-    check("visits", "不是次数")
-    check("rating", "无法识别 (应为 非常满意/满意/基本满意/不满意/非常不满意 或 5..1)")
-    check("rating_time", "无法识别")
+        key("step", "不在环节词表中 (见 README 环节)", plan.header("step") + " 为空")
+        key("time", "无法识别", plan.header("time") + " 为空")
+
+    # Any other typed cell that is not understood is set aside (contract §1.5): the row loads with
+    # that field empty, and the cell is recorded with its column, raw text and reason.
+    aside: list[tuple[str, str, str, str, str]] = []   # (condition, field, header, reason, typed name)
+
+    def set_aside(fld: str, what: str) -> None:
+        if fld in typed:
+            aside.append((f'"{fld}" IS NULL AND _{fld}_clean IS NOT NULL',
+                          f"time ({plan.wide[int(fld[1:])]})" if fld.startswith("w") else fld, label(fld), what, fld))
+
+    set_aside("service_type", "无法识别 (应为 帮办 或 代办)，已留空")
+    set_aside("channel", "无法识别 (应为 线上 或 线下)，已留空")
+    set_aside("promised_days", "不是工作日天数，已留空")
+    set_aside("fee", "不是金额，已留空")
+    set_aside("visits", "不是次数，已留空")
+    set_aside("rating", "无法识别 (应为 非常满意/满意/基本满意/不满意/非常不满意、好评/中评/差评 或 5..1)，已留空")
+    set_aside("rating_time", "无法识别，已留空")
     for i in plan.wide:
-        check(f"w{i}", "无法识别")
+        set_aside(f"w{i}", f"无法识别，该行的 {plan.wide[i]} 环节未载入")
+
     # The conditions are tested once, giving the number of the first that holds; the message and
     # the column are looked up from that number, for the few rows that have a problem.
     problem_no = "CASE " + " ".join(f"WHEN {c} THEN {k}" for k, (c, _, _) in enumerate(checks)) + " END"
+    # (`aside` and `filled` below are columns of their own, NULL / false on most rows.)
     problem = "CASE _pno " + " ".join(f"WHEN {k} THEN {r}" for k, (_, r, _) in enumerate(checks)) + " END"
     problem_col = "CASE _pno " + " ".join(f"WHEN {k} THEN {h}" for k, (_, _, h) in enumerate(checks)) + " END"
+    if aside:
+        items = ", ".join(
+            f"CASE WHEN {c} THEN {{'field': {sql_str(f)}, 'column': {sql_str(h)}, 'raw': {raw_text(src)}, "
+            f"'reason': {sql_str(h + ' ' + Q)} || _{src}_clean || {sql_str(Q + ' ' + r)}}} END"
+            for c, f, h, r, src in aside)
+        aside_expr = (f"CASE WHEN _pno IS NULL AND ({' OR '.join(f'({a[0]})' for a in aside)}) "
+                      f"THEN [a FOR a IN [{items}] IF a IS NOT NULL] END")
+    else:
+        aside_expr = "NULL"
 
     free = sorted(plan.fields[f] for f in FREE_TEXT if f in plan.fields)
     if free:
@@ -316,11 +365,14 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
     json_cells += "".join(f", {sql_str(f'列{i + 1}')}, coalesce(c{i}, '')" for i in range(width, fields))
     out = [f"{row}city, case_id"]
     if events:
-        out.append('step, "time", event_staff, note, hash(city, case_id, step, "time", event_staff, note) AS h')
+        out.append(f'step, "time", event_staff, note, hash({EVENT_HASH_COLUMNS}) AS h')
     if plan.layout in ("cases", "wide", "combined"):
         out += present_attributes(plan, profile)
     out += [f"w{i}" for i in plan.wide]
-    out.append("problem")
+    if city:
+        # rows whose empty city --city filled (the ingest reports how many)
+        out.append("city_given IS NULL AS filled")
+    out += ["problem", "aside"]
     return f"""
         WITH d AS (SELECT *, {dirty} AS _dirty FROM {source}),
         n AS (SELECT {row}{', '.join(raw_cells)}, {', '.join(n)} FROM d),
@@ -336,7 +388,8 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
               FROM x),
         q AS (SELECT *, {problem_no} AS _pno FROM c),
         p AS (SELECT *, CASE WHEN _pno IS NOT NULL THEN json_object('reason', {problem}, 'column', {problem_col},
-                                                                    'raw', json_object({json_cells})) END AS problem
+                                                                    'raw', json_object({json_cells})) END AS problem,
+                     {aside_expr} AS aside
               FROM q)
         SELECT {', '.join(out)} FROM p
     """
