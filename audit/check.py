@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from audit.dataquality import notice_lines
 from audit.engine import RunResult
 
 
@@ -17,4 +18,8 @@ def check_summary(result: RunResult) -> str:
     for r in result.results:
         lines.append(f"{r.rule.id:<24}{r.rule.clause:<18}{r.rule.severity:<9}{r.findings:>7}")
     lines.append(f"合计: error {result.count('error')}，warning {result.count('warning')}，info {result.count('info')}")
+    notice = notice_lines(result.data_quality)
+    if notice:
+        lines.append("数据质量 (data quality):")
+        lines += [f"  {line}" for line in notice]
     return "\n".join(lines)

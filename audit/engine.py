@@ -20,6 +20,7 @@ import duckdb
 
 from audit import __version__
 from audit.calendar import WorkCalendar
+from audit.dataquality import data_quality
 from audit.errors import CalendarError, PackError, UsageError
 from audit.facts import CalendarDateError, build_facts, build_settings, settings_in_force
 from audit.metrics import store_kpi_cells
@@ -47,6 +48,7 @@ CREATE TABLE IF NOT EXISTS runs (
     cases         BIGINT,
     findings      BIGINT
 );
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS data_quality JSON;
 CREATE TABLE IF NOT EXISTS findings (
     run_id    BIGINT,
     rule_id   VARCHAR,
@@ -89,6 +91,7 @@ class RunResult:
     calendar: str
     fallback_years: list[int]
     results: list[RuleResult] = field(default_factory=list)
+    data_quality: dict = field(default_factory=dict)
 
     def count(self, severity: str) -> int:
         """Findings of one severity."""
@@ -224,7 +227,8 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
     key_src = json.dumps([pack.name, pack.version, str(pack.path), settings, as_of.isoformat(),
                           sorted(cities or []), calendars.description, inputs], ensure_ascii=False, sort_keys=True)
     run_key = hashlib.sha256(key_src.encode()).hexdigest()
-    result = RunResult(0, as_of, n_cases, pack, calendars.description, calendars.fallback_years)
+    result = RunResult(0, as_of, n_cases, pack, calendars.description, calendars.fallback_years,
+                       data_quality=data_quality(con))
     spec = json.dumps({"common": [str(f) for f in calendar.files], "fallback": calendar.fallback,
                        "per_city": {c: [str(f) for f in fs] for c, fs in (per_city_calendars or {}).items()}},
                       ensure_ascii=False)
@@ -251,12 +255,16 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
         con.execute("DROP TABLE _run_findings")
         # The run's figures, kept with it (see audit.metrics): `audit kpi` then needs no facts.
         store_kpi_cells(con, run_id)
-        con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        con.execute("""INSERT INTO runs (run_id, run_key, pack_name, pack_version, pack_path, standard, settings,
+                       as_of, as_of_source, city_filter, calendar, calendar_fallback_years, calendar_spec,
+                       input_files, tool_version, cases, findings, data_quality)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [run_id, run_key, pack.name, pack.version, str(pack.path), pack.standard,
                      json.dumps(settings, ensure_ascii=False), as_of, as_of_source, ",".join(cities or []),
                      calendars.description, calendars.fallback_years, spec,
                      json.dumps(inputs, ensure_ascii=False), __version__, n_cases,
-                     sum(r.findings for r in result.results)])
+                     sum(r.findings for r in result.results),
+                     json.dumps(result.data_quality, ensure_ascii=False)])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

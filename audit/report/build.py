@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jinja2
 
+from audit.dataquality import notice_lines
 from audit.engine import ensure_run
 from audit.metrics import FIGURES, build_case_kpi
 from audit.report import casetable, charts, compliance, figures, provenance
@@ -101,6 +102,7 @@ def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, p
                   "months": scope.months, "cases": n_cases},
         "prov": prov, "show_personal": show_personal,
         "summary": figures.summary(con, run_id, scope),
+        "data_quality": notice_lines(meta.get("data_quality")),
         "severity_counts": compliance.severity_counts(con),
         "severity_zh": SEVERITY_ZH,
         "figure_names": [figure_zh(f) for f in FIGURES],
