@@ -368,7 +368,11 @@ def _cell_text(value) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
-        if math.isfinite(value) and value == int(value) and abs(value) < 1e20:
+        if math.isfinite(value) and abs(value) >= 2 ** 53:
+            # Beyond 2^53 a number has lost digits (Excel keeps 15): written as Excel shows it,
+            # in scientific notation, so that an id stored this way is recognised as damaged.
+            return f"{value:.15E}"
+        if math.isfinite(value) and value == int(value):
             return str(int(value))
         return repr(value)
     return str(value).strip("\ufeff")
