@@ -15,7 +15,7 @@ from audit.cli.common import DbOption, DebugOption, echo, guarded
 @guarded
 def ingest_cmd(
     files: list[Path] = typer.Argument(..., help="CSV / XLSX / XLS / Parquet 文件，可多个"),
-    city: Optional[str] = typer.Option(None, "--city", help="文件中没有 地市 列时使用的地市"),
+    city: Optional[str] = typer.Option(None, "--city", help="一个地市的文件：只填补地市为空的行 (跨地市的文件不用它，没有地市的行按办件编号取地市)"),
     profile: Optional[Path] = typer.Option(None, "--profile", help="列名/环节/取值映射的 YAML 配置文件"),
     sheet: Optional[str] = typer.Option(None, "--sheet", help="只读取这个 Excel 工作表"),
     append: bool = typer.Option(False, "--append", help="已有办件的新事件追加而非替换 (增量导出)"),
@@ -26,7 +26,8 @@ def ingest_cmd(
 
     Reads event logs, case tables, combined exports and wide ledgers (with --profile) in UTF-8 /
     GBK CSV, XLSX, XLS or Parquet. Prints, for every file, rows read = loaded + quarantined +
-    duplicates. The whole command is one transaction.
+    duplicates, and the cells set aside. Rows without a city take their case's city. The whole
+    command is one transaction. `audit quarantine` lists what was quarantined or set aside.
 
     Example: audit ingest 宝鸡_环节日志.csv 宝鸡_办件台账.xlsx --city 宝鸡
     """
