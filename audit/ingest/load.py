@@ -211,12 +211,12 @@ def _record_problems(con, report: IngestReport) -> None:
     leaves both lists as they were)."""
     ingest_id = report.ingest_id
     con.execute("""
-        CREATE OR REPLACE TEMP TABLE _allquar AS
+        CREATE OR REPLACE TEMP VIEW _allquar AS
         SELECT file_id, "row", "column", reason, raw FROM _quar
         UNION ALL SELECT m.file_id, m."row", h.header, m.reason, NULL FROM _mquar m
                   LEFT JOIN _heads h ON h.file_id = m.file_id AND h.field = m.field;
         CREATE OR REPLACE TEMP TABLE _asidekept AS
-        SELECT a.* FROM _aside a ANTI JOIN _allquar q USING (file_id, "row");""")
+        SELECT a.* FROM _aside a ANTI JOIN (SELECT file_id, "row" FROM _allquar) q USING (file_id, "row");""")
     con.execute("""
         INSERT INTO quarantine SELECT $1, f.file_name, f.sha256, q."row", q."column", q.reason, q.raw
         FROM _allquar q JOIN _files f USING (file_id)""", [ingest_id])
