@@ -26,6 +26,9 @@ def format_ingest(report: IngestReport) -> str:
             notes.append(f"{f.waiting} 个事件等待台账 (库中还没有其办件，载入后自动归入)")
         if f.city_filled:
             notes.append(f"--city 填补了 {f.city_filled} 行的地市")
+        if f.filled_elsewhere[0]:
+            notes.append(f"注意: 其中 {f.filled_elsewhere[0]} 个办件编号在库中属于其他地市 ({f.filled_elsewhere[1]})；"
+                         "文件若跨地市，请去掉 --city 重新导入 (没有地市的行会按办件编号取地市)")
         if notes:
             lines.append("    " + "；".join(notes))
         if f.unmapped:

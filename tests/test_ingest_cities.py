@@ -126,3 +126,13 @@ def test_case_table_without_city_is_placed_or_quarantined(tmp_path, con):
     assert table(con, "SELECT city, case_id, service_type FROM cases") == [("延安", "A1", "帮办")]
     assert table(con, "SELECT source_row, reason FROM quarantine") == [
         (3, "缺少地市：文件没有 地市 列 (或本行为空)，库中和本次导入中也没有办件 Z9；请用 --city 指定，或在文件中加 地市 列")]
+
+
+def test_city_option_on_a_file_of_other_cities_is_flagged(tmp_path, cli):
+    """--city on a file that spans cities makes copies of the other cities' cases: the ingest
+    does what it is told (fills the empty cities) but says which case ids belong elsewhere."""
+    cases = write_csv(tmp_path / "c.csv", CASES)
+    code, _ = cli("ingest", cases)
+    code, out = cli("ingest", write_csv(tmp_path / "e.csv", EVENTS_ZH), "--city", "延安")
+    assert code == 0 and "--city 填补了 6 行的地市" in out
+    assert "其中 2 个办件编号在库中属于其他地市 (宝鸡、榆林)" in out

@@ -22,7 +22,7 @@ from audit.ingest.normalize import MACROS, known_headers
 from audit.ingest.profile import load_profile
 from audit.ingest.readers import FileScan, read_any
 from audit.ingest.stage import EMPTY_CASE_ROWS, EMPTY_EVENTS, EVENT_COLUMNS, setup, stage_file
-from audit.ingest.vocab import header_lookup, step_lookup
+from audit.ingest.vocab import header_lookup, normalize_value, step_lookup
 
 
 @dataclass
@@ -49,6 +49,7 @@ class FileReport:
     city_filled: int = 0        # rows whose empty city --city filled
     city_resolved: int = 0      # rows without a city that took their case's city
     waiting: int = 0            # events loaded waiting for their case row (part of `loaded`)
+    filled_elsewhere: tuple[int, str] = (0, "")  # case ids --city filled that belong to other cities
     reader: str = ""            # duckdb (read straight from the file) | exact (pyarrow, csv, calamine)
 
 
@@ -114,7 +115,7 @@ def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | 
         con.execute("BEGIN TRANSACTION")
         try:
             report.ingest_id = con.execute("SELECT nextval('ingest_seq')").fetchall()[0][0]
-            _merge(con, report, staged, append)
+            _merge(con, report, staged, append, city)
             _log(con, report, started, command, city, profile)
             con.execute("COMMIT")
         except BaseException:
@@ -127,7 +128,7 @@ def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | 
     return report
 
 
-def _merge(con, report: IngestReport, staged, append: bool) -> None:
+def _merge(con, report: IngestReport, staged, append: bool, city: str | None) -> None:
     """City resolution, the merges, and the accounting of every row (see module doc)."""
     ingest_id = report.ingest_id
     con.execute("""
@@ -181,6 +182,8 @@ def _merge(con, report: IngestReport, staged, append: bool) -> None:
                 GROUP BY 1""").fetchall():
             report.files[file_id].city_resolved = n
     _cases_touched(con, report, counts)
+    if city:
+        _filled_elsewhere(con, report, staged, normalize_value(city))
     _record_problems(con, report)
     report.waiting_total = con.execute("SELECT count(*) FROM waiting_events").fetchall()[0][0]
     _check_accounting(con, report, staged)
@@ -203,6 +206,24 @@ def _cases_touched(con, report: IngestReport, counts: merge.MergeCounts) -> None
     report.replaced_cases, report.new_cases = con.execute("""
         SELECT count(*) FILTER (WHERE r), count(*) FILTER (WHERE n AND NOT r)
         FROM (SELECT bool_or(r) AS r, bool_or(n) AS n FROM _tc GROUP BY city, case_id)""").fetchall()[0]
+
+
+def _filled_elsewhere(con, report: IngestReport, staged, city: str) -> None:
+    """Case ids whose empty city --city filled while the database knows them only in other
+    cities: the sign of a file that spans cities, where --city makes copies of other cities'
+    cases. Reported, not refused: --city is the user's explicit choice."""
+    for st in staged:
+        if not report.files[st.file_id].city_filled:
+            continue
+        n, where = con.execute(f"""
+            SELECT count(DISTINCT s.case_id), string_agg(DISTINCT o.city, '、' ORDER BY o.city)
+            FROM {st.tables[0]} s JOIN (SELECT DISTINCT city, case_id FROM case_rows WHERE city <> $1
+                                        UNION SELECT DISTINCT city, case_id FROM event_rows WHERE city <> $1) o
+              ON o.case_id = s.case_id
+            WHERE s.filled AND s.problem IS NULL AND NOT EXISTS (
+                SELECT 1 FROM case_rows c WHERE c.city = $1 AND c.case_id = s.case_id AND c.ingest_id < $2)""",
+                                [city, report.ingest_id]).fetchall()[0]
+        report.files[st.file_id].filled_elsewhere = (n, where or "")
 
 
 def _record_problems(con, report: IngestReport) -> None:
