@@ -19,7 +19,7 @@ def command_names() -> list[str]:
 
 def test_every_command_is_in_the_readme_and_has_an_example():
     names = command_names()
-    assert {"demo", "sample", "ingest", "check", "findings", "kpi", "rules", "calendar"} <= set(names)
+    assert {"demo", "sample", "ingest", "check", "findings", "kpi", "rules", "calendar", "quarantine"} <= set(names)
     runner = CliRunner()
     for name in names:
         assert f"`audit {name}" in README, f"audit {name} is not documented in README.md"

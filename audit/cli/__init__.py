@@ -28,6 +28,7 @@ from audit.cli import findings as _findings  # noqa: E402,F401
 from audit.cli import rules as _rules  # noqa: E402,F401
 from audit.cli import kpi as _kpi  # noqa: E402,F401
 from audit.cli import report as _report  # noqa: E402,F401
+from audit.cli import quarantine as _quarantine  # noqa: E402,F401
 
 
 def main() -> None:

@@ -53,9 +53,10 @@ def guarded(fn: Callable) -> Callable:
     return wrapper
 
 
-def echo(text: str = "") -> None:
-    """Print to stdout (kept in one place so output can be redirected in tests)."""
-    typer.echo(text)
+def echo(text: str = "", nl: bool = True) -> None:
+    """Print to stdout (kept in one place so output can be redirected in tests); `nl=False` for
+    output written in parts."""
+    typer.echo(text, nl=nl)
 
 
 def eprint(text: str) -> None:

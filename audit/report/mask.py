@@ -6,7 +6,9 @@
 - a phone number keeps its first 3 and last 4 digits: 13812345678 → 138****5678.
 
 Staff (public servants acting in office) are not masked. `scrub` masks ID and mobile numbers
-inside free text (messages, evidence) as a second line of defence.
+inside free text (messages, evidence) as a second line of defence. `mask_unlabelled` is for a
+cell whose column is not known (a cell of a ragged row, a header no alias names): it may hold
+anything, so a value shaped like a person's name is masked too.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ ORGANISATION_ENDINGS = {"店": 3, "厂": 3, "社": 3, "局": 3, "行": 5, "所":
                         "馆": 5, "院": 5, "会": 5, "场": 5}
 _ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{3})(\d{11})(\d{3}[\dXx])(?![0-9A-Za-z])")
 _MOBILE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+# A person's name: two to four Han characters, or Han parts joined by middle dots (买买提·艾力).
+_NAME_SHAPED = re.compile(r"[\u4e00-\u9fff]{2,4}|[\u4e00-\u9fff]{1,6}(?:[·•][\u4e00-\u9fff]{1,6})+")
 
 
 def is_organisation(name: str) -> bool:
@@ -73,3 +77,15 @@ def scrub(text: str | None) -> str | None:
         return text
     text = _ID_IN_TEXT.sub(lambda m: m.group(1) + "*" * 11 + m.group(3)[-4:], text)
     return _MOBILE_IN_TEXT.sub(lambda m: m.group(1) + "****" + m.group(3), text)
+
+
+def mask_unlabelled(value: str | None) -> str | None:
+    """A cell of unknown meaning: ID and mobile numbers masked as in `scrub`, and a value shaped
+    like a person's name (2–4 Han characters, or Han parts joined by ·; not an organisation's)
+    masked as in `mask_name`. Over-masking a step or a city name is harmless; a leak is not."""
+    if not value:
+        return value
+    text = value.strip()
+    if _NAME_SHAPED.fullmatch(text):
+        return mask_name(text)
+    return scrub(value)
