@@ -121,8 +121,7 @@ def stage_file(con, file_id: int, raw, scan, builtin, prof, city, steps):
     problems = con.execute(f"SELECT count(*) FROM _quar WHERE file_id = {file_id}").fetchall()[0][0]
     if raw.bad_rows:
         con.executemany("INSERT INTO _quar VALUES (?, ?, NULL, ?, ?)",
-                        [[file_id, row, reason, json.dumps(cells, ensure_ascii=False)]
-                         for row, reason, cells in raw.bad_rows])
+                        [[file_id, row, reason, _cells_json(raw.headers, cells)] for row, reason, cells in raw.bad_rows])
     con.execute(f"""INSERT INTO _aside SELECT {file_id}, r, a.field, a."column", a.raw, a.reason
                     FROM (SELECT {rowx} AS r, unnest(aside) AS a FROM {st} WHERE aside IS NOT NULL)""")
     filled = con.execute(f"SELECT count(*) FROM {st} WHERE filled AND problem IS NULL").fetchall()[0][0] if city else 0
@@ -159,6 +158,12 @@ def stage_file(con, file_id: int, raw, scan, builtin, prof, city, steps):
         staged.cases_sql.append(f"SELECT * FROM {folded}")
     return staged, {"raw": raw, "plan": plan, "rows": rows, "problems": problems + len(raw.bad_rows),
                     "reader": "duckdb" if rowx != "_row" else "exact", "filled": filled}
+
+
+def _cells_json(headers: list[str], cells: list[str]) -> str:
+    """A row's raw cells as the stage keeps them: {header: cell}, `列<n>` past the headers."""
+    names = [(headers[i] if i < len(headers) else "") or f"列{i + 1}" for i in range(len(cells))]
+    return json.dumps(dict(zip(names, cells)), ensure_ascii=False)
 
 
 def _plan(raw, builtin, prof):
