@@ -13,13 +13,16 @@ import codecs
 import csv
 import datetime as dt
 import math
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from audit.errors import InputError
 from audit.filescan import CHUNK, FileScan
+from audit.ingest.textfile import (
+    MAX_RECORD_CHARS, BoundedLines, RecordTooLong, Undecodable, bad_bytes_error, first_undecodable,
+    looks_binary, looks_utf8, remove_copy, remove_stale_copies, transcode_to_utf8, unknown_encoding_error,
+)
 from audit.ingest.vocab import normalize_header
 
 if TYPE_CHECKING:
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 # without it, and it takes a tenth of a second to import.
 
 HEADER_SCAN_ROWS = 50
+NUL_REASON = "含有 NUL 字符 (\\x00)：文件可能在此处已损坏，请检查该行或重新导出"
 
 
 @dataclass
@@ -39,7 +43,9 @@ class DuckSource:
     record k (0-based, in file order) is line `skip + 1 + k` -- true exactly when every line below
     the header holds one record (no blank lines, no line breaks inside quoted cells). The loader
     checks that by comparing the record count with `expected_records(...)`, and falls back to the
-    exact reader when they differ or DuckDB rejects the file (ragged rows, bad UTF-8, mixed line ends).
+    exact reader when they differ or DuckDB rejects the file (ragged rows, bad UTF-8, mixed line ends,
+    a line longer than MAX_RECORD_CHARS bytes), and when the file has NUL bytes (the exact reader
+    quarantines the records that have them).
     """
 
     text_path: Path                  # the file DuckDB reads (a UTF-8 copy for GBK/UTF-16 input)
@@ -49,6 +55,7 @@ class DuckSource:
     newlines: int | None = None      # line count of a transcoded copy (else taken from the scan)
     ends_with_newline: bool | None = None
     temporary: bool = False          # text_path is a transcoded copy to delete after staging
+    nuls: int | None = None          # NUL characters of a transcoded copy (else taken from the scan)
 
     @property
     def first_row(self) -> int:
@@ -59,16 +66,28 @@ class DuckSource:
         cols = ", ".join(f"'{n}': 'VARCHAR'" for n in self.names)
         delim = {"\t": "\\t"}.get(self.delim, self.delim)
         return (f"read_csv('{path}', skip={self.skip}, header=false, auto_detect=false, delim='{delim}', "
-                f"quote='\"', escape='\"', columns={{{cols}}}, strict_mode=true, null_padding=false)")
+                f"quote='\"', escape='\"', columns={{{cols}}}, strict_mode=true, null_padding=false, "
+                # long cells are legal; the buffer size given, else DuckDB's grows with max_line_size
+                # (+150 MB peak for a 470 MB file)
+                f"max_line_size={MAX_RECORD_CHARS}, buffer_size={2 * MAX_RECORD_CHARS})")
 
     def expected_records(self, newlines: int, ends_with_newline: bool) -> int:
         if self.newlines is not None:
             newlines, ends_with_newline = self.newlines, bool(self.ends_with_newline)
         return newlines + (0 if ends_with_newline else 1) - self.skip
 
+    def reads_exactly(self, rows: int, scan: FileScan) -> bool:
+        """Whether the `rows` records DuckDB read are the file's, each on the line derived for it:
+        the scan of the file succeeded, the file has no NUL (the exact reader quarantines the
+        records that have one), and the record count is the line count's."""
+        if scan.error is not None:
+            return False
+        nuls = self.nuls if self.newlines is not None else scan.nul_bytes
+        return not nuls and rows == self.expected_records(scan.newlines, scan.ends_with_newline)
+
     def cleanup(self) -> None:
         if self.temporary:
-            self.text_path.unlink(missing_ok=True)
+            remove_copy(self.text_path)
 
 
 @dataclass
@@ -115,25 +134,36 @@ def sniff_format(path: Path) -> str:
         raise InputError(f"{path}: 文件为空 (empty file)")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "csv"
-    if b"\x00" in head:
+    if looks_binary(head):   # a few NUL bytes do not make a binary file: see _without_nul_rows
         raise InputError(f"{path}: 不支持的文件类型 (既不是 CSV、XLSX/XLS，也不是 Parquet)")
     return "csv"
 
 
 def detect_encoding(path: Path) -> str:
-    """The text encoding of a CSV file: utf-8-sig, utf-16, utf-8 or gb18030 (checked whole)."""
+    """The text encoding of a CSV file: utf-8-sig, utf-16, utf-8 or gb18030 (checked whole). A
+    file of a known encoding (byte-order mark, or plainly UTF-8) with a byte that is not in it is
+    an InputError naming the line and byte offset of that byte."""
     with open(path, "rb") as fh:
         head = fh.read(4)
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    if _decodes(path, "utf-8"):
+    if head.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-16"
+        # utf-8-sig is checked as utf-8 so that offsets count the byte-order mark too
+        bad = first_undecodable(path, "utf-8" if encoding == "utf-8-sig" else encoding)
+        if bad is not None:
+            raise bad_bytes_error(path, bad)
+        return encoding
+    bad = first_undecodable(path, "utf-8")
+    if bad is None:
         return "utf-8"
+    if looks_utf8(path, bad):
+        raise bad_bytes_error(path, bad)
+    tried = [bad]
     for enc in _legacy_candidates(path):
-        if _decodes(path, enc):
+        legacy = first_undecodable(path, enc)
+        if legacy is None:
             return enc
-    raise _unknown_encoding(path)
+        tried.append(legacy)
+    raise unknown_encoding_error(path, tried)
 
 
 def _legacy_candidates(path: Path) -> list[str]:
@@ -148,20 +178,11 @@ def _legacy_candidates(path: Path) -> list[str]:
     return ["big5", "gb18030"] if guess == "big5" else ["gb18030"]
 
 
-def _unknown_encoding(path: Path) -> InputError:
-    return InputError(f"{path}: 无法识别文本编码 (不是 UTF-8 或 GBK/GB18030)；请另存为 UTF-8 或 GBK 的 CSV")
-
-
-def _decodes(path: Path, encoding: str) -> bool:
-    decoder = codecs.getincrementaldecoder(encoding)()
-    try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
+def _allow_long_fields() -> None:
+    """Python's csv module refuses fields over 131,072 characters by default; a note can be
+    longer (records over MAX_RECORD_CHARS are bounded by BoundedLines instead)."""
+    if csv.field_size_limit() <= MAX_RECORD_CHARS:
+        csv.field_size_limit(MAX_RECORD_CHARS + 1)
 
 
 def _sniff_delimiter(lines: list[str]) -> str:
@@ -189,35 +210,39 @@ def find_header(rows: list[list[str]], known: dict[str, str], path: Path, where:
 # ---------------------------------------------------------------------------------------------
 def read_csv(path: Path, known: dict[str, str], header_row: int | None = None) -> RawTable:
     """A CSV file (any supported encoding), read by DuckDB straight from the file when it can be."""
-    encoding = _quick_encoding(path)
+    encoding, utf8_bad = _quick_encoding(path)
+    copy = None
     if encoding in ("utf-8", "utf-8-sig"):
-        text_path, newlines, ends_nl, temporary = path, None, None, False
+        text_path = path
     else:
         # Not UTF-8 from the first bytes on: the transcoding to a UTF-8 copy is also the check of
         # the whole file in each candidate encoding.
+        tried = [utf8_bad] if utf8_bad else []
         for candidate in [encoding] if encoding else _legacy_candidates(path):
             try:
-                text_path, newlines, ends_nl = transcode_to_utf8(path, candidate)
-            except UnicodeDecodeError:
+                copy = transcode_to_utf8(path, candidate)
+            except Undecodable as exc:
+                tried.append(exc.bad)
                 continue
-            encoding, temporary = candidate, True
+            encoding, text_path = candidate, copy.path
             break
         else:
-            raise _unknown_encoding(path)
+            raise bad_bytes_error(path, tried[-1]) if encoding else unknown_encoding_error(path, tried)
     try:
         h, headers, delim, fields = _header(text_path, "utf-8-sig", known, header_row, path)
     except BaseException:
-        if temporary:
-            text_path.unlink(missing_ok=True)
+        if copy:
+            remove_copy(copy.path)
         raise
     # Exports often end every line with empty fields under empty header cells (`a,b,c,,`): DuckDB
     # reads those too (a row with content there is quarantined by the stage, as the exact reader does).
     names = [f"c{i}" for i in range(max(fields, len(headers)))]
     duck = None
     if delim in (",", "\t", ";", "|") and not any(ch in str(text_path) for ch in "*?[]{}"):
-        duck = DuckSource(text_path, h + 1, delim, names, newlines, ends_nl, temporary)
-    elif temporary:
-        text_path.unlink(missing_ok=True)
+        duck = (DuckSource(text_path, h + 1, delim, names, copy.newlines, copy.ends_with_newline, True, copy.nuls)
+                if copy else DuckSource(text_path, h + 1, delim, names))
+    elif copy:
+        remove_copy(copy.path)
     return RawTable(path, "csv", encoding, None, h + 1, headers, None, duck=duck,
                     fallback=lambda: read_csv_exact(path, known, header_row))
 
@@ -231,6 +256,8 @@ def read_csv_exact(path: Path, known: dict[str, str], header_row: int | None = N
     table, bad = _read_csv_fast(path, encoding, delim, h + 1, names)
     if table is None:
         table, bad = _read_csv_exact(path, encoding, delim, h + 1, names)
+    if _has_nul(path, encoding):
+        table, bad = _without_nul_rows(table, bad)
     return RawTable(path, "csv", encoding, None, h + 1, headers, table, bad)
 
 
@@ -238,11 +265,21 @@ def _header(path: Path, encoding: str, known: dict[str, str], header_row: int | 
             shown: Path) -> tuple[int, list[str], str, int]:
     """(0-based header line, header cells, delimiter, fields on the header line including empty
     trailing ones) from the first lines of a text file."""
+    _allow_long_fields()
     with open(path, encoding=encoding, newline="", errors="replace") as fh:
-        head_lines = [fh.readline() for _ in range(HEADER_SCAN_ROWS)]
+        head_lines = [fh.readline(MAX_RECORD_CHARS) for _ in range(HEADER_SCAN_ROWS)]
     delim = _sniff_delimiter([ln for ln in head_lines if ln])
     head_rows = [next(csv.reader([ln], delimiter=delim), []) if ln.strip() else [] for ln in head_lines]
-    h = header_row - 1 if header_row else find_header(head_rows, known, shown)
+    try:
+        h = header_row - 1 if header_row else find_header(head_rows, known, shown)
+    except InputError:
+        nul = next((i for i, ln in enumerate(head_lines) if "\x00" in ln), None)
+        if nul is None:
+            raise
+        raise InputError(f"{shown}: 第 {nul + 1} 行含有 NUL 字符 (\\x00)，前 {HEADER_SCAN_ROWS} 行中找不到可识别的表头；"
+                         "文件可能已损坏，请检查或重新导出") from None
+    if h < len(head_rows) and any("\x00" in c for c in head_rows[h]):
+        raise InputError(f"{shown}: 表头 (第 {h + 1} 行) 含有 NUL 字符 (\\x00)；文件可能已损坏，请检查该行或重新导出")
     headers = head_rows[h] if h < len(head_rows) else []
     fields = len(headers)
     while headers and not headers[-1].strip():
@@ -252,44 +289,24 @@ def _header(path: Path, encoding: str, known: dict[str, str], header_row: int | 
     return h, headers, delim, fields
 
 
-def _quick_encoding(path: Path) -> str | None:
-    """utf-8-sig / utf-16 from a byte-order mark; utf-8 when the first 64 KiB decode as UTF-8 (the
-    rest is checked by DuckDB while it reads); None when the whole file must be examined."""
+def _quick_encoding(path: Path):
+    """(encoding, None): utf-8-sig / utf-16 from a byte-order mark; utf-8 when the first 64 KiB
+    decode as UTF-8 (the rest is checked by DuckDB while it reads). (None, where UTF-8 fails) when
+    the whole file must be examined; an InputError when the first 64 KiB are plainly UTF-8 with a
+    bad byte."""
     with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
+        head = fh.read(4)
     if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
+        return "utf-8-sig", None
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    try:   # not final: a character cut at the end of the sample is not an error
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-    except UnicodeDecodeError:
-        return None
-    return "utf-8"
-
-
-def transcode_to_utf8(path: Path, encoding: str) -> tuple[Path, int, bool]:
-    """A UTF-8 copy of a text file in the temp directory: (copy, its line count, ends with \\n)."""
-    decoder = codecs.getincrementaldecoder(encoding)()
-    fd, name = tempfile.mkstemp(prefix="audit-ingest-", suffix=".csv")
-    newlines, last = 0, "\n"
-    try:
-        with open(path, "rb") as src, open(fd, "w", encoding="utf-8", newline="") as out:
-            while chunk := src.read(CHUNK):
-                text = decoder.decode(chunk)
-                if text:
-                    newlines += text.count("\n")
-                    last = text[-1]
-                    out.write(text)
-            text = decoder.decode(b"", final=True)
-            if text:
-                newlines += text.count("\n")
-                last = text[-1]
-                out.write(text)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return Path(name), newlines, last == "\n"
+        return "utf-16", None
+    # not final: a character cut at the end of the sample is not an error
+    bad = first_undecodable(path, "utf-8", limit=1 << 16)
+    if bad is None:
+        return "utf-8", None
+    if looks_utf8(path, bad):
+        raise bad_bytes_error(path, bad)
+    return None, bad
 
 
 def _read_csv_fast(path, encoding, delim, skip, names):
@@ -323,14 +340,24 @@ def _read_csv_fast(path, encoding, delim, skip, names):
         col = table.column(name)
         if pc.any(pc.match_substring(col, "\n")).as_py():
             return None, []
+    if table.num_rows and path.stat().st_size > MAX_RECORD_CHARS // 2:
+        # pyarrow takes a record of any size: one near the bound goes to the exact reader, which
+        # quarantines a record over it (cell bytes >= characters; the margin covers the quotes).
+        size = pc.binary_length(table.column(names[0]))
+        for name in names[1:]:
+            size = pc.add(size, pc.binary_length(table.column(name)))
+        if pc.max(size).as_py() > MAX_RECORD_CHARS // 2:
+            return None, []
     rows = pa.array(range(skip + 1, skip + 1 + table.num_rows), pa.int64())
     return table.append_column("_row", rows), []
 
 
 def _read_csv_exact(path, encoding, delim, skip, names):
-    """Python's csv module: exact starting line of each record, ragged rows handled."""
+    """Python's csv module: exact starting line of each record, ragged rows handled, a record over
+    MAX_RECORD_CHARS quarantined."""
     import pyarrow as pa
 
+    _allow_long_fields()
     width = len(names)
     cols: list[list[str]] = [[] for _ in range(width)]
     rows: list[int] = []
@@ -338,11 +365,20 @@ def _read_csv_exact(path, encoding, delim, skip, names):
     with open(path, encoding=encoding, newline="") as fh:
         for _ in range(skip):
             fh.readline()
-        reader = csv.reader(fh, delimiter=delim)
-        line = skip
-        for rec in reader:
-            start = line + 1
-            line = reader.line_num + skip
+        lines = BoundedLines(fh, skip)
+        reader = csv.reader(lines, delimiter=delim)
+        while True:
+            lines.begin()
+            start = lines.line + 1
+            try:
+                rec = next(reader)
+            except StopIteration:
+                break
+            except RecordTooLong:
+                end = lines.skip_record()
+                span = f" (到第 {end} 行为止；可能是引号没有闭合)" if end > start else ""
+                bad.append((start, f"记录超过 {MAX_RECORD_CHARS:,} 个字符，未载入{span}", [lines.sample + "…"]))
+                continue
             if len(rec) > width and any(c.strip() for c in rec[width:]):
                 bad.append((start, f"本行有 {len(rec)} 个字段，表头只有 {width} 列", rec))
                 continue
@@ -352,6 +388,35 @@ def _read_csv_exact(path, encoding, delim, skip, names):
             rows.append(start)
     arrays = [pa.array(c, pa.string()) for c in cols] + [pa.array(rows, pa.int64())]
     return pa.Table.from_arrays(arrays, names=names + ["_row"]), bad
+
+
+def _has_nul(path: Path, encoding: str) -> bool:
+    """Whether a text file has a NUL character (bytes for the ASCII-compatible encodings; UTF-16
+    files are checked in their cells)."""
+    if encoding.startswith("utf-16"):
+        return True
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            if b"\x00" in chunk:
+                return True
+    return False
+
+
+def _without_nul_rows(table, bad):
+    """Records with a NUL character in a cell move from `table` to the bad rows: NUL is not text,
+    and such a record is where a file was damaged (zero-filled by a crash, cut and joined)."""
+    import pyarrow.compute as pc
+
+    mask = None
+    for name in table.column_names[:-1]:
+        has = pc.match_substring(table.column(name), "\x00")
+        mask = has if mask is None else pc.or_(mask, has)
+    if mask is None or not pc.any(mask).as_py():
+        return table, bad
+    nul = table.filter(mask)
+    cells = zip(*(nul.column(n).to_pylist() for n in table.column_names[:-1]))
+    bad = bad + [(row, NUL_REASON, list(c)) for row, c in zip(nul.column("_row").to_pylist(), cells)]
+    return table.filter(pc.invert(mask)), bad
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,7 +447,7 @@ def read_excel(path: Path, fmt: str, known: dict[str, str], sheet: str | None = 
                header_row: int | None = None) -> Iterator[RawTable]:
     """The sheet named `sheet`, or else every sheet that has a recognisable header, one at a time
     (a workbook of several million-row sheets is never in memory as a whole)."""
-    from python_calamine import CalamineWorkbook
+    from python_calamine import CalamineError, CalamineWorkbook
 
     try:
         book = CalamineWorkbook.from_path(str(path))
@@ -399,6 +464,9 @@ def read_excel(path: Path, fmt: str, known: dict[str, str], sheet: str | None = 
     for name in [sheet] if sheet else names:
         try:
             raw = _read_sheet(path, fmt, book.get_sheet_by_name(name), name, known, header_row)
+        except CalamineError as exc:   # a damaged sheet (cut short, broken XML): the file is unusable
+            msg = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise InputError(f"{path} 工作表 {name!r}: 无法读取 ({msg})；文件可能已损坏，请用 Excel 打开后另存再导入") from None
         except InputError as exc:
             if sheet:
                 raise
@@ -434,7 +502,7 @@ def _read_sheet(path, fmt, sh, name, known, header_row) -> RawTable:
     cols: list[list[str]] = [[] for _ in range(width)]
     rows: list[int] = []
     bad: list[tuple[int, str, list[str]]] = []
-    trailing_blank = 0   # blank rows at the end so far: Excel's used range may include them
+    trailing_empty = 0   # empty rows at the end so far: Excel's used range may include them
 
     def flush() -> None:
         # Cells go to Arrow every 64 Ki rows: Python strings for a whole sheet take gigabytes.
@@ -446,13 +514,15 @@ def _read_sheet(path, fmt, sh, name, known, header_row) -> RawTable:
             rows.clear()
 
     def take(rownum: int, cells: list[str]) -> None:
-        nonlocal trailing_blank
+        nonlocal trailing_empty
         if len(cells) > width and any(c.strip() for c in cells[width:]):
             bad.append((rownum, f"本行在表头之外的列 ({len(cells)} 列) 有内容", cells))
-            trailing_blank = 0
+            trailing_empty = 0
             return
+        # A row with nothing at all in it ends the sheet if only such rows follow; a row with only
+        # white space is a record (quarantined as blank, like a blank CSV line).
+        trailing_empty = 0 if any(cells) else trailing_empty + 1
         cells = cells[:width] + [""] * (width - len(cells))
-        trailing_blank = trailing_blank + 1 if not any(c.strip() for c in cells) else 0
         for i, c in enumerate(cells):
             cols[i].append(c)
         rows.append(rownum)
@@ -468,8 +538,8 @@ def _read_sheet(path, fmt, sh, name, known, header_row) -> RawTable:
     flush()
     schema = pa.schema([(n, pa.string()) for n in names[:-1]] + [("_row", pa.int64())])
     table = pa.Table.from_batches(batches, schema=schema)
-    # Trailing blank rows at the end of a sheet are not records.
-    table = table.slice(0, table.num_rows - trailing_blank)
+    # Empty rows at the end of a sheet are not records.
+    table = table.slice(0, table.num_rows - trailing_empty)
     return RawTable(path, fmt, None, name, h + 1, headers, table, bad)
 
 
@@ -503,6 +573,7 @@ def read_parquet(path: Path) -> RawTable:
 def read_any(path: Path, known: dict[str, str], sheet: str | None = None,
              header_row: int | None = None) -> Iterator[RawTable]:
     """Read a file of any supported format; one RawTable per sheet read."""
+    remove_stale_copies()     # UTF-8 copies of ingests killed before they could remove them
     fmt = sniff_format(path)
     if fmt == "csv":
         return [read_csv(path, known, header_row)]

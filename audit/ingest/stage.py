@@ -89,7 +89,7 @@ def stage_file(con, file_id: int, raw, scan, builtin, prof, city, steps):
                         f"{stage_sql(plan, prof, city, raw.duck.sql(), steps, has_row=False, fields=len(raw.duck.names))}")
             rows = con.execute(f"SELECT count(*) FROM {st}").fetchall()[0][0]
             scan.result()
-            fast = scan.error is None and rows == raw.duck.expected_records(scan.newlines, scan.ends_with_newline)
+            fast = raw.duck.reads_exactly(rows, scan)
         except duckdb.Error:
             pass   # ragged rows, bad UTF-8, mixed line ends...: the exact reader says what is wrong
         finally:
