@@ -21,6 +21,8 @@ directly without knowing about provenance columns.
 
 from __future__ import annotations
 
+import re
+import weakref
 from pathlib import Path
 
 import duckdb
@@ -28,6 +30,10 @@ import duckdb
 from audit.ingest.vocab import STEPS
 
 DEFAULT_DB = "audit.duckdb"
+
+# Connections opened by `connect`, so that a SIGTERM or Ctrl-C can stop a running statement at
+# once (`interrupt_all`) instead of when it ends.
+_OPEN: weakref.WeakSet = weakref.WeakSet()
 
 CASE_FIELDS = [
     "case_id", "city", "county", "hall", "service_type", "channel", "object_type", "item",
@@ -187,7 +193,11 @@ def connect(path: str | Path = DEFAULT_DB, read_only: bool = False) -> duckdb.Du
         from audit.errors import UsageError
 
         raise UsageError(f"数据库 {path} 不存在：请先运行 audit ingest (database {path} does not exist)")
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        raise _open_error(path, exc) from None
+    _OPEN.add(con)
     # DuckDB draws a progress bar on the terminal for statements over 2 s; the commands print
     # their own summaries, and scripts parsing their output must not get bar fragments.
     con.execute("SET enable_progress_bar = false")
@@ -196,6 +206,44 @@ def connect(path: str | Path = DEFAULT_DB, read_only: bool = False) -> duckdb.Du
         _migrate(con)
         con.execute(VIEWS)
     return con
+
+
+def interrupt_all() -> None:
+    """Interrupt the statement running on every open connection (it raises in its thread). Safe
+    to call from any thread."""
+    for con in list(_OPEN):
+        try:
+            con.interrupt()
+        except duckdb.Error:     # closed meanwhile
+            pass
+
+
+def _open_error(path: Path, exc: duckdb.IOException) -> Exception:
+    """The error for a database DuckDB could not open: in use by another process (DuckDB names
+    the program and PID holding its lock), or not a database it can read."""
+    from audit.errors import DatabaseBusy, UsageError
+
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    if "lock" not in first.lower():
+        return UsageError(f"无法打开数据库 {path}: {first}")
+    holder = re.search(r"held in (.+?) \(PID (\d+)\)", first)
+    who = ""
+    if holder is not None:
+        program, pid = holder.group(1), int(holder.group(2))
+        who = f": PID {pid}, {_command_line(pid) or program}"
+    return DatabaseBusy(f"数据库 {path} 正被另一个进程使用 (database is in use by another process{who})；"
+                        "请等它结束后再运行，或用 --db 指定另一个数据库")
+
+
+def _command_line(pid: int) -> str:
+    """The command line of a running process, where the system shows it (Linux), shortened."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            args = fh.read().split(b"\0")
+    except OSError:
+        return ""
+    text = " ".join(a.decode("utf-8", "replace") for a in args if a)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:

@@ -31,6 +31,12 @@ class CalendarError(AuditError):
     exit_code = 2
 
 
+class DatabaseBusy(AuditError):
+    """The database file is locked by another process (exit 2): one writer at a time."""
+
+    exit_code = 2
+
+
 class InputError(AuditError):
     """An input file could not be loaded at all (exit 3)."""
 

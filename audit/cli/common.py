@@ -2,44 +2,111 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import typer
 
-from audit.db import DEFAULT_DB
+from audit.db import DEFAULT_DB, interrupt_all
 from audit.errors import AuditError
 
 DbOption = typer.Option(Path(DEFAULT_DB), "--db", help="DuckDB 数据库文件 (database file).")
 DebugOption = typer.Option(False, "--debug", help="出错时显示完整堆栈 (show tracebacks).")
 
+EXIT_INTERRUPTED = 130     # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143      # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a command unwinds like on Ctrl-C (the ingest's
+    transaction rolled back, its temporary UTF-8 copies removed) instead of dying where it is."""
+
 
 def run_guarded(debug: bool, fn: Callable[[], int | None]) -> None:
-    """Run `fn`; turn an AuditError into one line on stderr and its exit code."""
-    try:
-        code = fn()
-    except AuditError as exc:
-        if debug:
+    """Run `fn`; turn an AuditError into one line on stderr and its exit code; SIGTERM and Ctrl-C
+    into one line and 143 / 130."""
+    with _signals_unwind() as stopped:
+        try:
+            code = fn()
+        except AuditError as exc:
+            if debug:
+                raise
+            typer.echo(f"错误 (error): {exc}", err=True)
+            raise typer.Exit(exc.exit_code)
+        except KeyboardInterrupt as exc:
+            _stopped(stopped, isinstance(exc, Terminated))
+        except typer.Exit:
             raise
-        typer.echo(f"错误 (error): {exc}", err=True)
-        raise typer.Exit(exc.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("已中断 (interrupted)", err=True)
-        raise typer.Exit(130)
-    except typer.Exit:
-        raise
-    except Exception as exc:  # anything unexpected: one line, exit 2; details with --debug
-        if debug:
-            raise
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        if exc.__class__.__module__.startswith("duckdb") and ("lock" in first.lower() or "IO Error" in first):
-            typer.echo(f"错误 (error): 无法打开数据库: {first}", err=True)
-        else:
+        except Exception as exc:  # anything unexpected: one line, exit 2; details with --debug
+            if stopped:     # DuckDB turns a signal during a statement into an error of its own
+                _stopped(stopped, False)
+            if debug:
+                raise
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
             typer.echo(f"错误 (error): 内部错误 {type(exc).__name__}: {first} (用 --debug 查看详情)", err=True)
-        raise typer.Exit(2)
+            raise typer.Exit(2)
     raise typer.Exit(code or 0)
+
+
+def _stopped(stopped: set[int], terminated: bool) -> None:
+    if terminated or signal.SIGTERM in stopped:
+        typer.echo("已终止 (terminated)：命令未完成，数据库保持原样", err=True)
+        raise typer.Exit(EXIT_TERMINATED)
+    typer.echo("已中断 (interrupted)", err=True)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@contextlib.contextmanager
+def _signals_unwind() -> Iterator[set[int]]:
+    """While a command runs: SIGTERM raises `Terminated` in the main thread (Python's default is
+    to die at once, leaving temporary files behind), and SIGTERM or Ctrl-C also interrupts the
+    DuckDB statement that is running (a Python signal handler runs only once it returns, which can
+    take many seconds). Yields the set of those signals received."""
+    stopped: set[int] = set()
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield stopped
+        return
+
+    raised = []
+
+    def on_sigterm(signum, frame):
+        stopped.add(signal.SIGTERM)
+        if not raised:     # once: a second SIGTERM must not break the unwinding of the first
+            raised.append(True)
+            raise Terminated()
+
+    # The C-level handler writes each signal's number to this pipe at once, whatever the main
+    # thread is doing; the watcher interrupts DuckDB.
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    watcher = threading.Thread(target=_interrupt_on_signal, args=(read_fd, stopped), daemon=True)
+    watcher.start()
+    old_handler = signal.signal(signal.SIGTERM, on_sigterm)
+    old_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    try:
+        yield stopped
+    finally:
+        signal.set_wakeup_fd(old_fd)
+        signal.signal(signal.SIGTERM, old_handler)
+        os.close(write_fd)       # the watcher reads the end of the pipe and stops
+        watcher.join(timeout=1)
+
+
+def _interrupt_on_signal(read_fd: int, stopped: set[int]) -> None:
+    try:
+        while data := os.read(read_fd, 64):
+            signals = {s for s in data if s in (signal.SIGTERM, signal.SIGINT)}
+            if signals:
+                stopped.update(signals)
+                interrupt_all()
+    finally:
+        os.close(read_fd)
 
 
 def guarded(fn: Callable) -> Callable:
