@@ -15,7 +15,7 @@ import xlsxwriter
 
 from audit.db import connect
 from audit.ingest import ingest
-from audit.ingest.textfile import MAX_RECORD_CHARS
+from audit.ingest.textfile import MAX_CELL_CHARS
 from tests.conftest import snapshot, table, write_csv
 
 HEADER = "办件编号,地市,环节,时间,经办人,备注\n"
@@ -121,25 +121,37 @@ def test_a_million_character_note_loads_on_every_path(tmp_path, con, shape, read
     assert table(con, "SELECT length(note), source_row FROM events WHERE case_id = 'L1'") == [(1_000_000, 7)]
 
 
-def test_a_record_over_the_bound_is_quarantined_not_the_file(tmp_path, con):
-    huge = "x" * (MAX_RECORD_CHARS + 10)
+def test_a_cell_over_the_bound_quarantines_its_record_not_the_file(tmp_path, con):
+    huge = "x" * (MAX_CELL_CHARS + 10)
     path = tmp_path / "huge.csv"
     path.write_text(HEADER + rows(3) + f"L1,延安,咨询,2025-03-03 10:00:00,张三,{huge}\n" + rows(3, 10),
                     encoding="utf-8")
     report = ingest(con, [path])
     assert counts(report) == (7, 6, 1, 0)
-    assert table(con, "SELECT source_row, reason FROM quarantine") == [(5, f"记录超过 {MAX_RECORD_CHARS:,} 个字符，未载入")]
+    assert table(con, "SELECT source_row, reason FROM quarantine") == [(5, f"单元格超过 {MAX_CELL_CHARS:,} 个字符，未载入")]
 
 
 def test_an_unclosed_quote_swallows_the_rest_as_one_quarantined_record(tmp_path, con):
-    tail = rows(MAX_RECORD_CHARS // 40, 100)          # more than the bound, all inside the quote
+    tail = rows(MAX_CELL_CHARS // 40, 100)          # more than the bound, all inside the quote
     path = tmp_path / "quote.csv"
     path.write_text(HEADER + rows(3) + 'L1,延安,咨询,2025-03-03 10:00:00,张三,"未闭合\n' + tail, encoding="utf-8")
     report = ingest(con, [path])
     assert counts(report) == (4, 3, 1, 0)
     last = 5 + tail.count("\n")
     assert table(con, "SELECT source_row, reason FROM quarantine") == [
-        (5, f"记录超过 {MAX_RECORD_CHARS:,} 个字符，未载入 (到第 {last} 行为止；可能是引号没有闭合)")]
+        (5, f"单元格超过 {MAX_CELL_CHARS:,} 个字符，未载入 (到第 {last} 行文件末尾为止；引号没有闭合)")]
+
+
+def test_a_long_cell_over_many_lines_is_passed_to_its_closing_quote(tmp_path, con):
+    cell = ("x" * 999 + "\n") * (MAX_CELL_CHARS // 1000 + 1)
+    path = tmp_path / "lines.csv"
+    path.write_text(HEADER + rows(3) + f'L1,延安,咨询,2025-03-03 10:00:00,张三,"{cell}"\n' + rows(3, 10), encoding="utf-8")
+    report = ingest(con, [path])
+    assert counts(report) == (7, 6, 1, 0)
+    last = 5 + cell.count("\n")
+    assert table(con, "SELECT source_row, reason FROM quarantine") == [
+        (5, f"单元格超过 {MAX_CELL_CHARS:,} 个字符，未载入 (到第 {last} 行为止)")]
+    assert table(con, "SELECT min(source_row) FROM events WHERE case_id >= 'K000010'") == [(last + 1,)]
 
 
 # --- 3. NUL bytes -----------------------------------------------------------------------------

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from audit.errors import InputError
 from audit.filescan import CHUNK, FileScan
 from audit.ingest.textfile import (
-    MAX_RECORD_CHARS, BoundedLines, RecordTooLong, Undecodable, bad_bytes_error, first_undecodable,
-    looks_binary, looks_utf8, remove_copy, remove_stale_copies, transcode_to_utf8, unknown_encoding_error,
+    MAX_CELL_CHARS, Undecodable, bad_bytes_error, first_undecodable, looks_binary, looks_utf8,
+    record_end, remove_copy, remove_stale_copies, transcode_to_utf8, unknown_encoding_error,
 )
 from audit.ingest.vocab import normalize_header
 
@@ -44,7 +44,7 @@ class DuckSource:
     the header holds one record (no blank lines, no line breaks inside quoted cells). The loader
     checks that by comparing the record count with `expected_records(...)`, and falls back to the
     exact reader when they differ or DuckDB rejects the file (ragged rows, bad UTF-8, mixed line ends,
-    a line longer than MAX_RECORD_CHARS bytes), and when the file has NUL bytes (the exact reader
+    a line longer than MAX_CELL_CHARS bytes), and when the file has NUL bytes (the exact reader
     quarantines the records that have them).
     """
 
@@ -69,7 +69,7 @@ class DuckSource:
                 f"quote='\"', escape='\"', columns={{{cols}}}, strict_mode=true, null_padding=false, "
                 # long cells are legal; the buffer size given, else DuckDB's grows with max_line_size
                 # (+150 MB peak for a 470 MB file)
-                f"max_line_size={MAX_RECORD_CHARS}, buffer_size={2 * MAX_RECORD_CHARS})")
+                f"max_line_size={MAX_CELL_CHARS}, buffer_size={2 * MAX_CELL_CHARS})")
 
     def expected_records(self, newlines: int, ends_with_newline: bool) -> int:
         if self.newlines is not None:
@@ -180,9 +180,9 @@ def _legacy_candidates(path: Path) -> list[str]:
 
 def _allow_long_fields() -> None:
     """Python's csv module refuses fields over 131,072 characters by default; a note can be
-    longer (records over MAX_RECORD_CHARS are bounded by BoundedLines instead)."""
-    if csv.field_size_limit() <= MAX_RECORD_CHARS:
-        csv.field_size_limit(MAX_RECORD_CHARS + 1)
+    longer. (The limit is the process's: it is only ever raised, to MAX_CELL_CHARS.)"""
+    if csv.field_size_limit() < MAX_CELL_CHARS:
+        csv.field_size_limit(MAX_CELL_CHARS)
 
 
 def _sniff_delimiter(lines: list[str]) -> str:
@@ -267,7 +267,7 @@ def _header(path: Path, encoding: str, known: dict[str, str], header_row: int | 
     trailing ones) from the first lines of a text file."""
     _allow_long_fields()
     with open(path, encoding=encoding, newline="", errors="replace") as fh:
-        head_lines = [fh.readline(MAX_RECORD_CHARS) for _ in range(HEADER_SCAN_ROWS)]
+        head_lines = [fh.readline(MAX_CELL_CHARS) for _ in range(HEADER_SCAN_ROWS)]
     delim = _sniff_delimiter([ln for ln in head_lines if ln])
     head_rows = [next(csv.reader([ln], delimiter=delim), []) if ln.strip() else [] for ln in head_lines]
     try:
@@ -340,21 +340,19 @@ def _read_csv_fast(path, encoding, delim, skip, names):
         col = table.column(name)
         if pc.any(pc.match_substring(col, "\n")).as_py():
             return None, []
-    if table.num_rows and path.stat().st_size > MAX_RECORD_CHARS // 2:
-        # pyarrow takes a record of any size: one near the bound goes to the exact reader, which
-        # quarantines a record over it (cell bytes >= characters; the margin covers the quotes).
-        size = pc.binary_length(table.column(names[0]))
-        for name in names[1:]:
-            size = pc.add(size, pc.binary_length(table.column(name)))
-        if pc.max(size).as_py() > MAX_RECORD_CHARS // 2:
-            return None, []
+    if table.num_rows and path.stat().st_size > MAX_CELL_CHARS:
+        # pyarrow takes a cell of any size: a file with a cell over the bound in bytes goes to
+        # Python's reader, which quarantines the records with a cell over it in characters.
+        for name in names:
+            if pc.max(pc.binary_length(table.column(name))).as_py() > MAX_CELL_CHARS:
+                return None, []
     rows = pa.array(range(skip + 1, skip + 1 + table.num_rows), pa.int64())
     return table.append_column("_row", rows), []
 
 
 def _read_csv_exact(path, encoding, delim, skip, names):
-    """Python's csv module: exact starting line of each record, ragged rows handled, a record over
-    MAX_RECORD_CHARS quarantined."""
+    """Python's csv module: exact starting line of each record, ragged rows handled, a record with
+    a cell over MAX_CELL_CHARS quarantined."""
     import pyarrow as pa
 
     _allow_long_fields()
@@ -365,20 +363,24 @@ def _read_csv_exact(path, encoding, delim, skip, names):
     with open(path, encoding=encoding, newline="") as fh:
         for _ in range(skip):
             fh.readline()
-        lines = BoundedLines(fh, skip)
-        reader = csv.reader(lines, delimiter=delim)
+        reader = csv.reader(fh, delimiter=delim)
+        line = skip
+        passed = 0      # lines skipped here, past the end of a record the reader gave up on
         while True:
-            lines.begin()
-            start = lines.line + 1
+            start = line + 1
             try:
                 rec = next(reader)
             except StopIteration:
                 break
-            except RecordTooLong:
-                end = lines.skip_record()
-                span = f" (到第 {end} 行为止；可能是引号没有闭合)" if end > start else ""
-                bad.append((start, f"记录超过 {MAX_RECORD_CHARS:,} 个字符，未载入{span}", [lines.sample + "…"]))
+            except csv.Error as exc:     # a cell over the field size limit
+                reached = reader.line_num + skip + passed
+                line, sample, closed = record_end(path, encoding, start, reached)
+                for _ in range(line - reached):
+                    next(fh, None)
+                passed += line - reached
+                bad.append((start, _unread_record(exc, start, line, closed), [sample + "…"]))
                 continue
+            line = reader.line_num + skip + passed
             if len(rec) > width and any(c.strip() for c in rec[width:]):
                 bad.append((start, f"本行有 {len(rec)} 个字段，表头只有 {width} 列", rec))
                 continue
@@ -388,6 +390,13 @@ def _read_csv_exact(path, encoding, delim, skip, names):
             rows.append(start)
     arrays = [pa.array(c, pa.string()) for c in cols] + [pa.array(rows, pa.int64())]
     return pa.Table.from_arrays(arrays, names=names + ["_row"]), bad
+
+
+def _unread_record(exc: csv.Error, start: int, end: int, closed: bool) -> str:
+    span = "" if end == start else f" (到第 {end} 行为止)" if closed else f" (到第 {end} 行文件末尾为止；引号没有闭合)"
+    if "field limit" in str(exc):
+        return f"单元格超过 {MAX_CELL_CHARS:,} 个字符，未载入{span}"
+    return f"无法按 CSV 读取 ({exc})，未载入{span}"
 
 
 def _has_nul(path: Path, encoding: str) -> bool:

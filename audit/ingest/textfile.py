@@ -8,8 +8,8 @@
   of that process removes them (the loader's own clean-up, `atexit` for anything left over, and
   the CLI turns SIGTERM into an exception so the stack unwinds), and the copies of a process that
   died without any of that (kill -9) are removed by the next ingest (`remove_stale_copies`).
-- Physical lines for Python's csv reader with a bound on the size of one record
-  (`BoundedLines`): an over-long record is quarantined, it never fails the file.
+- Where a record with an over-long cell ends (`record_end`): such a record is quarantined, it
+  never fails the file.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from pathlib import Path
 from audit.errors import InputError
 from audit.filescan import CHUNK
 
-# The largest record (characters of its physical lines) the exact reader accepts; a longer one is
-# quarantined. A note of a million characters is legal and far below it. DuckDB's fast path is
-# given the same number as its max_line_size in bytes (a line within it in bytes is within it in
+# The longest cell the readers accept (characters); a record with a longer one is quarantined. A
+# note of a million characters is legal and far below it. DuckDB's fast path is given the same
+# number as its max_line_size in bytes (a line within it in bytes has no cell over it in
 # characters), so the fast path never loads a record the exact reader would refuse.
-MAX_RECORD_CHARS = 1 << 24
+MAX_CELL_CHARS = 1 << 24
 
 ENCODING_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "utf-16": "UTF-16", "gb18030": "GBK/GB18030",
                   "big5": "Big5"}
@@ -242,53 +242,24 @@ def transcode_to_utf8(path: Path, encoding: str) -> Transcoded:
 
 
 # ---------------------------------------------------------------------------------------------
-class RecordTooLong(Exception):
-    """The current record passed MAX_RECORD_CHARS (raised through csv.reader by BoundedLines)."""
+def record_end(path: Path, encoding: str, start: int, reached: int, quote: str = '"') -> tuple[int, str, bool]:
+    """(last physical line, first characters, whether its quotes close) of the record that starts
+    on line `start` of a text file and that a reader gave up on at line `reached` (a cell over
+    MAX_CELL_CHARS).
 
-
-class BoundedLines:
-    """The physical lines of an open text file, for csv.reader, counting lines and bounding the
-    size of one record. Call `begin()` before reading each record; when a record grows past
-    `limit` characters, reading it raises RecordTooLong and `skip_record()` skips the rest of it.
-
-    Where a record ends is judged by the parity of the quote characters in its lines (a record
-    ends at a line break outside quotes), which is exact for well-formed CSV; an over-long record
-    whose quote never closes runs to the end of the file."""
-
-    def __init__(self, fh, line: int, limit: int = MAX_RECORD_CHARS, quote: str = '"'):
-        self.fh = fh
-        self.line = line          # physical lines read so far
-        self.limit = limit
-        self.quote = quote
-        self.size = 0
-        self.quotes = 0
-        self.sample = ""
-
-    def begin(self) -> None:
-        self.size = self.quotes = 0
-        self.sample = ""
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> str:
-        line = next(self.fh)
-        self.line += 1
-        if not self.size:
-            self.sample = line[:200]
-        self.size += len(line)
-        self.quotes += line.count(self.quote)
-        if self.size > self.limit:
-            raise RecordTooLong()
-        return line
-
-    def skip_record(self) -> int:
-        """Skip the rest of an over-long record; return its last physical line."""
-        odd = self.quotes % 2
-        while odd:
-            line = next(self.fh, None)
-            if line is None:
+    A record ends at the first line break outside quotes: at or after `reached`, the first line
+    where the quote characters counted from `start` are even in number. That is exact for
+    well-formed CSV; a quote that never closes runs to the end of the file. The file is read
+    again from its start: this happens only for such records."""
+    line, odd, sample = 0, 0, ""
+    with open(path, encoding=encoding, newline="", errors="replace") as fh:
+        for text in fh:
+            line += 1
+            if line < start:
+                continue
+            if line == start:
+                sample = text[:200]
+            odd ^= text.count(quote) & 1
+            if line >= reached and not odd:
                 break
-            self.line += 1
-            odd ^= line.count(self.quote) % 2
-        return self.line
+    return line, sample, not odd
