@@ -114,3 +114,21 @@ def test_copies_are_removed_after_success_and_after_an_error(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 3 and "没有 时间 (time) 列" in err.decode()
     assert _copies(tmp) == []
+
+
+def test_a_file_that_is_no_database_is_one_line(tmp_path, cli):
+    db = tmp_path / "notes.duckdb"
+    db.write_text("办件编号,地市\n", encoding="utf-8")
+    code, out = cli("check", "--db", db)
+    assert code == 2 and out.startswith(f"错误 (error): 无法打开数据库 {db}: IO Error:") and "内部错误" not in out
+
+
+def test_a_lock_message_without_its_holder_still_names_the_database(tmp_path):
+    import duckdb
+
+    from audit.db import _open_error
+
+    err = _open_error(tmp_path / "a.duckdb", duckdb.IOException(
+        'IO Error: Could not set lock on file "a.duckdb": Conflicting lock is held'))
+    assert isinstance(err, DatabaseBusy)
+    assert str(err).startswith(f"数据库 {tmp_path / 'a.duckdb'} 正被另一个进程使用 (database is in use by another process)；")

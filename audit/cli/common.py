@@ -84,18 +84,27 @@ def _signals_unwind() -> Iterator[set[int]]:
     # The C-level handler writes each signal's number to this pipe at once, whatever the main
     # thread is doing; the watcher interrupts DuckDB.
     read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-    watcher = threading.Thread(target=_interrupt_on_signal, args=(read_fd, stopped), daemon=True)
-    watcher.start()
     old_handler = signal.signal(signal.SIGTERM, on_sigterm)
-    old_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    try:
+        os.set_blocking(write_fd, False)
+        old_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except (ValueError, OSError):     # e.g. Windows wants a socket: SIGTERM still unwinds
+        old_fd = None
+    watcher = None
+    if old_fd is not None:
+        watcher = threading.Thread(target=_interrupt_on_signal, args=(read_fd, stopped), daemon=True)
+        watcher.start()
     try:
         yield stopped
     finally:
-        signal.set_wakeup_fd(old_fd)
+        if old_fd is not None:
+            signal.set_wakeup_fd(old_fd)
         signal.signal(signal.SIGTERM, old_handler)
-        os.close(write_fd)       # the watcher reads the end of the pipe and stops
-        watcher.join(timeout=1)
+        os.close(write_fd)       # the watcher reads the end of the pipe, closes it and stops
+        if watcher is not None:
+            watcher.join(timeout=1)
+        else:
+            os.close(read_fd)
 
 
 def _interrupt_on_signal(read_fd: int, stopped: set[int]) -> None:
