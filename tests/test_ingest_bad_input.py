@@ -7,6 +7,7 @@ and checks the database after: unchanged, or loaded with every record accounted 
 from __future__ import annotations
 
 import codecs
+import json
 import zipfile
 from pathlib import Path
 
@@ -129,6 +130,8 @@ def test_a_cell_over_the_bound_quarantines_its_record_not_the_file(tmp_path, con
     report = ingest(con, [path])
     assert counts(report) == (7, 6, 1, 0)
     assert table(con, "SELECT source_row, reason FROM quarantine") == [(5, f"单元格超过 {MAX_CELL_CHARS:,} 个字符，未载入")]
+    raw = json.loads(table(con, "SELECT raw FROM quarantine")[0][0])
+    assert raw["办件编号"] == "L1" and raw["备注"] == "x" * (200 - len("L1,延安,咨询,2025-03-03 10:00:00,张三,")) + "…"
 
 
 def test_an_unclosed_quote_swallows_the_rest_as_one_quarantined_record(tmp_path, con):

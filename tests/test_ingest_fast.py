@@ -182,10 +182,14 @@ def test_database_from_before_the_provenance_change_is_migrated(tmp_path):
 def test_fast_path_delimiters_and_encodings(tmp_path, con, delim, encoding):
     """Tab, semicolon and pipe files, a BOM, UTF-16 and GB18030 (through a UTF-8 copy) all take
     DuckDB's reader, with the same values and row numbers; the temporary copy is removed."""
-    import tempfile
-    from pathlib import Path
+    import os
 
-    before = set(Path(tempfile.gettempdir()).glob("audit-ingest-*"))
+    from audit.ingest.textfile import copies_dir
+
+    def own_copies():      # this process's, whatever other processes do in the temp directory
+        return set(copies_dir().glob(f"{os.getpid()}-*"))
+
+    before = own_copies()
     rows = [HEADER, ["Z1", "宝鸡", "咨询", "2025-03-03 09:00:00", "王五", "备注 一"],
             ["Z1", "宝鸡", "受理", "2025-13-03 10:00:00", "王五", ""],
             ["Z1", "宝鸡", "办结", "2025/3/4 16:00", "王五", "已办结"]]
@@ -197,7 +201,7 @@ def test_fast_path_delimiters_and_encodings(tmp_path, con, delim, encoding):
     assert table(con, "SELECT step, source_row, note FROM events ORDER BY seq") == [
         ("咨询", 2, "备注 一"), ("办结", 4, "已办结")]
     assert table(con, "SELECT source_row FROM quarantine") == [(3,)]
-    assert set(Path(tempfile.gettempdir()).glob("audit-ingest-*")) == before
+    assert own_copies() == before
 
 
 def test_empty_trailing_fields_stay_on_the_fast_path(tmp_path, con):

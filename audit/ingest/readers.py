@@ -378,7 +378,9 @@ def _read_csv_exact(path, encoding, delim, skip, names):
                 for _ in range(line - reached):
                     next(fh, None)
                 passed += line - reached
-                bad.append((start, _unread_record(exc, start, line, closed), [sample + "…"]))
+                cells = next(csv.reader([sample.rstrip("\r\n")], delimiter=delim), []) or [""]
+                cells[-1] += "…"       # the record's first cells, the last one cut short
+                bad.append((start, _unread_record(exc, start, line, closed), cells))
                 continue
             line = reader.line_num + skip + passed
             if len(rec) > width and any(c.strip() for c in rec[width:]):
