@@ -80,8 +80,13 @@ def stage_file(con, file_id: int, raw, scan, builtin, prof, city, steps):
     Returns (Staged, facts) where facts has what the file report needs: the raw table actually
     read, its plan, the rows staged, the reader used, and the rows --city filled."""
     st = f"_st{file_id}"
-    plan = _plan(raw, builtin, prof)
     rowx, rows = "_row", 0
+    try:
+        plan = _plan(raw, builtin, prof)
+    except BaseException:
+        if raw.duck is not None:
+            raw.duck.cleanup()      # a transcoded copy is not kept for a file that cannot be read
+        raise
     if raw.duck is not None:
         fast = False
         try:
