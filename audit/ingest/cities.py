@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from audit.ingest.normalize import sql_str
+from audit.ingest.normalize import has_rows, sql_str
 from audit.ingest.stage import ATTRS, ROW_BITS
 
 
@@ -31,27 +31,32 @@ def resolve(con) -> Resolution:
     Ambiguous counted rows and case rows that cannot be placed go to `_mquar` (quarantine);
     the attributes of a combined export's case that cannot be placed go to `_aside`. Events
     derived from a case row (a wide ledger's time columns, not counted) follow their row."""
-    cityless = con.execute("""SELECT (SELECT count(*) FROM (SELECT 1 FROM _ev0 WHERE city IS NULL LIMIT 1))
-                                   + (SELECT count(*) FROM (SELECT 1 FROM _cs0 WHERE city IS NULL LIMIT 1))""").fetchall()[0][0]
-    if not cityless:
+    if not (has_rows(con, "_ev0 WHERE city IS NULL") or has_rows(con, "_cs0 WHERE city IS NULL")):
         return Resolution()
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _cityless AS
-        SELECT DISTINCT case_id FROM (SELECT case_id FROM _ev0 WHERE city IS NULL
-                                      UNION ALL SELECT case_id FROM _cs0 WHERE city IS NULL);
-        -- The cities each of those case ids is known in, here or in the database.
+    # The cities each case id is known in, here or in the database: min = max when it is one.
+    # The database's rows are narrowed to the case ids in question first; this ingest's own are
+    # taken whole (as many as its rows: cheaper than finding which ones matter).
+    known = ["SELECT city, case_id FROM _cs0 WHERE city IS NOT NULL",
+             "SELECT city, case_id FROM _ev0 WHERE city IS NOT NULL"]
+    if has_rows(con, "case_rows") or has_rows(con, "event_rows"):
+        con.execute("""CREATE OR REPLACE TEMP TABLE _cityless AS
+                       SELECT DISTINCT case_id FROM (SELECT case_id FROM _ev0 WHERE city IS NULL
+                                                     UNION ALL SELECT case_id FROM _cs0 WHERE city IS NULL)""")
+        known += ["SELECT city, case_id FROM case_rows SEMI JOIN _cityless USING (case_id)",
+                  "SELECT city, case_id FROM event_rows SEMI JOIN _cityless USING (case_id)"]
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _cmap AS
-        SELECT case_id, min(city) AS city, count(*) AS n, string_agg(city, '、' ORDER BY city) AS cities
-        FROM (SELECT DISTINCT city, case_id FROM (
-                  SELECT city, case_id FROM case_rows SEMI JOIN _cityless USING (case_id)
-                  UNION ALL SELECT city, case_id FROM event_rows SEMI JOIN _cityless USING (case_id)
-                  UNION ALL SELECT city, case_id FROM _cs0 SEMI JOIN _cityless USING (case_id) WHERE city IS NOT NULL
-                  UNION ALL SELECT city, case_id FROM _ev0 SEMI JOIN _cityless USING (case_id) WHERE city IS NOT NULL))
+        SELECT case_id, min(city) AS city, CASE WHEN min(city) = max(city) THEN 1 ELSE 2 END AS n
+        FROM ({' UNION ALL '.join(known)}) GROUP BY case_id;
+        -- The names of the cities of an ambiguous case id, for the reason.
+        CREATE OR REPLACE TEMP TABLE _camb AS
+        SELECT case_id, string_agg(DISTINCT city, '、' ORDER BY city) AS cities
+        FROM ({' UNION ALL '.join(known)}) SEMI JOIN (SELECT case_id FROM _cmap WHERE n > 1) USING (case_id)
         GROUP BY case_id;
         -- The city-less events with what is known of their case: n = 1 placed, n > 1 ambiguous,
         -- NULL not known yet.
         CREATE OR REPLACE TEMP TABLE _evres AS
-        SELECT e.pos, e.counted, m.city, e.case_id, e.step, e."time", e.staff, e.note, e.h, m.n, m.cities
+        SELECT e.pos, e.counted, m.city, e.case_id, e.step, e."time", e.staff, e.note, e.h, m.n
         FROM _ev0 e LEFT JOIN _cmap m USING (case_id) WHERE e.city IS NULL;
         CREATE OR REPLACE TEMP VIEW _ev AS
         SELECT * FROM _ev0 WHERE city IS NOT NULL
@@ -64,14 +69,14 @@ def resolve(con) -> Resolution:
                  "请在文件中加 地市 列'")
     con.execute(f"""
         INSERT INTO _mquar SELECT pos >> 40, (pos >> 6) & {ROW_BITS}, 'case_id', {ambiguous}
-        FROM _evres WHERE n > 1 AND counted""")
+        FROM _evres JOIN _camb USING (case_id) WHERE n > 1 AND counted""")
     # Case rows: placed, or quarantined (counted rows) / set aside (a combined export's folded
     # attributes: its event rows wait for the case, its attributes cannot be kept).
     cols = ", ".join(f"c.{a}, c.p_{a}" for a in ATTRS)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _csres AS
-        SELECT c.pos, c.file_id, c."row", c.counted, m.city, c.case_id, {cols}, m.n, m.cities
-        FROM _cs0 c LEFT JOIN _cmap m USING (case_id) WHERE c.city IS NULL;
+        SELECT c.pos, c.file_id, c."row", c.counted, m.city, c.case_id, {cols}, m.n, a.cities
+        FROM _cs0 c LEFT JOIN _cmap m USING (case_id) LEFT JOIN _camb a USING (case_id) WHERE c.city IS NULL;
         CREATE OR REPLACE TEMP VIEW _cs AS
         SELECT * FROM _cs0 WHERE city IS NOT NULL
         UNION ALL SELECT * EXCLUDE (n, cities) FROM _csres WHERE n = 1;

@@ -154,16 +154,21 @@ def _merge(con, report: IngestReport, staged, append: bool, city: str | None) ->
         con.execute(f"""CREATE OR REPLACE TEMP VIEW _evx AS SELECT * FROM {res.events} e
                         WHERE e.counted OR (e.pos >> 6) NOT IN (SELECT pos >> 6 FROM _csconf)""")
         ev = "_evx"
+    # Only counted rows count; when they all come from one file and nothing else is in the
+    # source (no wide ledger), that file's loaded rows are simply the rows inserted.
+    derived = any(st.layout == "wide" for st in staged)
     counted = merge.count_counted(con, ev)
     if events:
         merge.merge_events(con, ev, merge.EVENTS, "_e", append, ingest_id, counts,
-                           one_source=not case_sql and len(events) == 1)
+                           one_source=not case_sql and len(events) == 1,
+                           one_file=next(iter(counted)) if len(counted) == 1 and not derived else None)
     for file_id, n in counted.items():
         counts.duplicates[file_id] += n - counts.loaded.get(file_id, 0)
     if res.waiting:
         waiting = merge.count_counted(con, res.waiting)
         if waiting:
-            merge.merge_events(con, res.waiting, merge.WAITING, "_w", append, ingest_id, counts)
+            merge.merge_events(con, res.waiting, merge.WAITING, "_w", append, ingest_id, counts,
+                               one_file=next(iter(waiting)) if len(waiting) == 1 else None)
         for file_id, n in waiting.items():
             counts.duplicates[file_id] += n - counts.waiting.get(file_id, 0)
     merge.release_waiting(con, counts)

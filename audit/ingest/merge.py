@@ -22,6 +22,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from audit.ingest.normalize import has_rows
 from audit.ingest.stage import ATTRS, ROW_BITS
 from audit.ingest.vocab import HEADER_ALIASES, RATINGS
 
@@ -66,10 +67,6 @@ def _one(con, sql: str, params=None):
     return con.execute(sql, params or []).fetchall()[0][0]
 
 
-def _exists(con, relation: str) -> bool:
-    return _one(con, f"SELECT count(*) FROM (SELECT 1 FROM {relation} LIMIT 1)") > 0
-
-
 def seq_base(con) -> int:
     """The next free `seq` (events are ordered by it within a timestamp)."""
     return _one(con, "SELECT greatest((SELECT coalesce(max(seq), 0) FROM event_rows), "
@@ -77,8 +74,9 @@ def seq_base(con) -> int:
 
 
 def merge_events(con, source: str, target: Target, tag: str, append: bool, ingest_id: int,
-                 counts: MergeCounts, one_source: bool = False) -> None:
-    """Merge the events of `source` into `target` (see module doc); count per file."""
+                 counts: MergeCounts, one_source: bool = False, one_file: int | None = None) -> None:
+    """Merge the events of `source` into `target` (see module doc); count per file. `one_file`:
+    every row of `source` is a counted row of that file (its loaded rows are the rows inserted)."""
     keys = ", ".join(target.keys)
     on = " AND ".join(f"o.{k} = c.{k}" for k in target.keys)
     dup, uniq = f"_dupskip{tag}", f"_evu{tag}"
@@ -88,7 +86,7 @@ def merge_events(con, source: str, target: Target, tag: str, append: bool, inges
     sorting = threading.Thread(target=hashes.sort)     # numpy sorts without holding the GIL
     sorting.start()
     try:
-        existing = _exists(con, target.table)
+        existing = has_rows(con, target.table)
         cases = None
         if one_source and not existing and target.cases_count:
             # The first events of the database, from one file: all its cases are new. Counted while
@@ -116,10 +114,10 @@ def merge_events(con, source: str, target: Target, tag: str, append: bool, inges
             FROM {source} WHERE h IN (SELECT h FROM _duph{tag}))
         WHERE rn > 1""")
     con.execute(f"CREATE OR REPLACE TEMP VIEW {uniq} AS SELECT e.* FROM {source} e"
-                + (f" ANTI JOIN {dup} d ON e.pos = d.pos" if _exists(con, dup) else ""))
+                + (f" ANTI JOIN {dup} d ON e.pos = d.pos" if has_rows(con, dup) else ""))
     if cases is not None:
         counts.first_load_cases = cases
-        _insert(con, uniq, target, ingest_id, counts)
+        _insert(con, uniq, target, ingest_id, counts, one_file)
         return
     compare = "count(*) AS n, sum(h) AS s, " if existing else ""
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _evc{tag} AS
@@ -165,16 +163,19 @@ def merge_events(con, source: str, target: Target, tag: str, append: bool, inges
                             (SELECT ({keys}) FROM _evcase{tag} WHERE verdict = 'changed')""")
         source_rows = (f"(SELECT e.* FROM {uniq} e ANTI JOIN (SELECT {keys} FROM _evcase{tag} WHERE verdict = 'same') s "
                        f"USING ({keys}))")
-    _insert(con, source_rows, target, ingest_id, counts)
+    _insert(con, source_rows, target, ingest_id, counts, one_file)
 
 
-def _insert(con, source: str, target: Target, ingest_id: int, counts: MergeCounts) -> None:
+def _insert(con, source: str, target: Target, ingest_id: int, counts: MergeCounts, one_file: int | None) -> None:
     base = seq_base(con)
-    con.execute(f"""
+    inserted = con.execute(f"""
         INSERT INTO {target.table} ({target.columns})
         SELECT {target.values}, (e.pos >> 6) & {ROW_BITS}, {base} + e.pos, {ingest_id}, e.pos >> 40
-        FROM {source} e""")
+        FROM {source} e""").fetchall()[0][0]
     into = counts.waiting if target is WAITING else counts.loaded
+    if one_file is not None:
+        into[one_file] += inserted
+        return
     for file_id, n in con.execute(f"SELECT pos >> 40, count(*) FROM {source} WHERE counted GROUP BY 1").fetchall():
         into[file_id] += n
 
@@ -187,7 +188,7 @@ def count_counted(con, source: str) -> dict[int, int]:
 def release_waiting(con, counts: MergeCounts) -> None:
     """Waiting events whose case_id is now known in exactly one city join that case: moved to
     `event_rows` with their provenance and order, unless the case already has the same event."""
-    if not _exists(con, "waiting_events"):
+    if not has_rows(con, "waiting_events"):
         return
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _wplace AS
@@ -196,7 +197,7 @@ def release_waiting(con, counts: MergeCounts) -> None:
                 SELECT city, case_id FROM case_rows SEMI JOIN waiting_events USING (case_id)
                 UNION ALL SELECT city, case_id FROM event_rows SEMI JOIN waiting_events USING (case_id)))
         GROUP BY case_id HAVING count(*) = 1""")
-    if not _exists(con, "_wplace"):
+    if not has_rows(con, "_wplace"):
         return
     same = " AND ".join(f"o.{c} IS NOT DISTINCT FROM w.{c}" for c in ("case_id", "step", '"time"', "staff", "note"))
     counts.joined = _one(con, "SELECT count(*) FROM waiting_events SEMI JOIN _wplace USING (case_id)")
@@ -220,8 +221,8 @@ def merge_cases(con, source: str, ingest_id: int, counts: MergeCounts) -> bool:
     # The merged case equals the database's: every field this ingest gives is the same.
     same_cond = " AND ".join(f"(NOT n.p_{a} OR n.{a} IS NOT DISTINCT FROM o.{a})" for a in ATTRS)
     # The usual case table has one row per case: nothing to fold, no repeats or conflicts to find.
-    one_row_each = not _exists(con, f"(SELECT 1 FROM {source} GROUP BY city, case_id HAVING count(*) > 1)")
-    fresh = not _exists(con, "case_rows")
+    one_row_each = not has_rows(con, f"(SELECT 1 FROM {source} GROUP BY city, case_id HAVING count(*) > 1)")
+    fresh = not has_rows(con, "case_rows")
     if one_row_each:    # the cases are the source as it is: a view, not a copy
         con.execute(f"""
             CREATE OR REPLACE TEMP VIEW _csn AS
@@ -287,10 +288,10 @@ def merge_cases(con, source: str, ingest_id: int, counts: MergeCounts) -> bool:
                CASE WHEN verdict = 'new' THEN 'new' ELSE 'replaced' END
         FROM _csv WHERE verdict <> 'same';
     """)
-    return not one_row_each and _exists(con, "_csconf")
+    return not one_row_each and has_rows(con, "_csconf")
 
 
 WORK_VIEWS = ("_ev", "_evwait", "_cs", "_ev0", "_cs0", "_csn", "_csv", "_evu_e", "_evu_w")
-WORK_TABLES = ("_quar", "_aside", "_mquar", "_touched", "_tc", "_files", "_heads", "_cityless", "_cmap",
+WORK_TABLES = ("_quar", "_aside", "_mquar", "_touched", "_tc", "_files", "_heads", "_cityless", "_cmap", "_camb",
                "_evres", "_csres", "_csall", "_csconf", "_csn", "_csr", "_csv", "_wplace",
                *(f"{t}{tag}" for t in ("_duph", "_dupskip", "_evc", "_evcase", "_evload") for tag in ("_e", "_w")))

@@ -42,6 +42,11 @@ def sql_str(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def has_rows(con, relation: str) -> bool:
+    """The table, view or subquery `relation` has at least one row."""
+    return con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {relation} LIMIT 1)").fetchall()[0][0] > 0
+
+
 MACROS = f"""
 CREATE OR REPLACE TEMP MACRO _ts_plain(s) AS
     try_strptime(s, [{', '.join(sql_str(f) for f in TIME_FORMATS)}]);
