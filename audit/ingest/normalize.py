@@ -309,7 +309,8 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
     checks.append((f"regexp_matches(CASE WHEN case_id_raw IS NULL THEN {first_cell} ELSE case_id_raw END, {FOOTER})",
                    "'表尾行 (合计、制表人、填表说明等)，不是办件记录'", "NULL"))
     checks.append(("case_id IS NULL", sql_str(plan.header('case_id') + ' 为空'), head("case_id")))
-    checks.append((f"regexp_full_match(case_id, {SCIENTIFIC})",
+    # (`contains` first: the regex on every row would cost a tenth of the whole stage.)
+    checks.append((f"CASE WHEN contains(case_id, 'E') OR contains(case_id, 'e') THEN regexp_full_match(case_id, {SCIENTIFIC}) END",
                    f"{sql_str(plan.header('case_id') + ' ' + Q)} || case_id || {sql_str(Q + ' ' + EXCEL_ID)}",
                    head("case_id")))
 
