@@ -10,27 +10,38 @@ cannot be placed is quarantined (its city cannot come from anywhere else).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from audit.ingest.normalize import has_rows, sql_str
 from audit.ingest.stage import ATTRS, ROW_BITS
 
+AMBIGUOUS = ("'办件编号 ' || case_id || ' 在多个地市 (' || cities || ') 都有，无法确定本行属于哪个地市；"
+             "请在文件中加 地市 列'")
+NO_CITY = ("'缺少地市：文件没有 地市 列 (或本行为空)，库中和本次导入中也没有办件 ' || case_id || "
+           "'；请用 --city 指定，或在文件中加 地市 列'")
+UNPLACED = ("'办件 ' || case_id || ' 的地市未知 (文件没有 地市 列，库中也没有该办件)，此属性未载入；"
+            "请用 --city 指定或先导入台账'")
+
 
 @dataclass
 class Resolution:
-    """What resolving the cities of one ingest did: the names of the relations it made."""
+    """What resolving the cities of one ingest did."""
 
     events: str = "_ev0"          # events with a city (given, or taken from their case)
     waiting: str | None = None    # counted events whose case is not known yet
     cases: str = "_cs0"           # case rows with a city
+    resolved: dict[int, int] = field(default_factory=dict)   # per file: counted rows given their case's city
 
 
-def resolve(con) -> Resolution:
-    """Give the city-less rows of `_ev0` (events) and `_cs0` (case rows) their case's city.
+def resolve(con, staged) -> Resolution:
+    """Give the city-less rows of this ingest their case's city (see module doc).
 
-    Ambiguous counted rows and case rows that cannot be placed go to `_mquar` (quarantine);
-    the attributes of a combined export's case that cannot be placed go to `_aside`. Events
-    derived from a case row (a wide ledger's time columns, not counted) follow their row."""
+    `_ev0` (events) and `_cs0` (case rows) are views over the staged tables; the staged tables
+    themselves are updated in place (an UPDATE writes one column, where a copy would write them
+    all, and keeps each row's rowid, from which its row number comes). Ambiguous counted rows and
+    case rows that cannot be placed go to `_mquar` (quarantine), the attributes of a combined
+    export's case that cannot be placed to `_aside`. Events made from a wide ledger's row follow
+    their row."""
     if not (has_rows(con, "_ev0 WHERE city IS NULL") or has_rows(con, "_cs0 WHERE city IS NULL")):
         return Resolution()
     # The cities each case id is known in, here or in the database: min = max when it is one.
@@ -46,49 +57,33 @@ def resolve(con) -> Resolution:
                   "SELECT city, case_id FROM event_rows SEMI JOIN _cityless USING (case_id)"]
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _cmap AS
-        SELECT case_id, min(city) AS city, CASE WHEN min(city) = max(city) THEN 1 ELSE 2 END AS n
+        SELECT case_id, min(city) AS city, min(city) <> max(city) AS ambiguous
         FROM ({' UNION ALL '.join(known)}) GROUP BY case_id;
         -- The names of the cities of an ambiguous case id, for the reason.
         CREATE OR REPLACE TEMP TABLE _camb AS
         SELECT case_id, string_agg(DISTINCT city, '、' ORDER BY city) AS cities
-        FROM ({' UNION ALL '.join(known)}) SEMI JOIN (SELECT case_id FROM _cmap WHERE n > 1) USING (case_id)
-        GROUP BY case_id;
-        -- The city-less events with what is known of their case: n = 1 placed, n > 1 ambiguous,
-        -- NULL not known yet.
-        CREATE OR REPLACE TEMP TABLE _evres AS
-        SELECT e.pos, e.counted, m.city, e.case_id, e.step, e."time", e.staff, e.note, e.h, m.n
-        FROM _ev0 e LEFT JOIN _cmap m USING (case_id) WHERE e.city IS NULL;
-        CREATE OR REPLACE TEMP VIEW _ev AS
-        SELECT * FROM _ev0 WHERE city IS NOT NULL
-        UNION ALL SELECT pos, counted, city, case_id, step, "time", staff, note, h FROM _evres WHERE n = 1;
+        FROM ({' UNION ALL '.join(known)}) SEMI JOIN (SELECT case_id FROM _cmap WHERE ambiguous) USING (case_id)
+        GROUP BY case_id""")
+    res = Resolution(events="_ev", waiting="_evwait", cases="_cs")
+    for st in staged:
+        for table in st.tables:    # the stage, and the wide ledger's events or the folded case rows
+            n = con.execute(f"""UPDATE {table} SET city = m.city FROM _cmap m
+                                WHERE {table}.city IS NULL AND {table}.case_id = m.case_id AND NOT m.ambiguous
+                                {f'AND {table}.problem IS NULL' if table == st.tables[0] else ''}""").fetchall()[0][0]
+            if table == st.tables[0] and n:
+                res.resolved[st.file_id] = n
+    # What is still without a city is ambiguous, or not known yet (waiting; a case row: quarantined).
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW _ev AS SELECT * FROM _ev0 WHERE city IS NOT NULL;
+        CREATE OR REPLACE TEMP VIEW _cs AS SELECT * FROM _cs0 WHERE city IS NOT NULL;
         CREATE OR REPLACE TEMP VIEW _evwait AS
-        SELECT pos, counted, NULL::VARCHAR AS city, case_id, step, "time", staff, note, h
-        FROM _evres WHERE n IS NULL AND counted;
-    """)
-    ambiguous = ("'办件编号 ' || case_id || ' 在多个地市 (' || cities || ') 都有，无法确定本行属于哪个地市；"
-                 "请在文件中加 地市 列'")
-    con.execute(f"""
-        INSERT INTO _mquar SELECT pos >> 40, (pos >> 6) & {ROW_BITS}, 'case_id', {ambiguous}
-        FROM _evres JOIN _camb USING (case_id) WHERE n > 1 AND counted""")
-    # Case rows: placed, or quarantined (counted rows) / set aside (a combined export's folded
-    # attributes: its event rows wait for the case, its attributes cannot be kept).
-    cols = ", ".join(f"c.{a}, c.p_{a}" for a in ATTRS)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _csres AS
-        SELECT c.pos, c.file_id, c."row", c.counted, m.city, c.case_id, {cols}, m.n, a.cities
-        FROM _cs0 c LEFT JOIN _cmap m USING (case_id) LEFT JOIN _camb a USING (case_id) WHERE c.city IS NULL;
-        CREATE OR REPLACE TEMP VIEW _cs AS
-        SELECT * FROM _cs0 WHERE city IS NOT NULL
-        UNION ALL SELECT * EXCLUDE (n, cities) FROM _csres WHERE n = 1;
-        INSERT INTO _mquar SELECT file_id, "row", 'case_id',
-            CASE WHEN n > 1 THEN {ambiguous}
-                 ELSE '缺少地市：文件没有 地市 列 (或本行为空)，库中和本次导入中也没有办件 ' || case_id ||
-                      '；请用 --city 指定，或在文件中加 地市 列' END
-        FROM _csres WHERE counted AND (n IS NULL OR n > 1);
-    """)
-    unplaced = "'办件 ' || case_id || ' 的地市未知 (文件没有 地市 列，库中也没有该办件)，此属性未载入；请用 --city 指定或先导入台账'"
+        SELECT * FROM _ev0 WHERE city IS NULL AND counted AND case_id NOT IN (SELECT case_id FROM _cmap);
+        INSERT INTO _mquar SELECT pos >> 40, (pos >> 6) & {ROW_BITS}, 'case_id', {AMBIGUOUS}
+        FROM _ev0 JOIN _camb USING (case_id) WHERE city IS NULL AND counted;
+        INSERT INTO _mquar SELECT file_id, "row", 'case_id', CASE WHEN cities IS NOT NULL THEN {AMBIGUOUS} ELSE {NO_CITY} END
+        FROM _cs0 LEFT JOIN _camb USING (case_id) WHERE city IS NULL AND counted;""")
     for a in ATTRS:
         con.execute(f"""
-            INSERT INTO _aside SELECT file_id, "row", {sql_str(a)}, NULL, CAST({a} AS VARCHAR), {unplaced}
-            FROM _csres WHERE NOT counted AND (n IS NULL OR n > 1) AND p_{a} AND {a} IS NOT NULL""")
-    return Resolution(events="_ev", waiting="_evwait", cases="_cs")
+            INSERT INTO _aside SELECT file_id, "row", {sql_str(a)}, NULL, CAST({a} AS VARCHAR), {UNPLACED}
+            FROM _cs0 WHERE city IS NULL AND NOT counted AND p_{a} AND {a} IS NOT NULL""")
+    return res

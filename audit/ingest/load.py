@@ -145,7 +145,7 @@ def _merge(con, report: IngestReport, staged, append: bool, city: str | None) ->
     case_sql = [sql for st in staged for sql in st.cases_sql]
     con.execute(f"CREATE OR REPLACE TEMP VIEW _ev0 AS {' UNION ALL '.join(events) or EMPTY_EVENTS}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW _cs0 AS {' UNION ALL '.join(case_sql) or EMPTY_CASE_ROWS}")
-    res = cities.resolve(con)
+    res = cities.resolve(con, staged)
     counts = merge.MergeCounts()
     conflicts = merge.merge_cases(con, res.cases, ingest_id, counts)
     ev = res.events
@@ -180,12 +180,8 @@ def _merge(con, report: IngestReport, staged, append: bool, city: str | None) ->
         fr.duplicates = counts.duplicates.get(fr_id, 0)
     for file_id, n in con.execute("SELECT file_id, count(*) FROM _mquar GROUP BY 1").fetchall():
         report.files[file_id].quarantined += n
-    if res.waiting:
-        for file_id, n in con.execute(f"""
-                SELECT file_id, count(*) FROM (SELECT pos >> 40 AS file_id FROM _evres WHERE counted AND n = 1
-                                               UNION ALL SELECT file_id FROM _csres WHERE counted AND n = 1)
-                GROUP BY 1""").fetchall():
-            report.files[file_id].city_resolved = n
+    for file_id, n in res.resolved.items():
+        report.files[file_id].city_resolved = n
     _cases_touched(con, report, counts)
     if city:
         _filled_elsewhere(con, report, staged, normalize_value(city))
