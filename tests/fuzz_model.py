@@ -41,8 +41,8 @@ class Model:
 
     Events (§1.2, §1.5, README 重复/替换): an event is (city, case_id, step, time, staff, note); the
     first row of an event in an ingest is the one that counts, later ones are duplicates. A case's
-    events in an ingest replace the ones held for it, unless they are the same set: then all its
-    rows are duplicates. A city-less event takes the city its case_id has in the database or in this
+    events in an ingest replace the ones held for it, unless every one of them is held already (the
+    same set, or a part of it): then all its rows are duplicates. A city-less event takes the city its case_id has in the database or in this
     ingest (case rows, events with a city); two or more cities: quarantined; none: it waits
     (counted loaded, kept per case_id the same way) and joins its case, when that becomes known in
     exactly one city, unless the case already holds the same event.
@@ -199,7 +199,9 @@ class Model:
         bumped = set()
         for cx, reps in by_case.items():
             old = store.get(cx)
-            if old is not None and set(old) == set(reps):
+            # README: a case's events replace the ones held, unless every one of them is held
+            # already (the same set, or a part of it: an earlier or partial file sent again).
+            if old is not None and set(reps) <= set(old):
                 for pos in reps.values():
                     exp[pos[0]].count(pos[1], "duplicate")
                 self.tags.add(f"{label}:duplicate-across-ingests")

@@ -25,9 +25,8 @@ quarantined (and why), or duplicate. For every file of every ingest the test ass
   duplicate.
 
 Where the contract leaves a choice open, the model follows the README or, where that is silent
-too, the code's current choice: those places are marked "Policy". Bugs found (the `test_bug_*`
-tests at the end, xfail until fixed) are steered around, each at a place marked "Steered around
-(test_bug_…)", so that the fuzz keeps looking for new ones.
+too, the code's current choice: those places are marked "Policy". The bugs the fuzz found are fixed;
+each stays as a small regression test at the end (`test_fixed_*`), and the generator covers it.
 
 Reproduce: a failure prints its seed, every file of the scenario with line numbers and the
 model's fate of each line. Run one seed, or a range, with
@@ -202,7 +201,7 @@ def run_scenario(tmp: Path, seed: int, cli=None) -> Scenario:
     model, ids, exps = Model(), [], {}
     try:
         for k, files in enumerate(scen.ingests):
-            exp, joined_into_bumped = model.apply(files)
+            exp, _ = model.apply(files)
             exps.update({(k, i): e for i, e in enumerate(exp)})
             ingest_id, reported = run_ingest(con_box, db, files, cli if k % 2 == 0 else None)
             ids.append(ingest_id)
@@ -215,12 +214,7 @@ def run_scenario(tmp: Path, seed: int, cli=None) -> Scenario:
             ingest_id, reported = run_ingest(con_box, db, files, None)
             ids.append(ingest_id)
             check(con_box[0], model, ids, files, exp2, ingest_id, reported, f"ingest {k + 1} again")
-            if model.state() != state:
-                # Steered around (test_bug_reingest_drops_joined_events): only where waiting events
-                # joined a case that had events in the same ingest; anything else is a model error.
-                assert joined_into_bumped, "the model changes on a second ingest of the same files"
-                scen.tags.add("known-bug:reingest-drops-joined-events")
-                continue
+            assert model.state() == state, "the model changes on a second ingest of the same files"
             after = data_tables(con_box[0])
             for name in before:
                 diff_assert(f"{name} (the same files again)", after[name], before[name], f"ingest {k + 1} again")
@@ -336,25 +330,19 @@ def test_loaded_is_what_the_tables_gained_with_exact_repeats_of_every_kind(tmp_p
 
 
 # ---------------------------------------------------------------------------------------------
-# Bugs the fuzz found in audit/ingest. Each is xfail until fixed; the generator steers around
-# each at one place marked "Steered around (test_bug_…)" (remove the steering with the fix).
+# Bugs the fuzz found in audit/ingest, kept as regression tests (the generator covers each).
 
-@pytest.mark.xfail(strict=True, reason="a case-table row followed in the same ingest by a combined export of the "
-                   "same case is counted as a duplicate, though no row like it was loaded; the case row the table "
-                   "gains (with the row's fee) is credited to the combined export")
-def test_bug_case_row_before_a_combined_export_counted_as_duplicate(tmp_path, con):
+def test_fixed_case_row_before_a_combined_export_counted_as_duplicate(tmp_path, con):
     cases = write_csv(tmp_path / "cases.csv", [["办件编号", "地市", "服务类型", "收费金额"], ["K1", "延安", "帮办", "50"]])
     combined = write_csv(tmp_path / "combined.csv", [["办件编号", "地市", "服务类型", "环节", "时间"],
                                                      ["K1", "延安", "帮办", "咨询", "2025-03-03 09:00"]])
     report = ingest(con, [cases, combined])
     assert table(con, "SELECT fee FROM cases") == [(50,)]          # the row's fee is loaded ...
-    assert _counts(report.files[0]) == (1, 1, 0, 0)                # ... so the row is loaded (is (1, 0, 0, 1))
+    assert _counts(report.files[0]) == (1, 1, 0, 0)                # ... so the row is loaded
     assert _gained(con, report.ingest_id).get(0) == 1               # and the table gained it from cases.csv
 
 
-@pytest.mark.xfail(strict=True, reason="ingesting a file again deletes the events that waited for their case and "
-                   "joined it when the file was first ingested: the file's events now replace the case's")
-def test_bug_reingest_drops_joined_events(tmp_path, con):
+def test_fixed_reingest_drops_joined_events(tmp_path, con):
     no_city = write_csv(tmp_path / "no_city.csv", [["办件编号", "环节", "时间"], ["X1", "咨询", "2025-03-03 09:00"]])
     yanan = write_csv(tmp_path / "yanan.csv", [["办件编号", "地市", "环节", "时间"], ["X1", "延安", "受理", "2025-03-04 09:00"]])
     ingest(con, [no_city])              # X1 is not known: 咨询 waits for its case
@@ -362,27 +350,22 @@ def test_bug_reingest_drops_joined_events(tmp_path, con):
     assert table(con, "SELECT step FROM events ORDER BY seq") == [("咨询",), ("受理",)]
     before = data_tables(con)
     report = ingest(con, [yanan])       # the same file again
-    assert _counts(report.files[0]) == (1, 0, 0, 1)                 # is (1, 1, 0, 0), 1 case replaced
-    assert data_tables(con) == before                               # 咨询 is gone
+    assert _counts(report.files[0]) == (1, 0, 0, 1)
+    assert data_tables(con) == before
 
 
-@pytest.mark.xfail(strict=True, reason="the CSV delimiter is the one giving the most fields on any of the first 50 "
-                   "lines, so a cell with several ';' (a materials list, contract §1.3) or tab padding makes a "
-                   "comma-separated file unreadable ('no header found', exit 3)")
 @pytest.mark.parametrize("text", [
     "办件编号,地市,服务类型,归档材料\nK1,延安,帮办,申请表;身份证;委托书;营业执照;授权书\n",
     "办件编号,地市,环节,时间\nA1\t,延安\t,咨询\t,2025-03-03\t\n",
 ], ids=["materials-with-semicolons", "tab-padded-cells"])
-def test_bug_delimiter_sniffed_from_cell_content(tmp_path, con, text):
+def test_fixed_delimiter_sniffed_from_cell_content(tmp_path, con, text):
     path = tmp_path / "export.csv"
     path.write_text(text, encoding="gbk")
     report = ingest(con, [path])
     assert _counts(report.files[0]) == (1, 1, 0, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="a row of tabs only is quarantined as '办件编号 为空', not as a blank row "
-                   "(README: 整行为空的行 … 原因\"空行\"), while a row of spaces or full-width spaces is")
-def test_bug_tab_only_row_is_not_a_blank_row(tmp_path, con):
+def test_fixed_tab_only_row_is_not_a_blank_row(tmp_path, con):
     path = tmp_path / "tabs.csv"
     path.write_text("办件编号,地市,环节,时间,经办人,备注\nA1,延安,咨询,2025-03-03,,\n\t,\t,,,,\n \u3000, ,,,,\n",
                     encoding="utf-8")
@@ -391,10 +374,7 @@ def test_bug_tab_only_row_is_not_a_blank_row(tmp_path, con):
     assert reasons == ["空行 (整行没有内容)", "空行 (整行没有内容)"]
 
 
-@pytest.mark.xfail(strict=True, reason="a row of white space only at the end of a sheet is not counted as read (nor "
-                   "quarantined as blank), while the same row in the middle of the sheet, or at the end of a CSV "
-                   "file, is (README 导入保证: 整行为空的行也记入隔离)")
-def test_bug_white_space_row_at_the_end_of_a_sheet_is_not_a_record(tmp_path, con):
+def test_fixed_white_space_row_at_the_end_of_a_sheet_is_not_a_record(tmp_path, con):
     import xlsxwriter
 
     book = xlsxwriter.Workbook(str(tmp_path / "ledger.xlsx"))
@@ -405,13 +385,11 @@ def test_bug_white_space_row_at_the_end_of_a_sheet_is_not_a_record(tmp_path, con
                 sheet.write_string(row, col, cell)
     book.close()
     report = ingest(con, [tmp_path / "ledger.xlsx"])
-    assert _counts(report.files[0]) == (2, 1, 1, 0)                # is (1, 1, 0, 0)
+    assert _counts(report.files[0]) == (2, 1, 1, 0)
     assert table(con, "SELECT source_row, reason FROM quarantine") == [(3, "空行 (整行没有内容)")]
 
 
-@pytest.mark.xfail(strict=True, reason="a fee written with the full-width ￥ -- the only yen sign GBK has -- is set "
-                   "aside as not a number, while ¥20 reads as 20 (README 取值: 收费 可带 元 ¥)")
-def test_bug_fee_with_full_width_yen_is_set_aside(tmp_path, con):
+def test_fixed_fee_with_full_width_yen_is_set_aside(tmp_path, con):
     path = write_csv(tmp_path / "fee.csv", [["办件编号", "地市", "服务类型", "收费金额"], ["K1", "延安", "帮办", "￥20"]],
                      encoding="gbk")
     report = ingest(con, [path])

@@ -4,15 +4,18 @@ Runs inside the ingest's transaction. Every counted row of a file ends as loaded
 quarantined, and "loaded" is what the tables gain from that file (checked by `audit.ingest.load`).
 
 Events: an event found more than once in this ingest is loaded once (its first row). The events
-of a case replace the events the database holds for that case, unless they are exactly the same
-set (then they are duplicates); with `append`, only events not held yet are added. Events
+of a case replace the events the database holds for that case (a corrected export), unless the
+database holds every one of them already (the same set, or a part of it: an earlier or partial
+file sent again) -- then they are duplicates and nothing changes; with `append`, only events not
+held yet are added. Events
 waiting for their case row (no city, case not known) are kept the same way, per case_id, in
 `waiting_events`, and join `event_rows` when their case becomes known.
 
 Case rows: per case, this ingest's rows are folded field by field (a later row wins for the
 fields it gives). A counted row that gives a field a value the fold does not keep is
 quarantined (a later row of the same case says otherwise); a row all of whose values are in
-the stored case is a duplicate; the last of the others is the row loaded. The case then
+the stored case is a duplicate; the last of the others is the row loaded (the attributes folded
+from a combined export's events are no row of their own: they never displace it). The case then
 replaces the database's field by field, or is a duplicate when nothing changes.
 """
 
@@ -133,6 +136,20 @@ def merge_events(con, source: str, target: Target, tag: str, append: bool, inges
             FROM _evc{tag} c LEFT JOIN o ON {on}""")
     else:   # a case the database does not have yet is new: nothing to compare
         con.execute(f"CREATE OR REPLACE TEMP TABLE _evcase{tag} AS SELECT {keys}, 'new' AS verdict FROM _evc{tag}")
+    if existing and has_rows(con, f"_evcase{tag} WHERE verdict = 'changed'"):
+        # A case whose events here are all in the database already (a part of its events: an earlier
+        # or partial file sent again) is not replaced: nothing would be added, something lost.
+        same = " AND ".join(f"o.{c} IS NOT DISTINCT FROM e.{c}" for c in ("case_id", "step", '"time"', "staff", "note"))
+        same += "".join(f" AND o.{k} = e.{k}" for k in target.keys if k != "case_id")
+        con.execute(f"""
+            UPDATE _evcase{tag} v SET verdict = 'same' FROM (
+                SELECT {keys}, count(*) AS held FROM (
+                    SELECT e.* FROM {uniq} e SEMI JOIN (SELECT {keys} FROM _evcase{tag} WHERE verdict = 'changed') c
+                    USING ({keys})) e
+                WHERE EXISTS (SELECT 1 FROM {target.table} o WHERE {same})
+                GROUP BY ALL) m, _evc{tag} c
+            WHERE {' AND '.join(f'v.{k} = m.{k} AND c.{k} = m.{k}' for k in target.keys)}
+              AND v.verdict = 'changed' AND m.held = c.n""")
     if append and existing:
         # Append mode: keep earlier events; add only the ones not loaded before.
         same = " AND ".join(f"o.{c} IS NOT DISTINCT FROM e.{c}" for c in ("city", "case_id", "step", '"time"', "staff", "note")
@@ -243,7 +260,9 @@ def merge_cases(con, source: str, ingest_id: int, counts: MergeCounts) -> bool:
             SELECT r.pos, r.file_id, r."row", r.case_id, {first_diff} AS field
             FROM {source} r JOIN _csall f USING (city, case_id) WHERE r.counted AND ({differs});
             CREATE OR REPLACE TEMP TABLE _csn AS
-            SELECT city, case_id, max(pos) AS last_pos, {fold}
+            -- The stored case comes from its last counted row (a row of a case table), else from the
+            -- case attributes folded from a combined export's events.
+            SELECT city, case_id, coalesce(max(pos) FILTER (WHERE counted), max(pos)) AS last_pos, {fold}
             FROM (SELECT * FROM {source} ANTI JOIN _csconf USING (pos)) GROUP BY city, case_id;
             CREATE OR REPLACE TEMP TABLE _csr AS
             SELECT r.pos, r.city, r.case_id, r.file_id, r."row",

@@ -77,10 +77,12 @@ CREATE OR REPLACE TEMP MACRO parse_count(s) AS CASE
     WHEN {_one_of("s", ZERO_DAYS)} THEN 0
     WHEN regexp_full_match(s, '\\d+(\\.0+)?\\s*(个工作日|工作日|天|日|次|个)?') THEN
         CAST(regexp_extract(s, '^(\\d+)', 1) AS INTEGER) END;
+-- An amount without its thousands separators and yen sign (¥, or the full-width ￥ of GBK files).
+CREATE OR REPLACE TEMP MACRO _money_text(s) AS replace(replace(replace(s, ',', ''), '¥', ''), '￥', '');
 CREATE OR REPLACE TEMP MACRO parse_money(s) AS CASE
     WHEN {_one_of("s", NO_FEE)} THEN 0.0
-    WHEN regexp_full_match(replace(replace(s, ',', ''), '¥', ''), '\\d+(\\.\\d+)?\\s*元?') THEN
-        CAST(regexp_extract(replace(replace(s, ',', ''), '¥', ''), '^(\\d+(\\.\\d+)?)', 1) AS DECIMAL(12, 2)) END;
+    WHEN regexp_full_match(_money_text(s), '\\d+(\\.\\d+)?\\s*元?') THEN
+        CAST(regexp_extract(_money_text(s), '^(\\d+(\\.\\d+)?)', 1) AS DECIMAL(12, 2)) END;
 """
 
 
@@ -282,8 +284,10 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
 
     events = plan.layout in ("events", "combined")
     raw_cells = [f"c{i}" for i in range(max(len(plan.headers), fields))]
-    all_blank = " AND ".join(f"coalesce(trim({c}), '') = ''" for c in raw_cells) or "TRUE"
-    first_cell = "coalesce(" + ", ".join(f"nullif(trim({c}), '')" for c in raw_cells) + ")"
+    # White space as `_clean` trims it (tabs and full-width spaces too): a row of it is blank.
+    trimmed = [f"trim(replace({c}, chr(12288), ' '), ' \t\r\n')" for c in raw_cells]
+    all_blank = " AND ".join(f"coalesce({t}, '') = ''" for t in trimmed) or "TRUE"
+    first_cell = "coalesce(" + ", ".join(f"nullif({t}, '')" for t in trimmed) + ")"
     def label(fld: str) -> str:
         """The file's own header of a field (or of a wide time column `w<i>`)."""
         return plan.header(fld) if not fld.startswith("w") else plan.headers[int(fld[1:])]

@@ -185,13 +185,29 @@ def _allow_long_fields() -> None:
         csv.field_size_limit(MAX_CELL_CHARS)
 
 
-def _sniff_delimiter(lines: list[str]) -> str:
-    best, best_count = ",", 0
-    for delim in (",", "\t", ";", "|"):
-        count = max((len(next(csv.reader([ln], delimiter=delim))) for ln in lines if ln.strip()), default=0)
-        if count > best_count:
-            best, best_count = delim, count
-    return best
+DELIMITERS = (",", "\t", ";", "|")
+
+
+def _sniff_delimiter(lines: list[str], known: dict[str, str], header_row: int | None) -> str:
+    """The delimiter under which the header reads best: the most recognised fields on the header
+    line (the given one, or the first with the case id). Judged by the header, not by the cells:
+    a materials list with several `;`, or cells padded with tabs, must not make a comma file
+    unreadable. Without any recognisable header, the delimiter giving the most fields on a line."""
+    best, best_score = None, 0
+    for delim in DELIMITERS:
+        rows = [next(csv.reader([ln], delimiter=delim), []) if ln.strip() else [] for ln in lines]
+        candidates = [rows[header_row - 1]] if header_row and header_row <= len(rows) else rows
+        for row in candidates:
+            fields = {known.get(normalize_header(c)) for c in row if str(c).strip()} - {None}
+            if "case_id" in fields or header_row:
+                if len(fields) > best_score:
+                    best, best_score = delim, len(fields)
+                break
+    if best is not None:
+        return best
+    counts = {d: max((len(next(csv.reader([ln], delimiter=d))) for ln in lines if ln.strip()), default=0)
+              for d in DELIMITERS}
+    return max(DELIMITERS, key=lambda d: (counts[d], -DELIMITERS.index(d)))
 
 
 def find_header(rows: list[list[str]], known: dict[str, str], path: Path, where: str = "") -> int:
@@ -268,7 +284,7 @@ def _header(path: Path, encoding: str, known: dict[str, str], header_row: int | 
     _allow_long_fields()
     with open(path, encoding=encoding, newline="", errors="replace") as fh:
         head_lines = [fh.readline(MAX_CELL_CHARS) for _ in range(HEADER_SCAN_ROWS)]
-    delim = _sniff_delimiter([ln for ln in head_lines if ln])
+    delim = _sniff_delimiter(head_lines, known, header_row)
     head_rows = [next(csv.reader([ln], delimiter=delim), []) if ln.strip() else [] for ln in head_lines]
     try:
         h = header_row - 1 if header_row else find_header(head_rows, known, shown)
