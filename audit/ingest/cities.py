@@ -72,10 +72,13 @@ def resolve(con, staged) -> Resolution:
                                 {f'AND {table}.problem IS NULL' if table == st.tables[0] else ''}""").fetchall()[0][0]
             if table == st.tables[0] and n:
                 res.resolved[st.file_id] = n
+    con.execute("""CREATE OR REPLACE TEMP VIEW _ev AS SELECT * FROM _ev0 WHERE city IS NOT NULL;
+                   CREATE OR REPLACE TEMP VIEW _cs AS SELECT * FROM _cs0 WHERE city IS NOT NULL;""")
+    if not (has_rows(con, "_ev0 WHERE city IS NULL") or has_rows(con, "_cs0 WHERE city IS NULL")):
+        res.waiting = None       # every row has its city now
+        return res
     # What is still without a city is ambiguous, or not known yet (waiting; a case row: quarantined).
     con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW _ev AS SELECT * FROM _ev0 WHERE city IS NOT NULL;
-        CREATE OR REPLACE TEMP VIEW _cs AS SELECT * FROM _cs0 WHERE city IS NOT NULL;
         CREATE OR REPLACE TEMP VIEW _evwait AS
         SELECT * FROM _ev0 WHERE city IS NULL AND counted AND case_id NOT IN (SELECT case_id FROM _cmap);
         INSERT INTO _mquar SELECT pos >> 40, (pos >> 6) & {ROW_BITS}, 'case_id', {AMBIGUOUS}

@@ -18,7 +18,7 @@ import duckdb
 
 from audit.errors import AuditError
 from audit.ingest import cities, merge
-from audit.ingest.normalize import MACROS, known_headers
+from audit.ingest.normalize import MACROS, has_rows, known_headers
 from audit.ingest.profile import load_profile
 from audit.ingest.readers import FileScan, read_any
 from audit.ingest.stage import EMPTY_CASE_ROWS, EMPTY_EVENTS, EVENT_COLUMNS, setup, stage_file
@@ -157,7 +157,11 @@ def _merge(con, report: IngestReport, staged, append: bool, city: str | None) ->
     # Only counted rows count; when they all come from one file and nothing else is in the
     # source (no wide ledger), that file's loaded rows are simply the rows inserted.
     derived = any(st.layout == "wide" for st in staged)
-    counted = merge.count_counted(con, ev)
+    if res.waiting is None and not has_rows(con, "_mquar"):
+        # Every counted event row without a key problem is in `ev` (none waits, none ambiguous).
+        counted = {st.file_id: st.events_ok for st in staged if st.counts_events and st.events_ok}
+    else:
+        counted = merge.count_counted(con, ev)
     if events:
         merge.merge_events(con, ev, merge.EVENTS, "_e", append, ingest_id, counts,
                            one_source=not case_sql and len(events) == 1,

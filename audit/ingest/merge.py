@@ -178,8 +178,10 @@ def merge_events(con, source: str, target: Target, tag: str, append: bool, inges
         if existing:
             con.execute(f"""DELETE FROM {target.table} WHERE ({keys}) IN
                             (SELECT ({keys}) FROM _evcase{tag} WHERE verdict = 'changed')""")
-        source_rows = (f"(SELECT e.* FROM {uniq} e ANTI JOIN (SELECT {keys} FROM _evcase{tag} WHERE verdict = 'same') s "
-                       f"USING ({keys}))")
+        source_rows = uniq
+        if existing and has_rows(con, f"_evcase{tag} WHERE verdict = 'same'"):
+            source_rows = (f"(SELECT e.* FROM {uniq} e ANTI JOIN (SELECT {keys} FROM _evcase{tag} WHERE verdict = 'same') s "
+                           f"USING ({keys}))")
     _insert(con, source_rows, target, ingest_id, counts, one_file)
 
 

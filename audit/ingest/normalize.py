@@ -67,10 +67,12 @@ CREATE OR REPLACE TEMP MACRO _ts_any(s) AS CASE
     WHEN regexp_full_match(s, '(19|20)\\d{{6}}') THEN try_strptime(s, '%Y%m%d')
     WHEN regexp_full_match(s, '(19|20)\\d{{12}}') THEN try_strptime(s, '%Y%m%d%H%M%S')
     ELSE _ts_plain(s) END;
--- The commonest style first: a cell it parses is parsed the same by _ts_any, only faster.
-CREATE OR REPLACE TEMP MACRO _ts_first(s) AS coalesce(try_strptime(s, '%Y-%m-%d %H:%M:%S'), _ts_any(s));
-CREATE OR REPLACE TEMP MACRO parse_ts(s) AS CASE
-    WHEN year(_ts_first(s)) BETWEEN 1990 AND 2100 THEN _ts_first(s) END;
+-- The commonest style first, its year checked on the text (a macro's argument used twice is
+-- evaluated twice: the parse runs once here); every other cell through _ts_any, checked after.
+CREATE OR REPLACE TEMP MACRO _ts_common(s) AS CASE
+    WHEN left(s, 4) BETWEEN '1990' AND '2100' THEN try_strptime(s, '%Y-%m-%d %H:%M:%S') END;
+CREATE OR REPLACE TEMP MACRO parse_ts(s) AS coalesce(_ts_common(s), CASE
+    WHEN year(_ts_any(s)) BETWEEN 1990 AND 2100 THEN _ts_any(s) END);
 -- Word lists are CASE branches, never IN (…): DuckDB turns an IN list of six or more values into
 -- a hash join, which does not keep the stage's row order (row numbers are taken from that order).
 CREATE OR REPLACE TEMP MACRO parse_count(s) AS CASE
@@ -166,6 +168,7 @@ NOT_BLANK = r"'\S'"
 FOOTER = (r"'^\s*(合\s*计|总\s*计|小\s*计|累\s*计|制\s*表|填\s*表|填\s*报|审\s*核\s*人|负\s*责\s*人|"
           r"统\s*计\s*(时\s*间|日\s*期|人)|打\s*印\s*(时\s*间|日\s*期|人)|导\s*出\s*(时\s*间|日\s*期|人)|数\s*据\s*来\s*源|"
           r"单\s*位\s*负\s*责\s*人|(注|说\s*明|备\s*注)\s*[:：])'")
+FOOTER_FIRST = "合总小累制填审负统打导数单注说备"     # the first character of each footer word above
 # A case id Excel turned into a number in scientific notation (2.02603E+11): its digits are lost,
 # and distinct cases would merge.
 SCIENTIFIC = r"'[+-]?\d+(\.\d+)?[eE][+-]?\d+'"
@@ -310,7 +313,10 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
     # A blank row has no case id: that cheap test first. A footer (合计, 制表人 …) is named as one:
     # its words stand in the case id's cell, or in the first non-empty cell of a row without one.
     checks.append((f"case_id_raw IS NULL AND {all_blank}", "'空行 (整行没有内容)'", "NULL"))
-    checks.append((f"regexp_matches(CASE WHEN case_id_raw IS NULL THEN {first_cell} ELSE case_id_raw END, {FOOTER})",
+    # (The footer words begin with one of a few characters: the regex runs only on those cells.)
+    lead = f"CASE WHEN case_id_raw IS NULL THEN {first_cell} ELSE case_id_raw END"
+    checks.append((f"CASE WHEN contains({sql_str(FOOTER_FIRST)}, left(ltrim({lead}), 1)) "
+                   f"THEN regexp_matches({lead}, {FOOTER}) END",
                    "'表尾行 (合计、制表人、填表说明等)，不是办件记录'", "NULL"))
     checks.append(("case_id IS NULL", sql_str(plan.header('case_id') + ' 为空'), head("case_id")))
     # (`contains` first: the regex on every row would cost a tenth of the whole stage.)
