@@ -21,6 +21,7 @@ directly without knowing about provenance columns.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -191,11 +192,38 @@ def connect(path: str | Path = DEFAULT_DB, read_only: bool = False) -> duckdb.Du
     # DuckDB draws a progress bar on the terminal for statements over 2 s; the commands print
     # their own summaries, and scripts parsing their output must not get bar fragments.
     con.execute("SET enable_progress_bar = false")
+    limit_memory(con)
     if not read_only:
         con.execute(SCHEMA)
         _migrate(con)
         con.execute(VIEWS)
     return con
+
+
+# DuckDB's own default is 80 % of the machine's RAM; with this limit a large ingest or check
+# spills to DuckDB's temp directory instead (by default `<database>.tmp` next to the database,
+# made only when needed and removed when the connection closes). The rest of the process
+# (Python, numpy, pyarrow, DuckDB's untracked allocations) stays within ~0.8 GB at 3 M cases
+# (benchmarks/README.md), so peak memory stays under 2 GB. Environment variables:
+#   AUDIT_MEMORY_LIMIT   a DuckDB size ("1.2GB", "800MB"), or "default" for DuckDB's own
+#   AUDIT_TEMP_DIRECTORY where DuckDB spills (default: `<database>.tmp`)
+MEMORY_LIMIT = "1GB"
+
+
+def limit_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Set DuckDB's memory_limit (and temp_directory) from the environment; see above."""
+    from audit.errors import UsageError
+
+    settings = {"memory_limit": os.environ.get("AUDIT_MEMORY_LIMIT", "").strip() or MEMORY_LIMIT,
+                "temp_directory": os.environ.get("AUDIT_TEMP_DIRECTORY", "").strip()}
+    for name, value in settings.items():
+        if value and value.lower() != "default":
+            try:
+                con.execute(f"SET {name} = '{value.replace(chr(39), chr(39) * 2)}'")
+            except duckdb.Error as e:
+                con.close()
+                env = "AUDIT_" + name.upper()
+                raise UsageError(f"环境变量 {env}={value!r} 无效 (invalid {env}): {e}") from None
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
