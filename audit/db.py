@@ -251,8 +251,8 @@ def _command_line(pid: int) -> str:
 # DuckDB's own default is 80 % of the machine's RAM; with this limit a large ingest or check
 # spills to DuckDB's temp directory instead (by default `<database>.tmp` next to the database,
 # made only when needed and removed when the connection closes). The rest of the process
-# (Python, numpy, pyarrow, DuckDB's untracked allocations) stays within ~0.8 GB at 3 M cases
-# (benchmarks/README.md), so peak memory stays under 2 GB. Environment variables:
+# (Python, numpy, pyarrow, DuckDB's untracked allocations) added at most ~0.55 GB at 3 M cases:
+# peak RSS 1.2-1.5 GB for every input measured (benchmarks/README.md). Environment variables:
 #   AUDIT_MEMORY_LIMIT   a DuckDB size ("1.2GB", "800MB"), or "default" for DuckDB's own
 #   AUDIT_TEMP_DIRECTORY where DuckDB spills (default: `<database>.tmp`)
 MEMORY_LIMIT = "1GB"

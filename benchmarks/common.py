@@ -29,6 +29,7 @@ class Run:
     stderr: str
     other_cpu: float = 0.0   # CPU seconds used by *other* processes while this one ran
     tries: int = 1           # runs made until one was not contended (see `run`)
+    cpu: float = 0.0         # the child's own CPU seconds (user + system, all its threads)
 
 
 def _cpu_total() -> float:
@@ -116,7 +117,8 @@ def _run_once(cmd: list[str], cwd: Path) -> Run:
     seconds = time.perf_counter() - t0
     other = max(0.0, _cpu_total() - busy0 - usage.ru_utime - usage.ru_stime)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Run(seconds, usage.ru_maxrss / 1024, proc.returncode, out, err, other)
+    return Run(seconds, usage.ru_maxrss / 1024, proc.returncode, out, err, other,
+               cpu=usage.ru_utime + usage.ru_stime)
 
 
 def _drain(proc: subprocess.Popen) -> tuple[str, str]:

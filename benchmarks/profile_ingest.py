@@ -7,7 +7,11 @@ Runs `audit.ingest.ingest` in this process on a connection wrapper that times ev
 so each statement gets its wall time and the peak RSS while it ran. The Python-side reading of each
 sheet or file (`read_any`: header and encoding check; pyarrow/calamine for files DuckDB does not
 read itself) is timed the same way. The SHA-256 runs in a background thread and is not a row of
-its own. `--set` statements run on the connection first (e.g. "SET memory_limit='1GB'").
+its own. `--set` statements run on the connection first (e.g. "SET memory_limit='1GB'"; the
+connection already has the memory settings of `audit.db.connect`, AUDIT_MEMORY_LIMIT included).
+`--duck-memory` also samples DuckDB's own accounting (`duckdb_memory()`: memory in use and
+temporary storage spilled to disk) through a second cursor, and reports its peak per statement.
+The `audit` package profiled is the one of this checkout (not an installed one).
 """
 
 from __future__ import annotations
@@ -20,13 +24,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, fresh_db  # noqa: E402
+from common import DATA, ROOT, fresh_db  # noqa: E402
+
+sys.path.insert(0, str(ROOT))     # this checkout's audit package, not an installed one
 
 
 class RssSampler(threading.Thread):
     def __init__(self, interval: float = 0.02):
         super().__init__(daemon=True)
         self.interval, self.peak, self.stop_flag = interval, 0, False
+        self.duck = None                 # a cursor to sample duckdb_memory() with (--duck-memory)
+        self.duck_peak = (0.0, 0.0)      # DuckDB memory in use, temporary storage on disk (MB)
 
     @staticmethod
     def rss_mb() -> float:
@@ -37,16 +45,27 @@ class RssSampler(threading.Thread):
         return 0.0
 
     def run(self):
+        n = 0
         while not self.stop_flag:
             self.peak = max(self.peak, self.rss_mb())
+            if self.duck is not None and n % 10 == 0:      # every 0.2 s: the query is not free
+                try:
+                    used, tmp = self.duck.execute("SELECT sum(memory_usage_bytes), sum(temporary_storage_bytes) "
+                                                  "FROM duckdb_memory()").fetchone()
+                    self.duck_peak = (max(self.duck_peak[0], used / 2**20), max(self.duck_peak[1], tmp / 2**20))
+                except Exception:   # noqa: BLE001 - a sample may fail while the connection closes
+                    pass
+            n += 1
             time.sleep(self.interval)
 
     def window(self) -> None:
         self.peak = self.rss_mb()
+        self.duck_peak = (0.0, 0.0)
 
 
 SAMPLER = RssSampler()
 RECORDS: list[tuple[float, float, str, float]] = []   # seconds, peak RSS MB in window, label, CPU seconds
+DUCK: dict[int, tuple[float, float]] = {}              # record index -> DuckDB memory / temp storage peak MB
 
 
 def _label(sql: str) -> str:
@@ -74,6 +93,7 @@ class TimedCon:
         t, c = time.perf_counter(), cpu_seconds()
         res = fn(*a)
         RECORDS.append((time.perf_counter() - t, SAMPLER.peak, label, cpu_seconds() - c))
+        DUCK[len(RECORDS) - 1] = SAMPLER.duck_peak
         return res
 
     def execute(self, sql, params=None):
@@ -100,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--keep", action="store_true", help="do not start from a fresh database")
     ap.add_argument("--set", action="append", default=[], help="SQL run on the connection first")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--duck-memory", action="store_true", help="also sample duckdb_memory() (see above)")
     args = ap.parse_args(argv)
 
     import audit.ingest.load as load
@@ -128,13 +149,19 @@ def main(argv: list[str] | None = None) -> None:
     con = connect(args.db)
     for s in args.set:
         con.execute(s)
+    print("settings: " + ", ".join(f"{k}={v}" for k, v in con.execute(
+        "SELECT name, value FROM duckdb_settings() WHERE name IN ('memory_limit', 'temp_directory', 'threads') "
+        "ORDER BY name").fetchall()))
+    if args.duck_memory:
+        SAMPLER.duck = con.cursor()
     rep = load.ingest(TimedCon(con), args.files)
+    SAMPLER.stop_flag = True
+    SAMPLER.join()
     con.close()
     total, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-    SAMPLER.stop_flag = True
     print(f"total {total:.2f}s ({cpu:.2f} CPU s), peak RSS {max(r[1] for r in RECORDS):,.0f} MB; "
           f"read {rep.rows_read:,} loaded {rep.loaded:,} quarantined {rep.quarantined:,} duplicates {rep.duplicates:,}")
-    print_records(args.top)
+    print_records(args.top, args.duck_memory)
 
 
 def cpu_seconds() -> float:
@@ -143,14 +170,17 @@ def cpu_seconds() -> float:
     return t.user + t.system
 
 
-def print_records(top: int) -> None:
+def print_records(top: int, duck: bool = False) -> None:
     """The sum of the timed steps, then the `top` slowest as a markdown table. `CPU s` is the
     whole process's CPU time during the step: > seconds when DuckDB ran on several cores, and it
     includes background threads (the SHA-256 of the input)."""
     print(f"sum of timed steps {sum(r[0] for r in RECORDS):.2f}s, {sum(r[3] for r in RECORDS):.2f} CPU s\n")
-    print("| seconds | CPU s | peak RSS MB | statement |\n| ---: | ---: | ---: | --- |")
-    for sec, peak, label, cpu in sorted(RECORDS, key=lambda r: -r[0])[:top]:
-        print(f"| {sec:.2f} | {cpu:.2f} | {peak:,.0f} | `{label}` |")
+    extra = " DuckDB MB | spilled MB |" if duck else ""
+    print(f"| seconds | CPU s | peak RSS MB |{extra} statement |\n| ---: | ---: | ---: |{' ---: | ---: |' if duck else ''} --- |")
+    for i in sorted(range(len(RECORDS)), key=lambda i: -RECORDS[i][0])[:top]:
+        sec, peak, label, cpu = RECORDS[i]
+        cols = f" {DUCK.get(i, (0, 0))[0]:,.0f} | {DUCK.get(i, (0, 0))[1]:,.0f} |" if duck else ""
+        print(f"| {sec:.2f} | {cpu:.2f} | {peak:,.0f} |{cols} `{label}` |")
 
 
 if __name__ == "__main__":
