@@ -36,9 +36,7 @@ class Resolution:
 def resolve(con, staged) -> Resolution:
     """Give the city-less rows of this ingest their case's city (see module doc).
 
-    `_ev0` (events) and `_cs0` (case rows) are views over the staged tables; the staged tables
-    themselves are updated in place (an UPDATE writes one column, where a copy would write them
-    all, and keeps each row's rowid, from which its row number comes). Ambiguous counted rows and
+    `_ev0` (events) and `_cs0` (case rows) are views over the staged tables. Ambiguous counted rows and
     case rows that cannot be placed go to `_mquar` (quarantine), the attributes of a combined
     export's case that cannot be placed to `_aside`. Events made from a wide ledger's row follow
     their row."""
@@ -65,22 +63,41 @@ def resolve(con, staged) -> Resolution:
         FROM ({' UNION ALL '.join(known)}) SEMI JOIN (SELECT case_id FROM _cmap WHERE ambiguous) USING (case_id)
         GROUP BY case_id""")
     res = Resolution(events="_ev", waiting="_evwait", cases="_cs")
+    # Case rows: their tables are updated in place (an UPDATE writes one column and keeps each
+    # row's rowid, from which its row number comes).
     for st in staged:
-        for table in st.tables:    # the stage, and the wide ledger's events or the folded case rows
+        tables = ([st.tables[0]] if not st.counts_events else []) + [t for t in st.tables if t.startswith("_csf")]
+        for table in tables:
             n = con.execute(f"""UPDATE {table} SET city = m.city FROM _cmap m
                                 WHERE {table}.city IS NULL AND {table}.case_id = m.case_id AND NOT m.ambiguous
                                 {f'AND {table}.problem IS NULL' if table == st.tables[0] else ''}""").fetchall()[0][0]
             if table == st.tables[0] and n:
                 res.resolved[st.file_id] = n
-    con.execute("""CREATE OR REPLACE TEMP VIEW _ev AS SELECT * FROM _ev0 WHERE city IS NOT NULL;
-                   CREATE OR REPLACE TEMP VIEW _cs AS SELECT * FROM _cs0 WHERE city IS NOT NULL;""")
-    if not (has_rows(con, "_ev0 WHERE city IS NULL") or has_rows(con, "_cs0 WHERE city IS NULL")):
+    # Events (millions of rows): their city is looked up as they are read, which costs less than
+    # writing it into their tables.
+    con.execute("""
+        CREATE OR REPLACE TEMP VIEW _placed AS SELECT case_id, city FROM _cmap WHERE NOT ambiguous;
+        CREATE OR REPLACE TEMP VIEW _ev AS
+        SELECT e.pos, e.counted, coalesce(e.city, m.city) AS city, e.case_id, e.step, e."time", e.staff, e.note, e.h
+        FROM _ev0 e LEFT JOIN _placed m ON e.city IS NULL AND m.case_id = e.case_id
+        WHERE e.city IS NOT NULL OR m.city IS NOT NULL;
+        CREATE OR REPLACE TEMP VIEW _cs AS SELECT * FROM _cs0 WHERE city IS NOT NULL;""")
+    cityless = dict(con.execute("SELECT pos >> 40, count(*) FROM _ev0 WHERE city IS NULL AND counted GROUP BY 1").fetchall())
+    unplaced = "_ev0 WHERE city IS NULL AND case_id NOT IN (SELECT case_id FROM _placed)"
+    left = has_rows(con, unplaced)
+    remaining = dict(con.execute(f"SELECT pos >> 40, count(*) FROM {unplaced} AND counted GROUP BY 1").fetchall()) \
+        if left else {}
+    for file_id, n in cityless.items():
+        if n - remaining.get(file_id, 0):
+            res.resolved[file_id] = n - remaining.get(file_id, 0)
+    if not (left or has_rows(con, "_cs0 WHERE city IS NULL")):
         res.waiting = None       # every row has its city now
         return res
     # What is still without a city is ambiguous, or not known yet (waiting; a case row: quarantined).
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW _evwait AS
         SELECT * FROM _ev0 WHERE city IS NULL AND counted AND case_id NOT IN (SELECT case_id FROM _cmap);
+        -- (A wide ledger's events whose row has no city follow their row, quarantined.)
         INSERT INTO _mquar SELECT pos >> 40, (pos >> 6) & {ROW_BITS}, 'case_id', {AMBIGUOUS}
         FROM _ev0 JOIN _camb USING (case_id) WHERE city IS NULL AND counted;
         INSERT INTO _mquar SELECT file_id, "row", 'case_id', CASE WHEN cities IS NOT NULL THEN {AMBIGUOUS} ELSE {NO_CITY} END

@@ -112,10 +112,13 @@ def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | 
             scan.result()
             for fr in report.files[first:]:
                 fr.sha256 = scan.sha256
+        # Cities are placed before the transaction: it works on the staged (temporary) tables
+        # only, and an UPDATE of them inside it would make the commit seconds slower.
+        res = _prepare(con, report, staged)
         con.execute("BEGIN TRANSACTION")
         try:
             report.ingest_id = con.execute("SELECT nextval('ingest_seq')").fetchall()[0][0]
-            _merge(con, report, staged, append, city)
+            _merge(con, report, staged, res, append, city)
             _log(con, report, started, command, city, profile)
             con.execute("COMMIT")
         except BaseException:
@@ -128,9 +131,9 @@ def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | 
     return report
 
 
-def _merge(con, report: IngestReport, staged, append: bool, city: str | None) -> None:
-    """City resolution, the merges, and the accounting of every row (see module doc)."""
-    ingest_id = report.ingest_id
+def _prepare(con, report: IngestReport, staged) -> cities.Resolution:
+    """The working tables of the merge, the views of all staged events (`_ev0`) and case rows
+    (`_cs0`), and the city of the rows without one."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _mquar (file_id INTEGER, "row" BIGINT, field VARCHAR, reason VARCHAR);
         CREATE OR REPLACE TEMP TABLE _touched (file_id BIGINT, city VARCHAR, case_id VARCHAR, kind VARCHAR);
@@ -145,7 +148,14 @@ def _merge(con, report: IngestReport, staged, append: bool, city: str | None) ->
     case_sql = [sql for st in staged for sql in st.cases_sql]
     con.execute(f"CREATE OR REPLACE TEMP VIEW _ev0 AS {' UNION ALL '.join(events) or EMPTY_EVENTS}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW _cs0 AS {' UNION ALL '.join(case_sql) or EMPTY_CASE_ROWS}")
-    res = cities.resolve(con, staged)
+    return cities.resolve(con, staged)
+
+
+def _merge(con, report: IngestReport, staged, res: cities.Resolution, append: bool, city: str | None) -> None:
+    """The merges, and the accounting of every row (see module doc)."""
+    ingest_id = report.ingest_id
+    events = [sql for st in staged for sql in st.events_sql]
+    case_sql = [sql for st in staged for sql in st.cases_sql]
     counts = merge.MergeCounts()
     conflicts = merge.merge_cases(con, res.cases, ingest_id, counts)
     ev = res.events

@@ -312,6 +312,6 @@ def merge_cases(con, source: str, ingest_id: int, counts: MergeCounts) -> bool:
     return not one_row_each and has_rows(con, "_csconf")
 
 
-WORK_VIEWS = ("_ev", "_evwait", "_cs", "_ev0", "_cs0", "_csn", "_csv", "_evu_e", "_evu_w")
+WORK_VIEWS = ("_ev", "_evwait", "_placed", "_cs", "_ev0", "_cs0", "_csn", "_csv", "_evu_e", "_evu_w")
 WORK_TABLES = ("_quar", "_aside", "_mquar", "_touched", "_tc", "_files", "_heads", "_cityless", "_cmap", "_camb", "_csall", "_csconf", "_csn", "_csr", "_csv", "_wplace",
                *(f"{t}{tag}" for t in ("_duph", "_dupskip", "_evc", "_evcase", "_evload") for tag in ("_e", "_w")))
