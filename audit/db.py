@@ -42,7 +42,11 @@ CASE_FIELDS = [
     "rating_score", "rating_time", "materials",
 ]
 
-SCHEMA = """
+# The columns of an event (after its city): event_rows and waiting_events.
+EVENT_COLUMNS = """case_id VARCHAR NOT NULL, step VARCHAR NOT NULL, "time" TIMESTAMP NOT NULL, staff VARCHAR,
+    note VARCHAR, source_row BIGINT, seq BIGINT, ingest_id BIGINT, file_id INTEGER"""
+
+SCHEMA = f"""
 CREATE SEQUENCE IF NOT EXISTS ingest_seq START 1;
 CREATE TABLE IF NOT EXISTS ingests (
     ingest_id     BIGINT PRIMARY KEY,
@@ -98,17 +102,7 @@ CREATE TABLE IF NOT EXISTS set_aside (
     raw         VARCHAR,    -- the cell as written
     reason      VARCHAR
 );
-CREATE TABLE IF NOT EXISTS waiting_events (
-    case_id       VARCHAR NOT NULL,
-    step          VARCHAR NOT NULL,
-    "time"        TIMESTAMP NOT NULL,
-    staff         VARCHAR,
-    note          VARCHAR,
-    source_row    BIGINT,
-    seq           BIGINT,
-    ingest_id     BIGINT,
-    file_id       INTEGER
-);
+CREATE TABLE IF NOT EXISTS waiting_events ({EVENT_COLUMNS});   -- event_rows without the city
 CREATE TABLE IF NOT EXISTS case_rows (
     city          VARCHAR NOT NULL,
     case_id       VARCHAR NOT NULL,
@@ -133,18 +127,7 @@ CREATE TABLE IF NOT EXISTS case_rows (
     ingest_id     BIGINT,
     file_id       INTEGER     -- with ingest_id: the ingest_files row of the source file
 );
-CREATE TABLE IF NOT EXISTS event_rows (
-    city          VARCHAR NOT NULL,
-    case_id       VARCHAR NOT NULL,
-    step          VARCHAR NOT NULL,
-    "time"        TIMESTAMP NOT NULL,
-    staff         VARCHAR,
-    note          VARCHAR,
-    source_row    BIGINT,
-    seq           BIGINT,
-    ingest_id     BIGINT,
-    file_id       INTEGER
-);
+CREATE TABLE IF NOT EXISTS event_rows (city VARCHAR NOT NULL, {EVENT_COLUMNS});
 -- Columns added after the first release (older databases get them on open).
 ALTER TABLE ingest_files ADD COLUMN IF NOT EXISTS set_aside BIGINT;
 ALTER TABLE ingest_files ADD COLUMN IF NOT EXISTS city_filled BIGINT;

@@ -82,14 +82,16 @@ def resolve(con, staged) -> Resolution:
         FROM _ev0 e LEFT JOIN _placed m ON e.city IS NULL AND m.case_id = e.case_id
         WHERE e.city IS NOT NULL OR m.city IS NOT NULL;
         CREATE OR REPLACE TEMP VIEW _cs AS SELECT * FROM _cs0 WHERE city IS NOT NULL;""")
-    cityless = dict(con.execute("SELECT pos >> 40, count(*) FROM _ev0 WHERE city IS NULL AND counted GROUP BY 1").fetchall())
-    unplaced = "_ev0 WHERE city IS NULL AND case_id NOT IN (SELECT case_id FROM _placed)"
-    left = has_rows(con, unplaced)
-    remaining = dict(con.execute(f"SELECT pos >> 40, count(*) FROM {unplaced} AND counted GROUP BY 1").fetchall()) \
-        if left else {}
-    for file_id, n in cityless.items():
-        if n - remaining.get(file_id, 0):
-            res.resolved[file_id] = n - remaining.get(file_id, 0)
+    # Per file: the counted events without a city, and those of them still without one (one pass).
+    left = False
+    for file_id, n, unplaced in con.execute("""
+            SELECT e.pos >> 40, count(*), count(*) FILTER (WHERE m.case_id IS NULL)
+            FROM _ev0 e LEFT JOIN _placed m USING (case_id) WHERE e.city IS NULL AND e.counted GROUP BY 1""").fetchall():
+        left = left or unplaced > 0
+        if n - unplaced:
+            res.resolved[file_id] = n - unplaced
+    # (a wide ledger's events, not counted, follow their case row)
+    left = left or has_rows(con, "_ev0 e WHERE e.city IS NULL AND NOT e.counted AND e.case_id NOT IN (SELECT case_id FROM _placed)")
     if not (left or has_rows(con, "_cs0 WHERE city IS NULL")):
         res.waiting = None       # every row has its city now
         return res

@@ -211,16 +211,21 @@ def _cases_touched(con, report: IngestReport, counts: merge.MergeCounts) -> None
         only = next(i for i, f in enumerate(report.files) if f.layout in ("events", "combined"))
         report.files[only].new_cases = report.new_cases = counts.first_load_cases
         return
-    con.execute("""CREATE OR REPLACE TEMP TABLE _tc AS
-                   SELECT file_id, city, case_id, bool_or(kind = 'replaced') AS r, bool_or(kind = 'new') AS n
-                   FROM _touched GROUP BY ALL""")
-    for file_id, replaced, new in con.execute("""
-            SELECT file_id, count(*) FILTER (WHERE r), count(*) FILTER (WHERE n) FROM _tc GROUP BY file_id""").fetchall():
+    if any(f.layout in ("combined", "wide") for f in report.files):
+        # A file with both events and case rows may have touched a case twice.
+        con.execute("""CREATE OR REPLACE TEMP TABLE _tc AS
+                       SELECT file_id, city, case_id, bool_or(kind = 'replaced') AS r, bool_or(kind = 'new') AS n
+                       FROM _touched GROUP BY ALL""")
+        tc = "_tc"
+    else:
+        tc = "(SELECT file_id, city, case_id, kind = 'replaced' AS r, kind = 'new' AS n FROM _touched)"
+    for file_id, replaced, new in con.execute(f"""
+            SELECT file_id, count(*) FILTER (WHERE r), count(*) FILTER (WHERE n) FROM {tc} GROUP BY file_id""").fetchall():
         report.files[file_id].replaced_cases = replaced
         report.files[file_id].new_cases = new
-    report.replaced_cases, report.new_cases = con.execute("""
+    report.replaced_cases, report.new_cases = con.execute(f"""
         SELECT count(*) FILTER (WHERE r), count(*) FILTER (WHERE n AND NOT r)
-        FROM (SELECT bool_or(r) AS r, bool_or(n) AS n FROM _tc GROUP BY city, case_id)""").fetchall()[0]
+        FROM (SELECT bool_or(r) AS r, bool_or(n) AS n FROM {tc} GROUP BY city, case_id)""").fetchall()[0]
 
 
 def _filled_elsewhere(con, report: IngestReport, staged, city: str) -> None:
