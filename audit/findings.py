@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from audit.engine import ensure_schema, latest_run
+from audit.engine import ensure_schema
 from audit.errors import UsageError
+from audit.runstore import select_run
 
 SEVERITY_ZH = {"error": "违规 (error)", "warning": "警告 (warning)", "info": "提示 (info)"}
 COLUMNS = ["case_id", "city", "rule_id", "severity", "clause", "message", "evidence", "hall", "service_type",
@@ -24,11 +25,12 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def query_findings(con, run_id: int | None = None, rule: str | None = None, city: str | None = None,
                    severity: str | None = None) -> tuple[int, pd.DataFrame]:
-    """The findings of a run (default: the latest), most serious first; (run_id, frame)."""
+    """The findings of a stored run (default: the latest), most serious first; (run_id, frame).
+
+    Hall, service type and staff are the case's as the run judged it (``run_cases``), not as the
+    case rows read now."""
     ensure_schema(con)
-    run_id = run_id or latest_run(con)
-    if run_id is None:
-        raise UsageError("还没有审计结果：请先运行 audit check")
+    run_id = select_run(con, run_id).run_id
     if severity and severity not in SEVERITY_ZH:
         raise UsageError(f"--severity 应为 error、warning 或 info，而不是 {severity!r}")
     where, params = ["f.run_id = ?"], [run_id]
@@ -45,7 +47,7 @@ def query_findings(con, run_id: int | None = None, rule: str | None = None, city
         SELECT f.case_id, f.city, f.rule_id, f.severity, f.clause, f.message, CAST(f.evidence AS VARCHAR) AS evidence,
                c.hall, c.service_type, c.staff, r.title
         FROM findings f
-        LEFT JOIN case_rows c ON c.city = f.city AND c.case_id = f.case_id
+        LEFT JOIN run_cases c ON c.run_id = f.run_id AND c.city = f.city AND c.case_id = f.case_id
         LEFT JOIN run_rules r ON r.run_id = f.run_id AND r.rule_id = f.rule_id
         WHERE {' AND '.join(where)}
         ORDER BY CASE f.severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
