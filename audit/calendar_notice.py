@@ -14,7 +14,7 @@ days; every other day is Monday–Friday work, Saturday–Sunday rest.
 
 The parser reads numbered sections (``一、`` … , or none) headed by festival names and a colon, in
 full-width or half-width punctuation, several to a line or one per line. In a section, the dates of a
-clause (up to ``，`` ``。`` ``；``) that ends in 放假 are days off (``A至B`` is a range; ``至3日`` keeps A's
+clause (up to ``，`` ``。`` ``；`` or ``.``) that ends in 放假 are days off (``A至B`` is a range; ``至3日`` keeps A's
 month and year; ``2018年12月30日`` names its own year), those of a clause ending in 上班 are make-up
 days. Parenthesised annotations (weekday, 农历) are not dates; a weekday given there must match the date,
 which catches a wrong year or a mistyped day. Every problem is reported at once with its line.
@@ -48,7 +48,7 @@ _TOKEN_RE = re.compile(r"""
     | (?P<off>放假)
     | (?P<work>上班)
     | 共\s*(?P<total>\d+)\s*天
-    | (?P<stop>[,。;])
+    | (?P<stop>[,。;.])
 """, re.VERBOSE)
 _WEEKDAY_RE = re.compile(r"(?:周|星期|礼拜)([一二三四五六日天])")
 _WEEKDAY_NO = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6}
@@ -123,17 +123,16 @@ def read_notice(path: Path) -> Notice:
     return parse_notice(read_calendar_text(Path(path), "节假日安排通知"), Path(path))
 
 
-def notice_calendar(path: Path, out: Path | None = None) -> NoticeCalendar:
-    """Parse the notice at `path`, write its override file to `out` (if given), and load the calendar
-    back through the override-file reader, so what is shown is what ``--calendar`` will read."""
-    notice = read_notice(path)
+def notice_calendar(notice: Notice, out: Path | None = None) -> NoticeCalendar:
+    """Write the notice's override file to `out` (if given) and load the calendar back through the
+    override-file reader, so what is shown is what ``--calendar`` will read."""
     text = notice.calendar_csv()
     if out is not None:
         try:
             out.write_text(text, encoding="utf-8-sig")  # with a BOM, as Excel wants for a UTF-8 CSV
         except OSError as exc:
             raise UsageError(f"无法写出日历文件 {out}: {exc.strerror} (cannot write calendar file)") from exc
-    source = out if out is not None else Path(path)
+    source = out if out is not None else notice.path
     cal = WorkCalendar(parse_override_text(text, source), [source])
     return NoticeCalendar(notice, text, cal, out)
 
@@ -210,11 +209,12 @@ def _read_section(section: Section, body: str, year: int, problems: list[str]) -
     previous: date | None = None
     through = False
     totals: list[int] = []
+    unreadable = False         # a date already reported: no second message about missing dates
     for tok in _TOKEN_RE.finditer(body):
         if tok.group("date"):
             d = _resolve(tok, previous, year, where, problems)
             if d is None:
-                through = False
+                through, unreadable = False, True
                 continue
             _check_weekday(d, tok.group("ann"), where, problems)
             if through and pending:
@@ -228,14 +228,14 @@ def _read_section(section: Section, body: str, year: int, problems: list[str]) -
         elif tok.group("through"):
             through = True
         elif tok.group("off") or tok.group("off_n"):
-            if not pending:
+            if not pending and not unreadable:
                 problems.append(f"{where}: “放假”前没有日期 (no dates before 放假)")
             section.days_off += pending
             if tok.group("off_n"):
                 totals.append(int(tok.group("off_n")))
             pending = []
         elif tok.group("work"):
-            if not pending:
+            if not pending and not unreadable:
                 problems.append(f"{where}: “上班”前没有日期 (no dates before 上班)")
             section.makeup_days += pending
             pending = []
@@ -250,7 +250,8 @@ def _read_section(section: Section, body: str, year: int, problems: list[str]) -
         problems.append(f"{where}: {'、'.join(_day_text(d) for d in pending)} 之后没有“放假”或“上班” "
                         "(dates neither 放假 nor 上班)")
     if not section.days_off:
-        problems.append(f"{where}: 没有放假日期 (no days off)")
+        if not unreadable:
+            problems.append(f"{where}: 没有放假日期 (no days off)")
     elif totals and totals[-1] != len(set(section.days_off)):
         problems.append(f"{where}: 写的是共 {totals[-1]} 天，日期却是 {len(set(section.days_off))} 天 "
                         "(the day count does not match the dates)")
