@@ -182,7 +182,8 @@ def parse_notice(text: str, path: Path) -> Notice:
         problems.append(f"第 {year_line or first}–{len(lines)} 行: 没有可识别的放假安排，应如"
                         "“一、元旦：1月1日（周四）至3日（周六）放假调休，共3天。1月4日（周日）上班。”"
                         " (no holiday line found)")
-    _check_conflicts(sections, problems)
+    if year:
+        _check_conflicts(sections, problems)
     if problems:
         shown = "; ".join(problems[:10]) + (f"; …共 {len(problems)} 处" if len(problems) > 10 else "")
         raise UsageError(f"{path} 不是可识别的节假日安排通知，{len(problems)} 处问题 "

@@ -35,7 +35,8 @@ def calendar_cmd(
 
     Example: audit calendar 2026-02
     (with a hall's own days: audit calendar 2027-01 --calendar 西安高新.csv)
-    (next year's notice: audit calendar --from-notice 通知.txt --out 2027.csv)
+
+    Example (next year's notice): audit calendar --from-notice 通知.txt --out 2027.csv
     """
     from audit.calendar import WorkCalendar, parse_month, render_month
     from audit.calendar_notice import notice_calendar, read_notice, render_notice_calendar
