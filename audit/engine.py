@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,7 +20,7 @@ from typing import Callable
 import duckdb
 
 from audit import __version__
-from audit.calendar import WorkCalendar
+from audit.calendar import WorkCalendar, notice_remedy
 from audit.dataquality import data_quality
 from audit.errors import CalendarError, PackError, UsageError
 from audit.facts import CalendarDateError, build_facts, build_settings, settings_in_force
@@ -146,20 +147,26 @@ def prepare(con, pack: Pack, as_of: dt.date, calendar: WorkCalendar, cities: lis
     return calendars
 
 
-CALENDAR_REMEDY = ("；请用 --calendar FILE 提供该年的日历 (date,is_workday)，或 pip install -U chinesecalendar，"
-                   "或明确选择 --calendar-fallback weekdays")
+CALENDAR_REMEDY = ("；请用 --calendar FILE 提供该年的日历 (date,is_workday)，{notice}，"
+                   "或 pip install -U chinesecalendar，或明确选择 --calendar-fallback weekdays")
+
+
+def calendar_remedy(message: str) -> str:
+    """CALENDAR_REMEDY for the year the message names (the `--from-notice` example uses it)."""
+    year = re.search(r"(\d{4}) 年不在工作日历范围内", message)
+    return CALENDAR_REMEDY.format(notice=notice_remedy(int(year.group(1)) if year else None))
 
 
 def _guard_calendar(fn: Callable[[], object]):
     try:
         return fn()
     except CalendarDateError as exc:
-        raise CalendarError(str(exc) + CALENDAR_REMEDY) from None
+        raise CalendarError(str(exc) + calendar_remedy(str(exc))) from None
     except duckdb.InvalidInputException as exc:
         msg = str(exc)
         if "工作日历" in msg:
-            detail = msg.split("工作日历", 1)[1]
-            raise CalendarError("工作日历" + detail.split("(date outside")[0].strip() + CALENDAR_REMEDY) from None
+            detail = "工作日历" + msg.split("工作日历", 1)[1].split("(date outside")[0].strip()
+            raise CalendarError(detail + calendar_remedy(detail)) from None
         raise
 
 
