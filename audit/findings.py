@@ -15,6 +15,7 @@ import pandas as pd
 
 from audit.engine import ensure_schema, latest_run
 from audit.errors import UsageError
+from audit.known import require_finding_filters
 
 SEVERITY_ZH = {"error": "违规 (error)", "warning": "警告 (warning)", "info": "提示 (info)"}
 COLUMNS = ["case_id", "city", "rule_id", "severity", "clause", "message", "evidence", "hall", "service_type",
@@ -24,13 +25,17 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def query_findings(con, run_id: int | None = None, rule: str | None = None, city: str | None = None,
                    severity: str | None = None) -> tuple[int, pd.DataFrame]:
-    """The findings of a run (default: the latest), most serious first; (run_id, frame)."""
+    """The findings of a run (default: the latest), most serious first; (run_id, frame).
+
+    A `rule` the run's pack does not have, or a `city` the run did not judge, is a UsageError
+    listing the known ones (`audit.known`); a known one without findings gives an empty frame."""
     ensure_schema(con)
     run_id = run_id or latest_run(con)
     if run_id is None:
         raise UsageError("还没有审计结果：请先运行 audit check")
     if severity and severity not in SEVERITY_ZH:
         raise UsageError(f"--severity 应为 error、warning 或 info，而不是 {severity!r}")
+    require_finding_filters(con, run_id, rule, city)
     where, params = ["f.run_id = ?"], [run_id]
     if rule:
         where.append("upper(f.rule_id) = upper(?)")
