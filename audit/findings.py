@@ -15,6 +15,7 @@ import pandas as pd
 
 from audit.engine import ensure_schema
 from audit.errors import UsageError
+from audit.known import require_finding_filters
 from audit.runstore import select_run
 
 SEVERITY_ZH = {"error": "违规 (error)", "warning": "警告 (warning)", "info": "提示 (info)"}
@@ -28,11 +29,14 @@ def query_findings(con, run_id: int | None = None, rule: str | None = None, city
     """The findings of a stored run (default: the latest), most serious first; (run_id, frame).
 
     Hall, service type and staff are the case's as the run judged it (``run_cases``), not as the
-    case rows read now."""
+    case rows read now. A `rule` the run's pack does not have, or a `city` the run did not judge,
+    is a UsageError listing the known ones (`audit.known`); a known one without findings gives an
+    empty frame."""
     ensure_schema(con)
     run_id = select_run(con, run_id).run_id
     if severity and severity not in SEVERITY_ZH:
         raise UsageError(f"--severity 应为 error、warning 或 info，而不是 {severity!r}")
+    require_finding_filters(con, run_id, rule, city)
     where, params = ["f.run_id = ?"], [run_id]
     if rule:
         where.append("upper(f.rule_id) = upper(?)")

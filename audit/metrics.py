@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from audit.errors import UsageError
+from audit.known import refuse, unknown_values
 
 GROUP_KEYS = ("city", "county", "hall", "month", "service_type", "channel", "object_type", "staff")
 FIGURES = ("cases", "response_rate", "resolution_rate", "on_time_rate", "satisfaction_rate", "mean_rating",
@@ -57,11 +57,9 @@ class KpiResult:
 
 
 def parse_by(text: str | None) -> list[str]:
-    """`city,month` → ['city', 'month']; unknown keys are a UsageError."""
+    """`city,month` → ['city', 'month']; unknown keys are a UsageError listing the known ones."""
     keys = [k.strip() for k in (text or "").split(",") if k.strip()]
-    bad = [k for k in keys if k not in GROUP_KEYS]
-    if bad:
-        raise UsageError(f"--by 中的 {', '.join(bad)} 不是可用的分组；可用: {', '.join(GROUP_KEYS)}")
+    refuse([unknown_values("--by", keys, list(GROUP_KEYS), "不是可用的分组")])
     return keys
 
 

@@ -15,8 +15,8 @@ from audit.cli.common import DbOption, DebugOption, echo, eprint, guarded
 @guarded
 def report_cmd(
     out: Path = typer.Option(..., "--out", help="输出的 HTML 文件"),
-    city: Optional[List[str]] = typer.Option(None, "--city", help="只包含此地市 (可重复)"),
-    month: Optional[str] = typer.Option(None, "--month", help="只包含此月受理的办件 YYYY-MM"),
+    city: Optional[List[str]] = typer.Option(None, "--city", help="只包含此地市 (可重复)；没有办件的地市报错 (退出码 2)"),
+    month: Optional[str] = typer.Option(None, "--month", help="只包含此月受理的办件 YYYY-MM；没有办件的月份报错 (退出码 2)"),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="审计日 YYYY-MM-DD (默认: 最近一次审计的审计日)"),
     run: Optional[int] = typer.Option(None, "--run", help="审计编号 (默认: 最近一次)"),
     show_personal_data: bool = typer.Option(False, "--show-personal-data",
@@ -33,10 +33,15 @@ def report_cmd(
     """
     from audit.db import connect
     from audit.engine import parse_as_of
+    from audit.known import require_cities
     from audit.report import write_report
+    from audit.report.figures import city_names, require_month_format
 
+    require_month_format(month)
     con = connect(db)
     try:
+        # Before a run is chosen (or made): a city the database has no case of is refused at once.
+        require_cities(con, city_names(city))
         info = write_report(con, out, cities=city or None, month=month, as_of=parse_as_of(as_of),
                             show_personal=show_personal_data, run_id=run)
     finally:
