@@ -1,7 +1,7 @@
 """The figures of the report: scope, summary with month-on-month change, city ranking, breakdowns.
 
-All figures come from `audit.metrics.compute_kpis` over ``case_kpi`` (contract §5), restricted to
-the report's scope: the chosen cities and, with ``--month``, the cases requested in that month.
+All figures come from `audit.metrics.compute_kpis` over the sums stored with the run
+(``run_kpi_cells``, as `audit kpi` reads them; contract §5), restricted to the report's scope: the chosen cities and, with ``--month``, the cases requested in that month.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pandas as pd
 
 from audit.errors import UsageError
 from audit.known import refuse, unknown_values
-from audit.metrics import FIGURES, compute_kpis
+from audit.metrics import FIGURES, compute_kpis, kpi_cells
 from audit.report.text import (KEY_ZH, RANKED_FIGURES, figure_zh, fmt_change, fmt_count, fmt_figure,
                                is_empty)
 
@@ -86,8 +86,9 @@ def previous_month(month: str) -> str:
 
 
 def kpis(con, run_id: int, by: list[str], where: tuple[str, list]) -> pd.DataFrame:
-    """`compute_kpis` for a (sql, params) condition."""
-    return compute_kpis(con, by, run_id, where[0], where[1])
+    """`compute_kpis` for a (sql, params) condition, from the sums stored with the run — the same
+    cells `audit kpi` reads, so the report's figures equal its figures by construction."""
+    return compute_kpis(con, by, run_id, where[0], where[1], source=kpi_cells(run_id))
 
 
 def summary(con, run_id: int, scope: Scope) -> dict:
