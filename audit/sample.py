@@ -32,6 +32,9 @@ RULES = ["FLOW-BB-STEPS", "FLOW-BB-ORDER", "FLOW-DB-STEPS", "FLOW-DB-ORDER", "FL
          "FLOW-DB-SUSPEND", "REQ-ONE-TO-ONE", "REQ-ONE-STOP", "REQ-TIME-LIMIT", "REQ-INTEGRITY",
          "REQ-RESPONSE", "ARCHIVE-TIMELY", "ARCHIVE-MATERIALS", "EVAL-RATED", "EVAL-FOLLOWUP"]
 MINUTES_PER_DAY = 1440
+# The period the sample's requests are spread over. Events after its end are cut off, so the end
+# is the audit date the sample assumes (the default audit date of the bundled sample, too).
+PERIOD_START, PERIOD_END = date(2025, 9, 1), date(2026, 3, 31)
 
 
 def working_days(lo: date, hi: date) -> np.ndarray:
@@ -75,8 +78,8 @@ def _pick(g: _Gen, rate: float, eligible: np.ndarray) -> np.ndarray:
     return eligible & (g.rng.random(len(eligible)) < rate)
 
 
-def generate_cases(n_cases: int, city: str, seed: int, start: date = date(2025, 9, 1),
-                   end: date = date(2026, 3, 31), *, wide: bool = False,
+def generate_cases(n_cases: int, city: str, seed: int, start: date = PERIOD_START,
+                   end: date = PERIOD_END, *, wide: bool = False,
                    with_truth: bool = False):
     """Generate `n_cases` synthetic cases of `city` with requests spread over [start, end].
 

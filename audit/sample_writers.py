@@ -83,7 +83,7 @@ def _writer_rng(seed: int, city: str) -> np.random.Generator:
     return np.random.default_rng([seed, 99, zlib.crc32(city.encode("utf-8"))])
 
 
-def write_yanan(out: Path, cases: pd.DataFrame, events: pd.DataFrame, seed: int) -> dict:
+def write_yanan(out: Path, cases: pd.DataFrame, events: pd.DataFrame, seed: int) -> list[dict]:
     """延安: GBK combined export, one row per event with the case attributes repeated."""
     rng = _writer_rng(seed, "延安")
     rows = events.merge(cases, on="case_id", how="left", suffixes=("_event", ""), sort=False)
@@ -106,8 +106,8 @@ def write_yanan(out: Path, cases: pd.DataFrame, events: pd.DataFrame, seed: int)
     w.writerows(body)
     name = "延安_办件明细.csv"
     (out / name).write_bytes(buf.getvalue().encode("gbk"))
-    return {"file": name, "city": None, "profile": None, "layout": "combined", "encoding": "gbk",
-            "rows": len(body), "cases": len(cases)}
+    return [{"file": name, "city": None, "profile": None, "layout": "combined", "encoding": "gbk",
+             "rows": len(body), "cases": len(cases)}]
 
 
 def write_baoji(out: Path, cases: pd.DataFrame, events: pd.DataFrame, seed: int) -> list[dict]:
@@ -215,6 +215,19 @@ def write_yulin(out: Path, cases: pd.DataFrame, events: pd.DataFrame, seed: int)
              "rows": len(cases), "cases": len(cases)}]
 
 
+# The sample's cities, in ingest order, and whether the city's export is a wide ledger.
+SAMPLE_CITIES = {"延安": False, "宝鸡": False, "榆林": True}
+
+
+def sample_frames(cases_per_city: int, seed: int, with_truth: bool = False):
+    """Yield ``(city, frames)`` for each city of the sample, in ingest order: the generated
+    ``(cases, events)`` that `write_sample` writes for it, or with ``with_truth``
+    ``(cases, events, truth)``, truth being the generator's record of the violations it injected
+    (rule id -> case ids; see `audit.sample.generate_cases`). Generated one city at a time."""
+    for city, wide in SAMPLE_CITIES.items():
+        yield city, generate_cases(cases_per_city, city, seed, wide=wide, with_truth=with_truth)
+
+
 def write_sample(out_dir: str | Path, cases_per_city: int = 300, seed: int = 20251001) -> list[dict]:
     """Generate `cases_per_city` cases for each of 延安, 宝鸡 and 榆林 and write them in three
     export shapes into `out_dir` (created if needed), plus ``manifest.yaml``.
@@ -229,9 +242,10 @@ def write_sample(out_dir: str | Path, cases_per_city: int = 300, seed: int = 202
                          f"(an XLSX sheet holds at most 1,048,576 rows), got {cases_per_city}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    entries = [write_yanan(out, *generate_cases(cases_per_city, "延安", seed), seed)]
-    entries += write_baoji(out, *generate_cases(cases_per_city, "宝鸡", seed), seed)
-    entries += write_yulin(out, *generate_cases(cases_per_city, "榆林", seed, wide=True), seed)
+    writers = {"延安": write_yanan, "宝鸡": write_baoji, "榆林": write_yulin}
+    entries = []
+    for city, frames in sample_frames(cases_per_city, seed):       # one city in memory at a time
+        entries += writers[city](out, *frames, seed)
     manifest = {"description": "bangban-audit 样例数据: 按顺序导入 (ingest in this order)",
                 "seed": seed, "cases_per_city": cases_per_city, "files": entries}
     text = ("# audit ingest <file> [--city <city>] [--profile <profile>] for each entry, in order\n"
