@@ -92,7 +92,9 @@ def generate_cases(n_cases: int, city: str, seed: int, start: date = PERIOD_STAR
     ``wide=True`` restricts the data to what a wide ledger can hold (at most one 中止/续办, no
     移交, no staff on events). ``with_truth=True`` also returns a dict rule id -> case ids into
     which a violation of that rule was injected (an injection cut off by the end of the period,
-    or one into a case that an unrelated gap keeps from being judged, may not show).
+    or one into a case that an unrelated gap keeps from being judged, may not show; and one may
+    break another rule too, e.g. a dropped 委托 breaks FLOW-DB-STEPS: tests/sample_explain.py
+    names each such difference, and tests/test_sample_oracle.py holds the findings to them).
     """
     if n_cases < 0:
         raise ValueError("n_cases must be >= 0")
