@@ -28,6 +28,7 @@ from audit.metrics import KPI_CELLS_SCHEMA, derive_case_kpi, store_kpi_cells
 from audit.pack import Pack, Rule, load_pack
 from audit.runstore import (RUN_STORE_SCHEMA, file_records, pack_digest, pack_files, pack_json, store_calendars,
                             store_cases, store_run_files)
+from audit.testpause import pause_for_test
 from audit.workdays import RunCalendars, build_calendars
 
 FINDINGS_SCHEMA = """
@@ -285,6 +286,7 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
                      json.dumps(inputs, ensure_ascii=False), __version__, n_cases,
                      sum(r.findings for r in result.results),
                      json.dumps(result.data_quality, ensure_ascii=False), pack_json(pack), pack_digest(files)])
+        pause_for_test(con, "check-commit")     # TEST-ONLY pause point: a no-op unless AUDIT_TEST_PAUSE_AT is set
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -1,11 +1,14 @@
-"""A second process, SIGTERM and kill -9 get one clear line and leave nothing behind (issue 9).
+"""A second process, SIGTERM and kill -9 get one clear line and leave nothing behind (issues 9, 10).
 
-Real processes: a second one holding the database's lock, and `python -m audit ingest` killed
-with SIGKILL or SIGTERM while it transcodes a GBK file into its temporary UTF-8 copy.
+Real processes: a second one holding the database's lock; `python -m audit ingest` killed
+with SIGKILL or SIGTERM while it transcodes a GBK file into its temporary UTF-8 copy; and
+`ingest` and `check` killed with SIGKILL inside their transactions, just before COMMIT (the
+test-only pause point `audit.testpause`), which must leave the database exactly as it was.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,8 +19,11 @@ from pathlib import Path
 import pytest
 
 from audit.db import connect
+from audit.engine import run_check
 from audit.errors import DatabaseBusy
-from tests.conftest import REPO, write_csv
+from audit.ingest import ingest
+from audit.sample import write_sample
+from tests.conftest import REPO, snapshot, write_csv
 from tests.test_ingest_bad_input import HEADER, SEED, rows, seeded, unchanged  # noqa: F401
 
 
@@ -49,8 +55,8 @@ def _gbk_events(path: Path, n: int) -> Path:
     return path
 
 
-def _audit(tmp: Path, *args, **popen):
-    env = dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=str(REPO))
+def _audit(tmp: Path, *args, env: dict | None = None, **popen):
+    env = env or dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=str(REPO))
     return subprocess.Popen([sys.executable, "-m", "audit", *map(str, args)], env=env, cwd=tmp,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
@@ -132,3 +138,126 @@ def test_a_lock_message_without_its_holder_still_names_the_database(tmp_path):
         'IO Error: Could not set lock on file "a.duckdb": Conflicting lock is held'))
     assert isinstance(err, DatabaseBusy)
     assert str(err).startswith(f"数据库 {tmp_path / 'a.duckdb'} 正被另一个进程使用 (database is in use by another process)；")
+
+
+# --- 7. kill -9 inside the ingest's and the check's transactions (issue 10) -------------------
+def _state(db: Path) -> dict:
+    """Everything in the database: every table's row count, the runs, the findings, and the
+    cases, events and quarantine (conftest.snapshot)."""
+    con = connect(db)
+    try:
+        tables = [r[0] for r in con.execute("""SELECT table_name FROM duckdb_tables()
+            WHERE database_name = current_database() AND NOT temporary ORDER BY 1""").fetchall()]
+        return {"counts": {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0] for t in tables},
+                "runs": _rows(con, "SELECT * FROM runs ORDER BY run_id"),
+                "findings": con.execute("SELECT * FROM findings ORDER BY ALL").fetchall(),
+                **snapshot(con)}
+    finally:
+        con.close()
+
+
+def _rows(con, sql: str) -> list[dict]:
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def _assert_as_before(db: Path, before: dict) -> None:
+    now = _state(db)
+    assert now["counts"] == before["counts"]        # every table's row count first (a short message)
+    assert now["runs"] == before["runs"]
+    assert now == before
+
+
+def _kill_at(tmp: Path, point: str, *args) -> dict:
+    """Run `python -m audit *args` until it pauses at `point` (inside its transaction, before
+    COMMIT), kill -9 it there, and return what the pause point saw (row counts in the transaction)."""
+    marker = tmp / f"{point}.json"
+    proc = _audit(tmp, *args, env=dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=str(REPO),
+                                       AUDIT_TEST_PAUSE_AT=point, AUDIT_TEST_PAUSE_MARKER=str(marker)))
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert proc.poll() is None, f"finished without reaching {point}: {proc.communicate()}"
+            assert time.monotonic() < deadline, f"{point} not reached"
+            time.sleep(0.02)
+        seen = json.loads(marker.read_text(encoding="utf-8"))
+        assert seen["point"] == point and seen["pid"] == proc.pid
+        assert proc.poll() is None                      # paused there, alive: the kill lands inside
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    marker.unlink()
+    return seen["tables"]
+
+
+def _finish(tmp: Path, *args) -> None:
+    proc = _audit(tmp, *args)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+
+
+@pytest.fixture
+def audited(tmp_path) -> Path:
+    """A database holding a small sample and one check run of it."""
+    data = tmp_path / "sample"
+    db = tmp_path / "audit.duckdb"
+    con = connect(db)
+    for entry in write_sample(data, cases_per_city=60, seed=5):
+        ingest(con, [data / entry["file"]], city=entry["city"],
+               profile=data / entry["profile"] if entry["profile"] else None)
+    run_check(con)
+    con.close()
+    return db
+
+
+def _events_csv(path: Path, n_cases: int) -> Path:
+    """A GBK combined export of `n_cases` cases, six events each."""
+    steps = ["咨询", "申请", "受理", "承办", "办结", "资料归档"]
+    with open(path, "w", encoding="gbk", newline="") as fh:
+        fh.write("办件编号,地市,服务类型,服务方式,承诺时限,收费金额,环节,时间,经办人\r\n")
+        for i in range(n_cases):
+            for j, step in enumerate(steps):
+                fh.write(f"K{i:07d},延安,帮办,线下,3,0,{step},2025/3/{1 + i % 28} {9 + j}:00,张三\r\n")
+    return path
+
+
+def test_kill_inside_the_ingest_transaction_leaves_the_database_as_it_was(tmp_path, audited):
+    # 21,000 cases: 126,000 events, more than one DuckDB row group (122,880 rows), which DuckDB
+    # writes into the database file before COMMIT.
+    big = _events_csv(tmp_path / "big.csv", 21_000)
+    before = _state(audited)
+    seen = _kill_at(tmp_path, "ingest-commit", "ingest", big, "--db", audited)
+    assert seen["event_rows"] == before["counts"]["event_rows"] + 6 * 21_000   # all written, not committed
+    assert seen["ingests"] == before["counts"]["ingests"] + 1
+    _assert_as_before(audited, before)
+    _finish(tmp_path, "ingest", big, "--db", audited)                           # the next ingest works
+    after = _state(audited)
+    assert after["counts"] == seen                                              # and gives what was lost:
+    assert len(after["events"]) == len(before["events"]) + 6 * 21_000          # the whole file
+    assert len(after["cases"]) == len(before["cases"]) + 21_000
+    assert set(before["cases"]) <= set(after["cases"]) and after["runs"] == before["runs"]
+
+
+@pytest.mark.parametrize("as_of", ["latest", "2026-01-30"])
+def test_kill_inside_the_check_transaction_leaves_the_database_as_it_was(tmp_path, audited, as_of):
+    """`latest` runs the stored run again (its transaction first deletes the stored findings and
+    run); a new audit date adds a run."""
+    args = ("check", "--db", audited) + (("--as-of", as_of) if as_of != "latest" else ())
+    before = _state(audited)
+    seen = _kill_at(tmp_path, "check-commit", *args)
+    assert seen["runs"] == len(before["runs"]) + (as_of != "latest")
+    assert seen["findings"] > 0 and seen["run_rules"] > 0
+    _assert_as_before(audited, before)               # the runs, findings and every count as they were
+    _finish(tmp_path, *args)                          # the next check works
+    after = _state(audited)
+    assert after["counts"] == seen
+    if as_of == "latest":                             # the same run, replaced under a new id
+        con = connect(audited)
+        assert con.execute("SELECT run_key, as_of, findings FROM runs").fetchall() == [
+            (before["runs"][0]["run_key"], before["runs"][0]["as_of"], len(before["findings"]))]
+        con.close()
+        assert sorted(f[1:] for f in after["findings"]) == sorted(f[1:] for f in before["findings"])

@@ -23,6 +23,7 @@ from audit.ingest.profile import load_profile
 from audit.ingest.readers import FileScan, read_any
 from audit.ingest.stage import EMPTY_CASE_ROWS, EMPTY_EVENTS, EVENT_COLUMNS, setup, stage_file
 from audit.ingest.vocab import header_lookup, normalize_value, step_lookup
+from audit.testpause import pause_for_test
 
 
 @dataclass
@@ -120,6 +121,7 @@ def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | 
             report.ingest_id = con.execute("SELECT nextval('ingest_seq')").fetchall()[0][0]
             _merge(con, report, staged, res, append, city)
             _log(con, report, started, command, city, profile)
+            pause_for_test(con, "ingest-commit")    # TEST-ONLY pause point: a no-op unless AUDIT_TEST_PAUSE_AT is set
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
