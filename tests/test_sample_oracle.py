@@ -97,13 +97,12 @@ def comparison(j) -> tuple[list[str], list[str]]:
     return lines, unexplained
 
 
-def test_findings_are_the_injected_violations_up_to_named_reasons(judged, capsys):
+def test_findings_are_the_injected_violations_up_to_named_reasons(judged):
     """Every injected violation is found unless a named reason (MISSED) holds for its case; every
     finding beyond the injected ones has a named reason (EXTRA). Rules without reasons (REQ-ONE-STOP,
-    REQ-INTEGRITY, ...) must match the record exactly."""
+    REQ-INTEGRITY, ...) must match the record exactly. The table: pytest -rP (or -s)."""
     lines, unexplained = comparison(judged)
-    with capsys.disabled():
-        print(f"\n[{judged['sample']} sample, audit date {PERIOD_END}]\n" + "\n".join(lines))
+    print(f"[{judged['sample']} sample, audit date {PERIOD_END}]\n" + "\n".join(lines))
     assert not unexplained, "differences without a named reason:\n" + "\n".join(unexplained) + "\n" + "\n".join(lines)
     for rule in RULES:
         assert judged["injected"][rule] & judged["found"][rule], f"no injected {rule} is found"
