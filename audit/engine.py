@@ -25,6 +25,7 @@ from audit.errors import CalendarError, PackError, UsageError
 from audit.facts import CalendarDateError, build_facts, build_settings, settings_in_force
 from audit.metrics import store_kpi_cells
 from audit.pack import Pack, Rule, load_pack
+from audit.rulecontract import RULE_OUTPUT
 from audit.workdays import RunCalendars, build_calendars
 
 FINDINGS_SCHEMA = """
@@ -156,8 +157,10 @@ def _guard_calendar(fn: Callable[[], object]):
 
 
 def rule_sql(rule: Rule) -> str:
-    """The rule's SQL wrapped to the findings shape (city, case_id, message, evidence JSON)."""
-    return f"""SELECT city, case_id, message, to_json(evidence) AS evidence FROM (
+    """The rule's SQL wrapped to the declared output shape (`audit.rulecontract.RULE_OUTPUT`:
+    city, case_id, message, and the evidence struct stored as JSON)."""
+    columns = ", ".join(f"{c.stored_as} AS {c.name}" for c in RULE_OUTPUT)
+    return f"""SELECT {columns} FROM (
 {rule.sql.strip().rstrip(';')}
 ) AS r"""
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from audit.calendar import WorkCalendar
 from audit.pack import Pack
+from audit.rulecontract import CITY_CALENDAR
 
 
 @dataclass
@@ -94,7 +95,7 @@ def build_calendars(con, pack: Pack, base: WorkCalendar, cities: list[str], lo: 
         first, last = cal.to_duckdb(con, lo, end, table=f"_cal_{key}", by_no_table=f"_wdno_{key}",
                                     required_end=hi, temporary=True)
         limits.append((key, first, last, cal))
-    con.execute("CREATE OR REPLACE TEMP TABLE city_calendar (city VARCHAR PRIMARY KEY, cal_key INTEGER)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE city_calendar ({CITY_CALENDAR.ddl()}, PRIMARY KEY (city))")
     if run.cities:
         con.executemany("INSERT INTO city_calendar VALUES (?, ?)", list(run.cities.items()))
     union_days = " UNION ALL ".join(f"SELECT {k} AS cal_key, d, is_workday, wd_no, wd_before FROM _cal_{k}"
