@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -144,16 +145,34 @@ CALENDAR_REMEDY = ("；请用 --calendar FILE 提供该年的日历 (date,is_wor
 
 
 def _guard_calendar(fn: Callable[[], object]):
+    """Run `fn`; a date beyond the working-day tables becomes a CalendarError with the remedy.
+
+    Recognised by structure, never by wording: the facts' own limits are checked on their joins
+    (`CalendarDateError`), and inside a rule's SQL the working-day macros raise ``error()`` with a
+    message that starts with `CalendarError.SQL_CODE`. A range check before the rules cannot
+    replace the code: a rule may call ``add_workdays_k`` with any date and any n, so the latest
+    date it reaches is known only when it runs.
+    """
     try:
         return fn()
     except CalendarDateError as exc:
         raise CalendarError(str(exc) + CALENDAR_REMEDY) from None
     except duckdb.InvalidInputException as exc:
-        msg = str(exc)
-        if "工作日历" in msg:
-            detail = msg.split("工作日历", 1)[1]
-            raise CalendarError("工作日历" + detail.split("(date outside")[0].strip() + CALENDAR_REMEDY) from None
-        raise
+        detail = _calendar_detail(str(exc))
+        if detail is None:
+            raise
+        raise CalendarError(detail + CALENDAR_REMEDY) from None
+
+
+# DuckDB puts its error class before the message ("Invalid Input Error: "): the code must open
+# the message proper.
+_CALENDAR_CODE_RE = re.compile(r"^(?:[A-Za-z ]+ Error: )?" + re.escape(CalendarError.SQL_CODE) + r": (.*)", re.S)
+
+
+def _calendar_detail(message: str) -> str | None:
+    """The Chinese part of a calendar macro's error, or None when the message is not one."""
+    match = _CALENDAR_CODE_RE.match(message)
+    return match.group(1).split("(date outside")[0].strip() if match else None
 
 
 def rule_sql(rule: Rule) -> str:

@@ -11,7 +11,8 @@ import pytest
 from audit import rulecontract
 from audit.calendar import WorkCalendar
 from audit.db import connect
-from audit.engine import ensure_schema, prepare, rule_sql, validate_sql
+from audit.engine import ensure_schema, prepare, rule_sql, run_check, validate_sql
+from audit.errors import CalendarError, PackError
 from audit.ingest import ingest
 from audit.pack import NUMERIC_SETTINGS, load_pack
 from audit.sqltree import column_refs, evidence_fields, local_names
@@ -106,3 +107,50 @@ def test_every_shipped_rule_returns_the_declared_shape_with_labelled_evidence(pr
     assert fields == evidence_fields(rule.sql)
     stored = described(prepared, f"({rule_sql(rule)})")
     assert [n for n, _ in stored] == [c.name for c in rulecontract.RULE_OUTPUT] and stored[-1][1] == "JSON"
+
+
+def _pack_with_rule(tmp_path: Path, sql: str) -> Path:
+    pack = tmp_path / "pack"
+    (pack / "checks").mkdir(parents=True)
+    (pack / "pack.yaml").write_text("name: t\nversion: '1'\nextends: default\n", encoding="utf-8")
+    body = "\n".join("  " + line for line in sql.strip().splitlines())
+    (pack / "checks" / "LOCAL-CAL.yaml").write_text(f"""id: LOCAL-CAL
+clause: "10 限时办结"
+severity: warning
+title: t
+rationale: t
+sql: |
+{body}
+examples:
+  fail:
+    - name: f
+      case: {{service_type: 帮办}}
+      events: [[受理, 2026-03-02 09:00]]
+  pass:
+    - name: p
+      events: [[受理, 2026-03-02 09:00]]
+""", encoding="utf-8")
+    return pack
+
+
+def test_a_rule_reaching_past_the_calendar_is_a_calendar_error(tmp_path):
+    """Recognised by the code the calendar macros put first in their error, not by its wording."""
+    con = small_db(tmp_path / "audit.duckdb")
+    pack = _pack_with_rule(tmp_path, """
+        SELECT city, case_id, 'x' AS message, {'d': add_workdays_k(cal_key, as_of, 5000)} AS evidence
+        FROM case_facts""")
+    with pytest.raises(CalendarError) as err:
+        run_check(con, load_pack(pack), dt.date(2026, 3, 20))
+    assert "工作日历" in str(err.value) and "--calendar" in str(err.value)
+    assert CalendarError.SQL_CODE not in str(err.value)
+    con.close()
+
+
+def test_an_error_that_only_mentions_the_calendar_is_not_a_calendar_error(tmp_path):
+    con = small_db(tmp_path / "audit.duckdb")
+    pack = _pack_with_rule(tmp_path, """
+        SELECT city, case_id, 'x' AS message, {'d': error('工作日历表 之外：自己写的错误')} AS evidence
+        FROM case_facts""")
+    with pytest.raises(PackError, match="LOCAL-CAL"):
+        run_check(con, load_pack(pack), dt.date(2026, 3, 20))
+    con.close()
