@@ -9,8 +9,9 @@ says whether the example case was flagged. The test suite runs every example of 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from audit.calendar import WorkCalendar
@@ -31,11 +32,12 @@ class ExampleOutcome:
     example: Example
     flagged: bool
     messages: list[str]
+    unlabelled: list[str] = field(default_factory=list)   # evidence fields the rule gives no label
 
     @property
     def ok(self) -> bool:
-        """Flagged exactly when expected to fail."""
-        return self.flagged == (self.example.expect == "fail")
+        """Flagged exactly when expected to fail, and every evidence field has its label."""
+        return self.flagged == (self.example.expect == "fail") and not self.unlabelled
 
 
 def _load(con, examples: list[Example]) -> None:
@@ -73,8 +75,17 @@ def run_examples(rule: Rule, pack: Pack, calendar: WorkCalendar | None = None) -
                     (parse_time(e[1]).date() for e in ex.events), default=dt.date(2026, 1, 5))
                 prepare(con, pack, as_of, calendar)
                 execute_rule(con, rule, 0)
-                msgs = [r[0] for r in con.execute("SELECT message FROM findings WHERE rule_id = ?", [rule.id]).fetchall()]
+                rows = con.execute("SELECT message, evidence FROM findings WHERE rule_id = ?", [rule.id]).fetchall()
             finally:
                 con.close()
-            outcomes.append(ExampleOutcome(ex, bool(msgs), msgs))
+            outcomes.append(ExampleOutcome(ex, bool(rows), [r[0] for r in rows], _unlabelled(rule, [r[1] for r in rows])))
     return outcomes
+
+
+def _unlabelled(rule: Rule, evidence: list[str | None]) -> list[str]:
+    """Evidence fields without a label, for a rule that gives labels. Run time complements the
+    check at load time (audit.pack), which reads the fields only from a struct literal."""
+    if not rule.evidence:
+        return []
+    keys = {k for e in evidence if e for k in (json.loads(e) or {})}
+    return sorted(keys - set(rule.evidence))

@@ -4,6 +4,7 @@ A pack is a directory::
 
     pack.yaml            name, standard, edition, version, clauses, settings, per-city overrides
     checks/<RULE-ID>.yaml one file per rule: id, clause, severity, title, rationale, settings, sql,
+                         evidence (the Chinese label of each field of the evidence the SQL returns),
                          examples (cases that pass and cases that fail; see audit.pack_examples)
 
 `load_pack` validates everything before anything runs and reports every problem at once, each
@@ -23,11 +24,12 @@ import yaml
 from audit.errors import PackError
 from audit.pack_examples import Example, key_nodes as _key_nodes, parse_examples, where as _where
 from audit.resources import pack_dir
+from audit.sqltree import evidence_fields
 
 SEVERITIES = ("error", "warning", "info")
 NUMERIC_SETTINGS = ("max_visits", "response_days", "archive_days", "rating_grace_days", "followup_days")
 RULE_KEYS = {"id": True, "clause": True, "severity": True, "title": True, "rationale": True, "sql": True,
-             "examples": True, "settings": False, "description": False}
+             "examples": True, "settings": False, "description": False, "evidence": False}
 PACK_KEYS = {"name": True, "standard": True, "edition": False, "version": True, "clauses": True,
              "settings": True, "cities": False, "description": False, "extends": False}
 ID_RE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
@@ -48,6 +50,11 @@ class Rule:
     examples: list[Example]
     path: str
     description: str = ""
+    evidence: dict[str, str] = field(default_factory=dict)   # evidence field -> Chinese label
+
+    def evidence_label(self, key: str) -> str:
+        """The Chinese label of an evidence field (the key itself when the rule gives none)."""
+        return self.evidence.get(key, key)
 
 
 @dataclass
@@ -239,6 +246,7 @@ def _load_rule(path: Path, pack: Pack, problems: list[str]) -> Rule | None:
     sql = data.get("sql")
     if not isinstance(sql, str) or not sql.strip():
         problems.append(f"{at('sql')}: sql 应为一段 SELECT 语句")
+    evidence = _evidence_labels(path, nodes.get("evidence", (None, node))[1], data, problems)
     examples = parse_examples(path, nodes.get("examples", (None, node))[1], data.get("examples"), problems)
     if examples is not None and not any(e.expect == "fail" for e in examples) and "examples" in data:
         problems.append(f"{at('examples')}: 至少需要一个 fail 示例")
@@ -247,10 +255,36 @@ def _load_rule(path: Path, pack: Pack, problems: list[str]) -> Rule | None:
     if len(problems) > before:
         return None
     return Rule(rid, clause, severity, str(data["title"]), _join_cjk(str(data["rationale"])), sql,
-                list(data.get("settings") or []), examples or [], str(path), str(data.get("description", "")))
+                list(data.get("settings") or []), examples or [], str(path), str(data.get("description", "")),
+                evidence)
 
 
 def _join_cjk(text: str) -> str:
     """Folded YAML joins lines with a space; between Chinese characters that space is noise."""
     text = " ".join(text.split())
     return re.sub(r"(?<=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])", "", text)
+
+
+def _evidence_labels(path: Path, node, data: dict, problems: list[str]) -> dict[str, str]:
+    """The rule's ``evidence:`` labels; when the SQL's evidence is a struct literal, they must name
+    exactly its fields (a field without a label would show in English, a label without a field is
+    a misspelling)."""
+    labels = data.get("evidence")
+    if labels is None:
+        return {}
+    if not (isinstance(labels, dict) and all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                             for k, v in labels.items())):
+        problems.append(f"{_where(path, node)}: evidence 应为 证据字段: 中文名称 的映射")
+        return {}
+    fields = evidence_fields(data["sql"]) if isinstance(data.get("sql"), str) else None
+    if fields is None:
+        return labels
+    nodes = _key_nodes(node)
+    missing = [f for f in fields if f not in labels]
+    if missing:
+        problems.append(f"{_where(path, node)}: evidence 缺少 SQL 证据字段 {', '.join(missing)} 的中文名称")
+    for key in labels:
+        if key not in fields:
+            problems.append(f"{_where(path, nodes.get(key, (node,))[0])}: evidence 中的 {key!r} 不是 SQL 证据中的字段 "
+                            f"(有: {', '.join(fields)})")
+    return labels

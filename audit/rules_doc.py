@@ -49,12 +49,21 @@ def explain(pack: Pack, rule: Rule, city: str | None = None, verify: bool = Fals
         if outcomes is not None:
             o = outcomes[id(ex)]
             ok &= o.ok
-            mark = " ✓" if o.ok else " ✗ (" + ("报出: " + "; ".join(o.messages) if o.flagged else "未报出") + ")"
+            mark = " ✓" if o.ok else f" ✗ ({_outcome_problem(o)})"
         lines.append(f"  [{'不通过' if ex.expect == 'fail' else '通过'}] {ex.name}{mark}")
         lines.append(f"      办件: {ex.case or '{}'}" + (f"  审计日: {ex.as_of}" if ex.as_of else ""))
         for ev in ex.events:
             lines.append("      " + "  ".join(str(x) for x in ev))
     return "\n".join(lines), ok
+
+
+def _outcome_problem(o) -> str:
+    problems = []
+    if o.flagged != (o.example.expect == "fail"):
+        problems.append("报出: " + "; ".join(o.messages) if o.flagged else "未报出")
+    if o.unlabelled:
+        problems.append(f"evidence 中没有中文名称的证据字段: {', '.join(o.unlabelled)}")
+    return "；".join(problems)
 
 
 def markdown(pack: Pack) -> str:

@@ -97,14 +97,14 @@ def test_every_shipped_rule_binds_against_the_declared_tables(prepared):
 @pytest.mark.parametrize("rule_id", sorted(RULES))
 def test_every_shipped_rule_returns_the_declared_shape_with_labelled_evidence(prepared, rule_id):
     """Bound by DuckDB: the columns and types of RULE_OUTPUT; the evidence struct's fields are those
-    read from the parse tree."""
+    read from the parse tree at load time, and each has a label in the rule's file."""
     rule = RULES[rule_id]
     relation = prepared.sql(rule.sql.strip())
     assert relation.columns == [c.name for c in rulecontract.RULE_OUTPUT]
     for name, type_, declared in zip(relation.columns, relation.types, rulecontract.RULE_OUTPUT):
         assert str(type_).startswith(declared.type), (name, type_)
     fields = [name for name, _ in relation.types[-1].children]
-    assert fields == evidence_fields(rule.sql)
+    assert fields == evidence_fields(rule.sql) == list(rule.evidence)
     stored = described(prepared, f"({rule_sql(rule)})")
     assert [n for n, _ in stored] == [c.name for c in rulecontract.RULE_OUTPUT] and stored[-1][1] == "JSON"
 

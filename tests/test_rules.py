@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from audit.errors import PackError
 from audit.examples import run_examples
@@ -83,3 +84,32 @@ def test_an_unknown_case_key_is_not_dropped(tmp_path):
     assert "fees: 0" in rule_file.read_text(encoding="utf-8")
     message = load_error(pack)
     assert f"{rule_file}:" in message and "未知的办件属性 'fees'" in message
+
+
+# -- evidence labels live in the rule's file --------------------------------------------------------
+
+def test_evidence_labels_must_name_exactly_the_fields_of_the_evidence(tmp_path):
+    pack = copy_default_pack(tmp_path)
+    rule_file = pack / "checks" / "REQ-TIME-LIMIT.yaml"
+    text = rule_file.read_text(encoding="utf-8")
+    rule_file.write_text(text.replace("  deadline: 办结时限\n", "  dedline: 办结时限\n"), encoding="utf-8")
+    message = load_error(pack)
+    assert "evidence 缺少 SQL 证据字段 deadline 的中文名称" in message
+    line = text.splitlines().index("  deadline: 办结时限") + 1
+    assert f"{rule_file}:{line}:3: evidence 中的 'dedline' 不是 SQL 证据中的字段" in message
+
+
+def test_evidence_built_elsewhere_is_checked_when_the_examples_run(tmp_path):
+    """When the evidence is not a struct literal the fields are known only at run time: the examples
+    runner reports those without a label."""
+    pack = copy_default_pack(tmp_path)
+    rule_file = pack / "checks" / "REQ-INTEGRITY.yaml"
+    data = yaml.safe_load(rule_file.read_text(encoding="utf-8"))
+    data["sql"] = ("SELECT city, case_id, '收费' AS message, ev AS evidence FROM "
+                   "(SELECT city, case_id, {'fee': fee, 'visits': visits} AS ev FROM case_facts WHERE fee > 0)")
+    data["evidence"] = {"fee": "收费 (元)"}
+    rule_file.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    loaded = load_pack(pack)
+    outcomes = run_examples(loaded.rule("REQ-INTEGRITY"), loaded)
+    flagged = [o for o in outcomes if o.flagged]
+    assert flagged and all(o.unlabelled == ["visits"] and not o.ok for o in flagged)
