@@ -52,10 +52,6 @@ class Rule:
     description: str = ""
     evidence: dict[str, str] = field(default_factory=dict)   # evidence field -> Chinese label
 
-    def evidence_label(self, key: str) -> str:
-        """The Chinese label of an evidence field (the key itself when the rule gives none)."""
-        return self.evidence.get(key, key)
-
 
 @dataclass
 class Pack:

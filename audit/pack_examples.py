@@ -22,12 +22,13 @@ from typing import Any
 
 import yaml
 
-from audit.ingest.vocab import CASE_ATTRIBUTES, RATINGS, STEPS, step_lookup
+from audit.ingest.vocab import CASE_ATTRIBUTES, CHANNELS, RATINGS, SERVICE_TYPES, STEPS, step_lookup
 
 EXAMPLE_KEYS = {"name": True, "case": False, "events": False, "as_of": False, "city": False}
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 # Case attributes whose values ingest turns into one of a few canonical words.
-CODED_VALUES = {"service_type": ("帮办", "代办"), "channel": ("线上", "线下"), "rating": tuple(RATINGS)}
+CODED_VALUES = {"service_type": tuple(dict.fromkeys(SERVICE_TYPES.values())),
+                "channel": tuple(dict.fromkeys(CHANNELS.values())), "rating": tuple(RATINGS)}
 NUMBER_ATTRIBUTES = ("promised_days", "fee", "visits")
 TIME_ATTRIBUTES = ("rating_time",)
 
@@ -70,7 +71,7 @@ def parse_time(value: object) -> dt.datetime:
             return dt.datetime.strptime(text, fmt)
         except ValueError:
             continue
-    raise ValueError(f"时间 {value!r} 无法识别 (应为 YYYY-MM-DD HH:MM、YYYY-MM-DD HH:MM:SS 或 YYYY-MM-DD)")
+    raise ValueError(f"{value!r} 不是可识别的时间 (应为 YYYY-MM-DD HH:MM、YYYY-MM-DD HH:MM:SS 或 YYYY-MM-DD)")
 
 
 def parse_examples(path: Path, node, data, problems: list[str]) -> list[Example] | None:
@@ -154,7 +155,7 @@ def _check_events(path: Path, node, events: list, problems: list[str]) -> None:
             canonical = lookup.get(str(step))
             hint = f"请写规范环节名 {canonical!r}" if canonical else f"可用: {'、'.join(STEPS)}"
             problems.append(f"{where(path, parts[0])}: 未知环节 {step!r} (示例将落空)；{hint}")
-        _check_time(path, parts[1], event[1], "时间", problems)
+        _check_time(path, parts[1], event[1], "环节时间", problems)
 
 
 def _check_time(path: Path, node, value, what: str, problems: list[str]) -> None:

@@ -40,7 +40,6 @@ class Table:
     zh: str
     en: str
     columns: tuple[Column, ...]
-    built_by: str               # where it comes from (for the docs)
 
     def ddl(self) -> str:
         """The column list of a ``CREATE TABLE`` for this table."""
@@ -177,7 +176,7 @@ EVENT_ROWS = Table("event_rows", "每个环节一行 (规范环节名)", "one ro
     _c("seq", "BIGINT", "同一时间的先后 (源文件行序)", "order among events with the same time"),
     _c("ingest_id", "BIGINT", "导入编号", "ingest id"),
     _c("file_id", "INTEGER", "来源文件编号 (与 ingest_id 对应 ingest_files)", "source file id"),
-), "audit ingest (数据库表)")
+))
 
 CASES = Table("cases", "每个办件一行：台账属性及来源文件", "one row per case with its source file", (
     *_attributes("case_id city county hall service_type channel object_type item applicant id_number phone staff "
@@ -185,19 +184,19 @@ CASES = Table("cases", "每个办件一行：台账属性及来源文件", "one 
     _c("source_file", "VARCHAR", "来源文件 (工作表为 文件#工作表)", "source file (file#sheet)"),
     _c("source_sha256", "VARCHAR", "来源文件的 SHA-256", "SHA-256 of the source file"),
     SOURCE_ROW,
-), "audit ingest (数据库视图)")
+))
 
 CFG = Table("cfg", "每市一行：生效的设置", "one row per city: settings in force", (
     _c("city", "VARCHAR", "地市", "city"),
     *SETTING_COLUMNS,
     _c("object_types", "VARCHAR[]", "服务对象类别 (设置 object_types)", "service-object categories"),
-), "audit.facts.build_settings")
+))
 
 REQ_MATERIALS = Table("req_materials", "每市每种必备归档材料一行", "one row per city and required document", (
     _c("city", "VARCHAR", "地市", "city"),
     _c("doc", "VARCHAR", "材料名称 (设置 materials 的键)", "document name"),
     _c("names", "VARCHAR[]", "材料名称及其别名", "the name and its aliases"),
-), "audit.facts.build_settings")
+))
 
 CAL_DAYS = Table("cal_days", "工作日历：每个日历每天一行", "working-day calendar: one row per calendar and day", (
     _c("cal_key", "INTEGER", "日历编号", "calendar key"),
@@ -205,18 +204,18 @@ CAL_DAYS = Table("cal_days", "工作日历：每个日历每天一行", "working
     _c("is_workday", "BOOLEAN", "是否工作日", "is a working day"),
     _c("wd_no", "INTEGER", "到该日为止 (含) 的工作日序号", "running working-day number up to d"),
     _c("wd_before", "INTEGER", "该日之前的工作日数", "working days before d"),
-), "audit.workdays.build_calendars")
+))
 
 CAL_WORKDAYS = Table("cal_workdays", "工作日序号 → 日期", "working-day number to date", (
     _c("cal_key", "INTEGER", "日历编号", "calendar key"),
     _c("wd_no", "INTEGER", "工作日序号", "working-day number"),
     _c("d", "DATE", "该工作日的日期", "its date"),
-), "audit.workdays.build_calendars")
+))
 
 CITY_CALENDAR = Table("city_calendar", "地市 → 日历编号 (未列出的地市用 0)", "city to calendar key (0 when absent)", (
     _c("city", "VARCHAR", "地市", "city"),
     _c("cal_key", "INTEGER", "日历编号", "calendar key"),
-), "audit.workdays.build_calendars")
+))
 
 AUX_TABLES: tuple[Table, ...] = (EVENT_ROWS, CASES, CFG, REQ_MATERIALS, CAL_DAYS, CAL_WORKDAYS, CITY_CALENDAR)
 
@@ -241,19 +240,3 @@ RULE_OUTPUT: tuple[OutputColumn, ...] = (
     OutputColumn("evidence", "STRUCT", "证据：英文键名的 STRUCT，存为 JSON；各键的中文名写在规则文件的 evidence 中",
                  "evidence struct with English keys, stored as JSON; labels in the rule file", "to_json(evidence)"),
 )
-
-
-def fact_column(name: str) -> Column:
-    """The declared ``case_facts`` column `name`; KeyError if there is none."""
-    for column in FACT_COLUMNS:
-        if column.name == name:
-            return column
-    raise KeyError(name)
-
-
-def table(name: str) -> Table:
-    """The declared auxiliary table `name`; KeyError if there is none."""
-    for t in AUX_TABLES:
-        if t.name == name:
-            return t
-    raise KeyError(name)

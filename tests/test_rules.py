@@ -64,7 +64,7 @@ def test_misspelt_step_in_a_pass_example_is_named_with_file_line_and_column(tmp_
 @pytest.mark.parametrize("old, new, expected", [
     ("case: {service_type:", "case: {servce_type:", "未知的办件属性 'servce_type'"),
     ("[[受理,", "[[accept,", "请写规范环节名 '受理'"),
-    ("2026-02-12 10:00]", "2026/02/12 10:00]", "时间: 时间 '2026/02/12 10:00' 无法识别"),
+    ("2026-02-12 10:00]", "2026/02/12 10:00]", "环节时间: '2026/02/12 10:00' 不是可识别的时间"),
     ("service_type: 帮办", "service_type: 帮办服务", "service_type 应为 帮办/代办 之一"),
     ("- name:", "- nmae: x\n      name:", "示例中未知的键 'nmae'"),
 ])
