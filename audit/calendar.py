@@ -133,9 +133,11 @@ class WorkCalendar:
             f"{year} 年不在工作日历范围内 (chinesecalendar {_national_version()} 只有 "
             f"{_NATIONAL_YEARS.start}–{_NATIONAL_YEARS.stop - 1} 年)：{extra}请升级 chinesecalendar "
             f"(pip install -U chinesecalendar)，或用 --calendar FILE 提供列出 {year} 年每一天的 CSV "
-            f"(date,is_workday[,note])，或加 --calendar-fallback weekdays 按周一至周五计算 "
+            f"(date,is_workday[,note])——{notice_remedy(year)}——，"
+            f"或加 --calendar-fallback weekdays 按周一至周五计算 "
             f"(no working-day calendar covers {year}: update chinesecalendar, pass --calendar FILE "
-            f"listing every date of {year}, or use --calendar-fallback weekdays)")
+            f"listing every date of {year}, made from the State Council's holiday notice with "
+            f"`audit calendar --from-notice notice.txt --out {year}.csv`, or use --calendar-fallback weekdays)")
 
     def _year(self, year: int) -> tuple[list[bool], list[str]]:
         """(is_workday, note) for every day of `year`, computed once."""
@@ -308,7 +310,12 @@ class WorkCalendar:
 
 def read_override_file(path: Path) -> dict[date, Override]:
     """Parse one override CSV; every bad row is reported at once as a UsageError (file, line, column)."""
-    rows = _csv_rows(path)
+    return parse_override_text(read_calendar_text(path, "日历覆盖文件"), path)
+
+
+def parse_override_text(text: str, path: Path) -> dict[date, Override]:
+    """Parse the text of an override CSV; `path` names it in errors and in the days' `source`."""
+    rows = _csv_rows(text)
     first = next(rows, None)
     if first is None:
         raise UsageError(f"{path} 第 1 行: 文件为空，需要表头 date,is_workday[,note] (empty calendar file)")
@@ -340,16 +347,20 @@ def read_override_file(path: Path) -> dict[date, Override]:
     return days
 
 
-def _csv_rows(path: Path):
-    """(line number, cells) of the non-blank, non-comment rows of a CSV in UTF-8 or GB18030."""
+def read_calendar_text(path: Path, what: str) -> str:
+    """The text of a calendar input file in UTF-8 or GB18030; `what` names the kind of file in errors."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise UsageError(f"无法读取日历覆盖文件 {path}: {exc.strerror} (cannot read calendar file)") from exc
+        raise UsageError(f"无法读取{what} {path}: {exc.strerror} (cannot read calendar file)") from exc
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        text = raw.decode("gb18030", errors="replace")  # Excel on Chinese Windows saves CSV as GBK
+        return raw.decode("gb18030", errors="replace")  # Excel and Notepad on Chinese Windows save GBK
+
+
+def _csv_rows(text: str):
+    """(line number, cells) of the non-blank, non-comment rows of a CSV text."""
     reader = csv.reader(io.StringIO(text))
     for row in reader:
         if any(cell.strip() for cell in row) and not row[0].lstrip().startswith("#"):
@@ -370,6 +381,14 @@ def _parse_date(text: str) -> date | None:
         return date(y, mo, d)
     except ValueError:
         return None
+
+
+def notice_remedy(year: int | None) -> str:
+    """How to make a calendar file for `year` from the State Council's notice (for error messages)."""
+    name = f"{year}.csv" if year else "日历.csv"
+    when = f" {year} 年" if year else "该年"
+    return (f"可把国务院办公厅关于{when}部分节假日安排的通知存为文本，"
+            f"用 audit calendar --from-notice 通知.txt --out {name} 生成日历文件")
 
 
 def _as_date(d: date) -> date:

@@ -20,13 +20,15 @@ from typing import Callable
 import duckdb
 
 from audit import __version__
-from audit.calendar import WorkCalendar
+from audit.calendar import WorkCalendar, notice_remedy
 from audit.dataquality import data_quality
 from audit.errors import CalendarError, PackError, UsageError
 from audit.facts import CalendarDateError, build_facts, build_settings, settings_in_force
-from audit.metrics import store_kpi_cells
+from audit.metrics import KPI_CELLS_SCHEMA, derive_case_kpi, store_kpi_cells
 from audit.pack import Pack, Rule, load_pack
 from audit.rulecontract import RULE_OUTPUT
+from audit.runstore import (RUN_STORE_SCHEMA, file_records, pack_digest, pack_files, pack_json, store_calendars,
+                            store_cases, store_run_files)
 from audit.workdays import RunCalendars, build_calendars
 
 FINDINGS_SCHEMA = """
@@ -100,9 +102,15 @@ class RunResult:
         return sum(r.findings for r in self.results if r.rule.severity == severity)
 
 
+RUN_TABLES = ("findings", "run_rules", "run_kpi_cells", "run_cases", "run_files", "run_calendar",
+              "run_city_calendar", "runs")
+
+
 def ensure_schema(con) -> None:
-    """Create the findings tables if needed."""
+    """Create the findings and stored-run tables if needed."""
     con.execute(FINDINGS_SCHEMA)
+    con.execute(RUN_STORE_SCHEMA)
+    con.execute(KPI_CELLS_SCHEMA)
 
 
 def default_as_of(con) -> dt.date | None:
@@ -140,8 +148,14 @@ def prepare(con, pack: Pack, as_of: dt.date, calendar: WorkCalendar, cities: lis
     return calendars
 
 
-CALENDAR_REMEDY = ("；请用 --calendar FILE 提供该年的日历 (date,is_workday)，或 pip install -U chinesecalendar，"
-                   "或明确选择 --calendar-fallback weekdays")
+CALENDAR_REMEDY = ("；请用 --calendar FILE 提供该年的日历 (date,is_workday)，{notice}，"
+                   "或 pip install -U chinesecalendar，或明确选择 --calendar-fallback weekdays")
+
+
+def calendar_remedy(message: str) -> str:
+    """CALENDAR_REMEDY for the year the message names (the `--from-notice` example uses it)."""
+    year = re.search(r"(\d{4}) 年不在工作日历范围内", message)
+    return CALENDAR_REMEDY.format(notice=notice_remedy(int(year.group(1)) if year else None))
 
 
 def _guard_calendar(fn: Callable[[], object]):
@@ -156,12 +170,12 @@ def _guard_calendar(fn: Callable[[], object]):
     try:
         return fn()
     except CalendarDateError as exc:
-        raise CalendarError(str(exc) + CALENDAR_REMEDY) from None
+        raise CalendarError(str(exc) + calendar_remedy(str(exc))) from None
     except duckdb.InvalidInputException as exc:
         detail = _calendar_detail(str(exc))
         if detail is None:
             raise
-        raise CalendarError(detail + CALENDAR_REMEDY) from None
+        raise CalendarError(detail + calendar_remedy(detail)) from None
 
 
 # DuckDB puts its error class before the message ("Invalid Input Error: "): the code must open
@@ -246,7 +260,9 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
         SELECT DISTINCT path, sha256, rows_read, loaded FROM ingest_files ORDER BY path, sha256""").fetchall()]
     used_cities = [r[0] for r in con.execute("SELECT DISTINCT city FROM case_facts ORDER BY 1").fetchall()]
     settings = settings_in_force(pack, used_cities)
-    key_src = json.dumps([pack.name, pack.version, str(pack.path), settings, as_of.isoformat(),
+    # The files the run is judged with, kept whole: later commands never read the directories again.
+    files = file_records(pack_files(pack), "pack") + file_records(calendars.files, "calendar")
+    key_src = json.dumps([pack.name, pack.version, pack_digest(files), settings, as_of.isoformat(),
                           sorted(cities or []), calendars.description, inputs], ensure_ascii=False, sort_keys=True)
     run_key = hashlib.sha256(key_src.encode()).hexdigest()
     result = RunResult(0, as_of, n_cases, pack, calendars.description, calendars.fallback_years,
@@ -257,10 +273,8 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
     con.execute("BEGIN TRANSACTION")
     try:
         # The same run again replaces it (under a new id, so the latest run is the highest id).
-        cells = con.execute("""SELECT count(*) FROM duckdb_tables() WHERE table_name = 'run_kpi_cells'
-                               AND database_name = current_database()""").fetchall()[0][0] > 0
         for (old_id,) in con.execute("SELECT run_id FROM runs WHERE run_key = ?", [run_key]).fetchall():
-            for table in ("findings", "run_rules", "runs") + (("run_kpi_cells",) if cells else ()):
+            for table in RUN_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [old_id])
         run_id = con.execute("SELECT nextval('run_seq')").fetchall()[0][0]
         result.run_id = run_id
@@ -275,66 +289,28 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
             result.results.append(RuleResult(rule, n))
         con.execute("INSERT INTO findings FROM _run_findings")
         con.execute("DROP TABLE _run_findings")
-        # The run's figures, kept with it (see audit.metrics): `audit kpi` then needs no facts.
+        # The run's cases and figures, kept with it (see audit.runstore): later commands read them.
+        derive_case_kpi(con, run_id)
+        store_cases(con, run_id)
         store_kpi_cells(con, run_id)
+        con.execute("DROP TABLE case_kpi")
+        store_calendars(con, run_id)
+        store_run_files(con, run_id, files)
         con.execute("""INSERT INTO runs (run_id, run_key, pack_name, pack_version, pack_path, standard, settings,
                        as_of, as_of_source, city_filter, calendar, calendar_fallback_years, calendar_spec,
-                       input_files, tool_version, cases, findings, data_quality)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       input_files, tool_version, cases, findings, data_quality, pack, pack_sha256)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [run_id, run_key, pack.name, pack.version, str(pack.path), pack.standard,
                      json.dumps(settings, ensure_ascii=False), as_of, as_of_source, ",".join(cities or []),
                      calendars.description, calendars.fallback_years, spec,
                      json.dumps(inputs, ensure_ascii=False), __version__, n_cases,
                      sum(r.findings for r in result.results),
-                     json.dumps(result.data_quality, ensure_ascii=False)])
+                     json.dumps(result.data_quality, ensure_ascii=False), pack_json(pack), pack_digest(files)])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return result
-
-
-def ensure_run(con, as_of: dt.date | None = None, pack: Pack | None = None,
-               calendar: WorkCalendar | None = None) -> tuple[int, dt.date]:
-    """The latest run (at `as_of`, if given) with ``case_facts`` built for it; runs the check if none.
-
-    Figures and reports are computed from a run, so that 合规率 and the findings they show agree
-    with the verdicts stored for the same audit date, pack and calendar.
-    """
-    ensure_schema(con)
-    rows = _latest_runs(con, as_of)
-    if not rows:
-        result = run_check(con, pack, as_of, None, calendar)
-        return result.run_id, result.as_of
-    run_id, run_as_of, pack_path, spec, city_filter = rows[0]
-    spec = json.loads(spec) if spec else {}
-    if pack is None:
-        pack = load_pack(pack_path if pack_path and Path(pack_path).is_dir() else None)
-    if calendar is None:
-        calendar = WorkCalendar.load([Path(f) for f in spec.get("common", []) if Path(f).exists()], spec.get("fallback"))
-    per_city = {c: [Path(f) for f in fs if Path(f).exists()] for c, fs in spec.get("per_city", {}).items()}
-    prepare(con, pack, run_as_of, calendar, city_filter.split(",") if city_filter else None, per_city)
-    return run_id, run_as_of
-
-
-def _latest_runs(con, as_of: dt.date | None) -> list[tuple]:
-    where, params = ("WHERE as_of = ?", [as_of]) if as_of else ("", [])
-    return con.execute(f"""SELECT run_id, as_of, pack_path, calendar_spec, city_filter
-                           FROM runs {where} ORDER BY run_id DESC LIMIT 1""", params).fetchall()
-
-
-def find_run(con, as_of: dt.date | None = None) -> tuple[int, dt.date] | None:
-    """(run id, audit date) of the latest run (at `as_of`, if given), or None; builds nothing."""
-    ensure_schema(con)
-    rows = _latest_runs(con, as_of)
-    return (rows[0][0], rows[0][1]) if rows else None
-
-
-def latest_run(con) -> int | None:
-    """The id of the most recent run, or None."""
-    ensure_schema(con)
-    row = con.execute("SELECT max(run_id) FROM runs").fetchall()
-    return row[0][0]
 
 
 def db_path_of(con) -> Path | None:  # pragma: no cover - convenience for messages

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from audit.engine import ensure_schema, latest_run
-from audit.errors import AuditError, UsageError
+from audit.engine import ensure_schema
+from audit.errors import UsageError
+from audit.known import require_finding_filters
 from audit.pack import Pack, load_pack
+from audit.runstore import pack_from_json, select_run
 
 SEVERITY_ZH = {"error": "违规 (error)", "warning": "警告 (warning)", "info": "提示 (info)"}
 COLUMNS = ["case_id", "city", "rule_id", "severity", "clause", "message", "evidence", "hall", "service_type",
@@ -25,13 +27,17 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def query_findings(con, run_id: int | None = None, rule: str | None = None, city: str | None = None,
                    severity: str | None = None) -> tuple[int, pd.DataFrame]:
-    """The findings of a run (default: the latest), most serious first; (run_id, frame)."""
+    """The findings of a stored run (default: the latest), most serious first; (run_id, frame).
+
+    Hall, service type and staff are the case's as the run judged it (``run_cases``), not as the
+    case rows read now. A `rule` the run's pack does not have, or a `city` the run did not judge,
+    is a UsageError listing the known ones (`audit.known`); a known one without findings gives an
+    empty frame."""
     ensure_schema(con)
-    run_id = run_id or latest_run(con)
-    if run_id is None:
-        raise UsageError("还没有审计结果：请先运行 audit check")
+    run_id = select_run(con, run_id).run_id
     if severity and severity not in SEVERITY_ZH:
         raise UsageError(f"--severity 应为 error、warning 或 info，而不是 {severity!r}")
+    require_finding_filters(con, run_id, rule, city)
     where, params = ["f.run_id = ?"], [run_id]
     if rule:
         where.append("upper(f.rule_id) = upper(?)")
@@ -46,7 +52,7 @@ def query_findings(con, run_id: int | None = None, rule: str | None = None, city
         SELECT f.case_id, f.city, f.rule_id, f.severity, f.clause, f.message, CAST(f.evidence AS VARCHAR) AS evidence,
                c.hall, c.service_type, c.staff, r.title
         FROM findings f
-        LEFT JOIN case_rows c ON c.city = f.city AND c.case_id = f.case_id
+        LEFT JOIN run_cases c ON c.run_id = f.run_id AND c.city = f.city AND c.case_id = f.case_id
         LEFT JOIN run_rules r ON r.run_id = f.run_id AND r.rule_id = f.rule_id
         WHERE {' AND '.join(where)}
         ORDER BY CASE f.severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
@@ -98,19 +104,14 @@ def to_table(df: pd.DataFrame, limit: int = 200) -> str:
     return "\n".join(lines)
 
 
-def pack_of_run(run_meta: dict | None) -> Pack | None:
-    """The pack a run was judged by: its directory if still there, else the default pack; None if
-    neither loads."""
-    path = (run_meta or {}).get("pack_path")
-    try:
-        return load_pack(path if path and Path(path).is_dir() else None)
-    except AuditError:
-        return None
-
-
 def rule_labels(pack: Pack | None) -> dict[str, dict[str, str]]:
-    """Each rule's evidence labels, from its own file: rule id → evidence field → 中文名称."""
-    return {r.id: r.evidence for r in pack.rules} if pack else {}
+    """Each rule's evidence labels (rule id → evidence field → 中文名称), from the rules' own files as
+    the run stored them (`pack`). A rule stored without labels (a run made before they lived in the
+    rule files), or a run stored without its pack, borrows those of the default pack's rule."""
+    default = {r.id: r.evidence for r in load_pack().rules}
+    if pack is None:
+        return default
+    return {r.id: r.evidence or default.get(r.id, {}) for r in pack.rules}
 
 
 def _evidence_value(v) -> str:
@@ -151,8 +152,9 @@ XLSX_COLUMNS = [("服务大厅", "hall", 18), ("办件编号", "case_id", 20), (
 
 def to_xlsx(df: pd.DataFrame, path: Path, run_meta: dict | None = None) -> None:
     """The rectification list: a sheet per city, rows grouped by hall, every cell text. Evidence
-    reads with the labels of the run's pack (`run_meta`)."""
-    labels = rule_labels(pack_of_run(run_meta)) if run_meta else {}
+    reads with the labels of the pack stored with the run (`run_meta`)."""
+    stored = (run_meta or {}).get("pack")
+    labels = rule_labels(pack_from_json(stored) if stored else None)
     wb = text_workbook(path, "帮办代办服务整改清单", _fixed_created(run_meta))
     head = heading_format(wb)
     group = wb.add_format({"bold": True, "bg_color": "#F2F2F2"})

@@ -8,33 +8,19 @@ import math
 
 import pandas as pd
 
-from audit.engine import ensure_run, find_run
-from audit.metrics import (
-    FIGURE_ZH, FIGURES, KpiResult, compute_kpis, kpi_cells, parse_by, store_kpi_cells,
-)
+from audit.engine import ensure_schema
+from audit.metrics import FIGURE_ZH, FIGURES, KpiResult, compute_kpis, kpi_cells, parse_by
+from audit.runstore import require_cases, select_run
 
 
-def run_kpis(con, by: str | list[str] | None, as_of: dt.date | None = None) -> KpiResult:
-    """Figures grouped by `by` for the latest run (at `as_of`): from the figures stored with the
-    run; for a run stored without them (an older database), computed and stored now."""
+def run_kpis(con, by: str | list[str] | None, as_of: dt.date | None = None, run_id: int | None = None) -> KpiResult:
+    """Figures grouped by `by` for a stored run (`run_id`, or the latest at `as_of`), read from the
+    figures stored with it; a UsageError when there is no such run or it was stored without them."""
     keys = parse_by(by) if isinstance(by, str) or by is None else list(by)
-    found = find_run(con, as_of)
-    cells = kpi_cells(con, found[0]) if found else None
-    if cells is None:
-        run_id, run_as_of = ensure_run(con, as_of)
-        cells = kpi_cells(con, run_id)
-        if cells is None:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                store_kpi_cells(con, run_id)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            cells = kpi_cells(con, run_id)
-    else:
-        run_id, run_as_of = found
-    return KpiResult(keys, compute_kpis(con, keys, run_id, source=cells), run_id, run_as_of)
+    ensure_schema(con)
+    run = select_run(con, run_id, as_of)
+    require_cases(con, run)
+    return KpiResult(keys, compute_kpis(con, keys, run.run_id, source=kpi_cells(run.run_id)), run.run_id, run.as_of)
 
 
 def _clean(v):

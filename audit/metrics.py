@@ -3,9 +3,10 @@
 Each case gets numerator/denominator flags (``case_kpi``), then any grouping sums them. A rate
 whose denominator is empty is empty (NULL / None), never 0 or 1. Figures are fractions in [0, 1].
 
-Every figure is a ratio of sums, so the flags summed over each combination of all grouping keys
-(``run_kpi_cells``, stored with the run by `audit check`) give every grouping exactly; `audit kpi`
-reads those cells instead of rebuilding the per-case facts.
+`audit check` derives the flags once (`derive_case_kpi`) and stores them with the run
+(``run_cases``, see `audit.runstore`); every figure is a ratio of sums, so the flags summed over each
+combination of all grouping keys (``run_kpi_cells``) give every grouping exactly. `audit kpi` reads
+those cells, the report reads ``run_cases`` (`use_run_cases`): neither rebuilds the per-case facts.
 
 | figure | numerator ÷ denominator |
 | --- | --- |
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from audit.errors import UsageError
+from audit.known import refuse, unknown_values
 
 GROUP_KEYS = ("city", "county", "hall", "month", "service_type", "channel", "object_type", "staff")
 FIGURES = ("cases", "response_rate", "resolution_rate", "on_time_rate", "satisfaction_rate", "mean_rating",
@@ -56,20 +57,25 @@ class KpiResult:
 
 
 def parse_by(text: str | None) -> list[str]:
-    """`city,month` → ['city', 'month']; unknown keys are a UsageError."""
+    """`city,month` → ['city', 'month']; unknown keys are a UsageError listing the known ones."""
     keys = [k.strip() for k in (text or "").split(",") if k.strip()]
-    bad = [k for k in keys if k not in GROUP_KEYS]
-    if bad:
-        raise UsageError(f"--by 中的 {', '.join(bad)} 不是可用的分组；可用: {', '.join(GROUP_KEYS)}")
+    refuse([unknown_values("--by", keys, list(GROUP_KEYS), "不是可用的分组")])
     return keys
 
 
-def build_case_kpi(con, run_id: int) -> None:
+def derive_case_kpi(con, run_id: int) -> None:
     """Temp table ``case_kpi``: per case, the grouping keys and the 0/1 flags of every figure.
 
-    Needs ``case_facts`` (built for the run's audit date) and the run's findings.
+    Needs ``case_facts`` (built for the run's audit date) and the run's findings: `audit check`
+    calls it in the run's transaction and stores the result (``run_cases``).
     """
     con.execute(f"CREATE OR REPLACE TEMP TABLE case_kpi AS {CASE_KPI_SQL}", [run_id])
+
+
+def use_run_cases(con, run_id: int) -> None:
+    """Temp view ``case_kpi`` over the cases stored with run `run_id` (same columns as derived)."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW case_kpi AS SELECT * EXCLUDE (run_id) FROM run_cases "
+                f"WHERE run_id = {int(run_id)}")
 
 
 # Per case (parameter: the run id): the grouping keys and the flags of every figure.
@@ -84,7 +90,7 @@ CASE_KPI_SQL = """
             GROUP BY f.city, f.case_id),
         err AS (SELECT DISTINCT city, case_id FROM findings WHERE run_id = ? AND severity = 'error')
         SELECT f.city, f.county, f.hall, f.month, f.service_type, f.channel, f.object_type,
-               f.staff_any AS staff, f.case_id,
+               f.staff_any AS staff, f.case_id, f.item, f.applicant, f.id_number, f.phone,
                1 AS one,
                (f.response_time IS NOT NULL AND f.response_time::DATE <= f.response_limit)::INT AS resp_ok,
                (f.response_time IS NOT NULL OR (f.response_step IS NOT NULL AND f.request_time IS NOT NULL
@@ -131,25 +137,22 @@ def kpi_sql(by: list[str], where: str = "TRUE", with_counts: bool = False, sourc
     return f"SELECT {select_keys}{', '.join(parts)} FROM {source} WHERE {where} {group}"
 
 
+KPI_CELLS_SCHEMA = (f"CREATE TABLE IF NOT EXISTS run_kpi_cells (run_id BIGINT, "
+                    f"{', '.join(f'{k} VARCHAR' for k in GROUP_KEYS)}, {', '.join(f'{f} BIGINT' for f in FLAGS)})")
+
+
 def store_kpi_cells(con, run_id: int) -> None:
-    """Keep the run's figures as ``run_kpi_cells``: the per-case flags summed per combination of
-    all grouping keys (far fewer rows than cases), straight from ``case_facts`` and the run's
-    findings. Call inside the run's transaction."""
+    """Keep the run's figures as ``run_kpi_cells``: the per-case flags of ``case_kpi`` summed per
+    combination of all grouping keys (far fewer rows than cases). Call inside the run's transaction."""
     keys = ", ".join(GROUP_KEYS)
     sums = ", ".join(f"sum({f})::BIGINT AS {f}" for f in FLAGS)
-    cells = f"SELECT {int(run_id)}::BIGINT AS run_id, {keys}, {sums} FROM ({CASE_KPI_SQL}) GROUP BY ALL"
-    con.execute(f"CREATE TABLE IF NOT EXISTS run_kpi_cells AS {cells} LIMIT 0", [run_id])
     con.execute("DELETE FROM run_kpi_cells WHERE run_id = ?", [run_id])
-    con.execute(f"INSERT INTO run_kpi_cells BY NAME {cells}", [run_id])
+    con.execute(f"INSERT INTO run_kpi_cells BY NAME SELECT ?::BIGINT AS run_id, {keys}, {sums} FROM case_kpi "
+                f"GROUP BY {keys}", [run_id])
 
 
-def kpi_cells(con, run_id: int) -> str | None:
-    """The stored cells of `run_id` as a relation for `kpi_sql`, or None when the run has none."""
-    exists = con.execute("""SELECT count(*) FROM duckdb_tables() WHERE table_name = 'run_kpi_cells'
-                            AND database_name = current_database()""").fetchall()[0][0]
-    if not exists or not con.execute("SELECT count(*) FROM (SELECT 1 FROM run_kpi_cells WHERE run_id = ? LIMIT 1)",
-                                     [run_id]).fetchall()[0][0]:
-        return None
+def kpi_cells(run_id: int) -> str:
+    """The stored cells of `run_id` as a relation for `kpi_sql`."""
     return f"(SELECT * FROM run_kpi_cells WHERE run_id = {int(run_id)})"
 
 

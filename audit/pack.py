@@ -67,6 +67,7 @@ class Pack:
     cities: dict[str, dict[str, Any]]
     rules: list[Rule] = field(default_factory=list)
     description: str = ""
+    files: list[Path] = field(default_factory=list)   # pack.yaml, then those of the packs it extends
 
     def settings_for(self, city: str | None) -> dict[str, Any]:
         """The settings in force for a city: the pack's, overridden by the city's own."""
@@ -154,7 +155,7 @@ def load_pack(directory: str | Path | None = None) -> Pack:
     pack = Pack(directory, str(meta.get("name", "")), str(meta.get("standard", "") or (base.standard if base else "")),
                 str(meta.get("edition", "") or (base.edition if base else "")),
                 str(meta.get("version", "")), clauses, settings, all_cities,
-                description=str(meta.get("description", "")))
+                description=str(meta.get("description", "")), files=[meta_path, *(base.files if base else [])])
     rule_files = sorted((directory / "checks").glob("*.yaml"))
     own_ids = {p.stem for p in rule_files}
     if base:

@@ -281,3 +281,7 @@ def test_every_evidence_key_of_the_default_pack_reads_in_chinese():
     text = evidence_text('{"deadline": "2026-03-09", "overdue_workdays": 2, "extra": 1}', labels["REQ-TIME-LIMIT"])
     assert text == "办结时限: 2026-03-09；超期 (工作日): 2；extra: 1"
     assert evidence_text('{"has_case_row": true}', labels["DATA-NO-SERVICE-TYPE"]) == "台账中有此办件: 是"
+    # A run stored before labels lived in the rule files (or without its pack) borrows the default's.
+    old_run = load_pack()
+    old_run.rules[0].evidence = {}
+    assert rule_labels(old_run) == rule_labels(None) == labels

@@ -64,4 +64,5 @@ def test_wheel_runs_outside_the_checkout(tmp_path):
     assert rules.returncode == 0 and "REQ-TIME-LIMIT" in rules.stdout, rules.stderr
     demo = subprocess.run([str(audit), "demo"], cwd=work, capture_output=True, text=True)
     assert demo.returncode == 0, demo.stderr
-    assert (work / "audit.duckdb").is_file()
+    assert (work / "demo_output" / "audit.duckdb").is_file() and (work / "demo_output" / "report.html").is_file()
+    assert not (work / "audit.duckdb").exists()

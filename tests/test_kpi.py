@@ -115,9 +115,9 @@ def test_stored_cells_give_every_grouping_exactly(tmp_path):
     import itertools
 
     from audit.db import connect
-    from audit.engine import ensure_run, run_check
+    from audit.engine import run_check
     from audit.ingest import ingest
-    from audit.metrics import GROUP_KEYS, build_case_kpi, compute_kpis, kpi_cells
+    from audit.metrics import GROUP_KEYS, compute_kpis, kpi_cells, use_run_cases
     from audit.sample import write_sample
 
     out = tmp_path / "s"
@@ -127,12 +127,12 @@ def test_stored_cells_give_every_grouping_exactly(tmp_path):
         ingest(con, [out / entry["file"]], city=entry.get("city"),
                profile=(out / entry["profile"]) if entry.get("profile") else None)
     run_id = run_check(con).run_id
-    cells = kpi_cells(con, run_id)
-    assert cells is not None
+    cells = kpi_cells(run_id)
     n_cells = con.execute(f"SELECT count(*) FROM {cells}").fetchall()[0][0]
     assert 0 < n_cells < con.execute("SELECT count(*) FROM cases").fetchall()[0][0]
-    ensure_run(con)
-    build_case_kpi(con, run_id)
+    use_run_cases(con, run_id)
+    assert con.execute("SELECT count(*) FROM case_kpi").fetchall()[0][0] == \
+        con.execute("SELECT count(*) FROM cases").fetchall()[0][0]
     groupings = [[]] + [[k] for k in GROUP_KEYS] + [list(p) for p in itertools.combinations(GROUP_KEYS, 2)]
     for by in groupings:
         per_case = compute_kpis(con, by, run_id)
@@ -148,16 +148,19 @@ def test_stored_cells_give_every_grouping_exactly(tmp_path):
     con.close()
 
 
-def test_a_run_without_stored_cells_gets_them(kpi_db):
-    """A database checked by an older version has runs without cells: kpi computes and keeps them."""
+def test_a_run_stored_without_its_cases_is_refused(kpi_db, tmp_path):
+    """A run stored by an older version (no per-case results, no figures) cannot serve `kpi`:
+    exit 2 with what to run — never figures rebuilt with whatever pack is at hand."""
+    import shutil
+
     import duckdb
 
-    con = duckdb.connect(str(kpi_db))
+    db = tmp_path / "old.duckdb"
+    shutil.copy(kpi_db, db)
+    con = duckdb.connect(str(db))
     con.execute("DROP TABLE run_kpi_cells")
+    con.execute("DROP TABLE run_cases")
     con.close()
-    first = json.loads(kpi(kpi_db, "--by", "city", "--format", "json"))
-    con = duckdb.connect(str(kpi_db))
-    assert con.execute("SELECT count(*) FROM run_kpi_cells").fetchall()[0][0] > 0
-    con.close()
-    assert json.loads(kpi(kpi_db, "--by", "city", "--format", "json")) == first
-    assert {r["city"]: r["cases"] for r in first["rows"]} == {"延安": 5, "宝鸡": 1, "榆林": 1}
+    result = CliRunner().invoke(app, ["kpi", "--by", "city", "--db", str(db)])
+    assert result.exit_code == 2, result.output
+    assert "旧版本" in result.output and "audit check" in result.output

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 import audit.cli.report  # noqa: F401  registers `audit report` even before audit/cli/__init__ imports it
 from audit.cli import app
 from audit.db import connect
-from audit.engine import ensure_run
 from audit.ingest import ingest
-from audit.metrics import FIGURES, build_case_kpi, compute_kpis
+from audit.metrics import FIGURES, compute_kpis, use_run_cases
+from audit.runstore import select_run
 from tests.conftest import write_csv
 from tests.test_check import ingest_sample
 
@@ -147,8 +147,8 @@ def findings_json(doc: Node) -> dict:
 def kpis(db: Path, by: list[str], where: str = "TRUE", params: list | None = None):
     con = connect(db)
     try:
-        run_id, _ = ensure_run(con)
-        build_case_kpi(con, run_id)
+        run_id = select_run(con).run_id
+        use_run_cases(con, run_id)
         return compute_kpis(con, by, run_id, where, params)
     finally:
         con.close()

@@ -16,7 +16,7 @@ from audit.cli.common import DbOption, DebugOption, echo, eprint, guarded
 def check_cmd(
     pack: Optional[Path] = typer.Option(None, "--pack", help="规则包目录 (默认: 内置《帮办代办服务规范》)"),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="审计日 YYYY-MM-DD (默认: 最新事件日期)"),
-    city: list[str] = typer.Option([], "--city", help="只审计这些地市 (可多次)"),
+    city: list[str] = typer.Option([], "--city", help="只审计这些地市 (可多次)；数据库中没有的地市报错 (退出码 2)"),
     fail_on: Optional[str] = typer.Option(None, "--fail-on", help="有此级别 (error|warning) 的发现时退出码为 1"),
     calendar: list[str] = typer.Option([], "--calendar", help="工作日历覆盖文件 CSV date,is_workday[,note]；城市=FILE 只用于该市 (可多次)"),
     calendar_fallback: Optional[str] = typer.Option(None, "--calendar-fallback", help="weekdays: 无日历的年份按周一至周五计算"),
@@ -32,6 +32,7 @@ def check_cmd(
     from audit.db import connect
     from audit.engine import parse_as_of, run_check
     from audit.errors import UsageError
+    from audit.known import require_cities
     from audit.pack import load_pack
 
     if fail_on not in (None, "error", "warning"):
@@ -43,6 +44,7 @@ def check_cmd(
     cal = WorkCalendar.load(common, calendar_fallback)
     con = connect(db)
     try:
+        require_cities(con, city)     # before anything runs: a city of no case would store an empty run
         result = run_check(con, the_pack, parse_as_of(as_of), city or None, cal,
                            on_rule=lambda i, n, r: eprint(f"[{i + 1}/{n}] {r.id}"), per_city_calendars=per_city)
     finally:

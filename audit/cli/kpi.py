@@ -18,12 +18,14 @@ def kpi_cmd(
     fmt: str = typer.Option("table", "--format", help="table | csv | json"),
     out: Optional[Path] = typer.Option(None, "--out", help="输出文件"),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="审计日 YYYY-MM-DD (默认: 最近一次审计的审计日)"),
+    run: Optional[int] = typer.Option(None, "--run", help="审计编号 (默认: 最近一次)"),
     db: Path = DbOption,
     debug: bool = DebugOption,
 ) -> None:
     """计算响应率、解决率、满意率等指标 (figures by group); rates are fractions in machine output.
 
-    Uses the latest `audit check` run (at --as-of, if given), running the default pack if there is none.
+    Reads the figures stored by the latest `audit check` run (--run N, or the latest at --as-of);
+    without a run it says to run `audit check` first.
 
     Example: audit kpi --by city,month --format csv --out kpi.csv
     """
@@ -36,7 +38,7 @@ def kpi_cmd(
         raise UsageError(f"--format 应为 table、csv 或 json，而不是 {fmt!r}")
     con = connect(db)
     try:
-        result = run_kpis(con, by, parse_as_of(as_of))
+        result = run_kpis(con, by, parse_as_of(as_of), run)
     finally:
         con.close()
     text = {"table": kpi_table, "csv": kpi_csv, "json": kpi_json}[fmt](result)

@@ -16,12 +16,13 @@ from pathlib import Path
 import jinja2
 
 from audit.dataquality import notice_lines
-from audit.engine import ensure_run
-from audit.metrics import FIGURES, build_case_kpi
+from audit.engine import ensure_schema
+from audit.metrics import FIGURES, use_run_cases
 from audit.report import casetable, charts, compliance, figures, provenance
 from audit.report.fonts import PAGE_FAMILY, font_face_css
 from audit.report.text import FIGURE_DEFINITIONS, SEVERITY_ZH, figure_zh
 from audit.resources import templates_dir
+from audit.runstore import require_cases, select_run, stored_pack
 
 FONT_PLACEHOLDER = "/*@@report-font-face@@*/"
 XLSX_HINT = "audit findings --format xlsx --out 整改清单.xlsx"
@@ -40,6 +41,7 @@ class ReportInfo:
     as_of: dt.date
     cities: list[str] = field(default_factory=list)
     month: str | None = None
+    notices: list[str] = field(default_factory=list)
 
 
 def environment(template_dir: Path | None = None) -> jinja2.Environment:
@@ -52,13 +54,16 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
 
 def write_report(con, out: Path, cities: list[str] | None = None, month: str | None = None,
                  as_of: dt.date | None = None, show_personal: bool = False,
-                 template_dir: Path | None = None) -> ReportInfo:
-    """Write the HTML report of the latest run (at `as_of`) for the chosen cities and month.
+                 template_dir: Path | None = None, run_id: int | None = None) -> ReportInfo:
+    """Write the HTML report of a stored run (`run_id`, or the latest at `as_of`) for the chosen
+    cities and month.
 
     `cities` and `month` (YYYY-MM, the month of request) restrict the scope; the monthly trend
     still shows every month of the chosen cities. Personal data is masked unless `show_personal`.
+    Everything comes from what `audit check` stored with the run (`audit.runstore`): the pack,
+    settings and calendars as they were, the cases' figures and the findings.
     """
-    html, info = render_report(con, cities, month, as_of, show_personal, template_dir)
+    html, info = render_report(con, cities, month, as_of, show_personal, template_dir, run_id)
     data = html.encode("utf-8")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -69,23 +74,41 @@ def write_report(con, out: Path, cities: list[str] | None = None, month: str | N
 
 def render_report(con, cities: list[str] | None = None, month: str | None = None,
                   as_of: dt.date | None = None, show_personal: bool = False,
-                  template_dir: Path | None = None) -> tuple[str, ReportInfo]:
+                  template_dir: Path | None = None, run_id: int | None = None) -> tuple[str, ReportInfo]:
     """The report's HTML text and what it holds (see `write_report`)."""
-    pack = provenance.latest_pack(con, as_of)  # loaded once, for the run and the rule definitions
-    run_id, run_as_of = ensure_run(con, as_of, pack=pack)
-    build_case_kpi(con, run_id)
+    ensure_schema(con)
+    run = select_run(con, run_id, as_of)
+    require_cases(con, run)
+    run_id, run_as_of = run.run_id, run.as_of
+    pack = stored_pack(con, run_id)
+    use_run_cases(con, run_id)
     scope = figures.make_scope(con, cities, month)
     where, params = scope.where
     con.execute(f"CREATE OR REPLACE TEMP TABLE report_scope AS SELECT city, case_id FROM case_kpi WHERE {where}",
                 params)
     n_cases = con.execute("SELECT count(*) FROM report_scope").fetchall()[0][0]
     meta = provenance.load_meta(con, run_id)
+    notices = month_notice(scope.month, run_as_of, run_id)
     context = _context(con, run_id, scope, n_cases, meta, pack, show_personal)
+    context["notices"] = notices
     html = environment(template_dir).get_template("report.html").render(**context)
     html = html.replace(FONT_PLACEHOLDER, font_face_css(html), 1)
     info = ReportInfo(Path(), 0, n_cases, len(context["findings"]["rows"]), context["findings"]["total"],
-                      run_id, run_as_of, scope.cities, scope.month)
+                      run_id, run_as_of, scope.cities, scope.month, notices)
     return html, info
+
+
+def month_notice(month: str | None, as_of: dt.date, run_id: int) -> list[str]:
+    """A line when the run's audit date falls before the end of the chosen month: the month's
+    cases are then judged as they stood on that date, not at the month's end."""
+    if not month:
+        return []
+    year, mon = int(month[:4]), int(month[5:])
+    end = (dt.date(year + mon // 12, mon % 12 + 1, 1) - dt.timedelta(days=1))
+    if as_of >= end:
+        return []
+    return [f"审计 {run_id} 的审计日 {as_of} 早于 {month} 月末 ({end})：该月办件按 {as_of} 的状态判定；"
+            f"按月末判定请运行 audit check --as-of {end}"]
 
 
 def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, pack, show_personal: bool) -> dict:

@@ -29,9 +29,9 @@ def findings_rows(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS, 
     """
     rows = con.execute("""
         SELECT f.severity, f.rule_id, f.clause, f.city, c.hall, f.case_id, c.month, c.applicant, c.id_number,
-               c.phone, c.staff_any, f.message, CAST(f.evidence AS VARCHAR), r.title
+               c.phone, c.staff, f.message, CAST(f.evidence AS VARCHAR), r.title
         FROM findings f
-        JOIN case_facts c ON c.city = f.city AND c.case_id = f.case_id
+        JOIN case_kpi c ON c.city = f.city AND c.case_id = f.case_id
         SEMI JOIN report_scope s ON s.city = f.city AND s.case_id = f.case_id
         LEFT JOIN run_rules r ON r.run_id = f.run_id AND r.rule_id = f.rule_id
         WHERE f.run_id = ?

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from audit.errors import UsageError
+from audit.known import refuse, unknown_values
 from audit.metrics import FIGURES, compute_kpis
 from audit.report.text import (KEY_ZH, RANKED_FIGURES, figure_zh, fmt_change, fmt_count, fmt_figure,
                                is_empty)
@@ -51,24 +52,31 @@ class Scope:
 
 
 def make_scope(con, cities: list[str] | None, month: str | None) -> Scope:
-    """Check the chosen cities and month against the data (``case_kpi`` must exist)."""
+    """Check the chosen cities and month against the run's cases (``case_kpi`` must exist): a city
+    or month with no case there is a UsageError listing the known ones."""
     all_cities = [r[0] for r in con.execute(
         "SELECT DISTINCT city FROM case_kpi WHERE city IS NOT NULL ORDER BY city").fetchall()]
-    # --city may be repeated or list several names at once (延安,宝鸡 / 延安、宝鸡)
-    named = {c.strip() for item in cities or [] for c in re.split(r"[,，、]", item) if c.strip()}
-    chosen = sorted(named) or all_cities
-    unknown = [c for c in chosen if c not in all_cities]
-    if unknown:
-        raise UsageError(f"没有地市 {'、'.join(unknown)} 的办件；可用: {'、'.join(all_cities) or '(无)'}")
+    chosen = city_names(cities) or all_cities
+    refuse([unknown_values("--city", chosen, all_cities, "在本次审计中没有办件")])
     months = [r[0] for r in con.execute(
         "SELECT DISTINCT month FROM case_kpi WHERE list_contains(?, city) AND month IS NOT NULL ORDER BY month",
         [chosen]).fetchall()]
     if month is not None:
-        if not MONTH_RE.match(month):
-            raise UsageError(f"--month {month!r} 应为 YYYY-MM")
-        if month not in months:
-            raise UsageError(f"所选地市没有 {month} 受理的办件；可用月份: {', '.join(months) or '(无)'}")
+        require_month_format(month)
+        refuse([unknown_values("--month", [month], months, "所选地市没有这个月受理的办件", suggest=False)])
     return Scope(chosen, month, all_cities, months)
+
+
+def city_names(cities: list[str] | None) -> list[str]:
+    """The cities named by `--city`, which may be repeated or list several at once (延安,宝鸡 /
+    延安、宝鸡), sorted."""
+    return sorted({c.strip() for item in cities or [] for c in re.split(r"[,，、]", item) if c.strip()})
+
+
+def require_month_format(month: str | None) -> None:
+    """Refuse a `--month` that is not YYYY-MM."""
+    if month is not None and not MONTH_RE.match(month):
+        raise UsageError(f"--month {month!r} 应为 YYYY-MM")
 
 
 def previous_month(month: str) -> str:

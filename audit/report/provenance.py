@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from audit import __version__
-from audit.engine import ensure_schema
-from audit.errors import AuditError
 from audit.findings import run_metadata
-from audit.pack import Pack, load_pack
+from audit.pack import Pack
 
 SETTING_ZH = {
     "max_visits": "一站式办理：线下办件到现场次数上限 (次)",
@@ -29,19 +26,6 @@ def setting_text(value) -> str:
     if isinstance(value, dict):
         return "；".join(f"{k}" + (f" ({setting_text(v)})" if v else "") for k, v in value.items())
     return "" if value is None else str(value)
-
-
-def latest_pack(con, as_of) -> Pack | None:
-    """The pack of the run `ensure_run` will use (latest, at `as_of`): its directory if still there,
-    else the default pack; None if that cannot be loaded (the report then shows stored titles only)."""
-    ensure_schema(con)
-    where, params = ("WHERE as_of = ?", [as_of]) if as_of else ("", [])
-    row = con.execute(f"SELECT pack_path FROM runs {where} ORDER BY run_id DESC LIMIT 1", params).fetchall()
-    path = row[0][0] if row else None
-    try:
-        return load_pack(path if path and Path(path).is_dir() else None)
-    except AuditError:
-        return None
 
 
 def calendar_files(meta: dict) -> list[str]:
