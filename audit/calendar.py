@@ -283,7 +283,7 @@ class WorkCalendar:
         # becomes an error instead of a silent NULL.
         beyond = (f"{last.year + 1} 年不在工作日历范围内" if last.month == 12 and last.day == 31
                   and not self.is_covered(last.year + 1) and not self.fallback else "工作日历表范围不够")
-        off = (f"工作日历表 {table} 只含 {first}…{last}，{beyond} (date outside the working-day "
+        off = (f"{CalendarError.SQL_CODE}: 工作日历表 {table} 只含 {first}…{last}，{beyond} (date outside the working-day "
                f"calendar table; supply a calendar for the missing year or widen the range): ")
         return f"""
             CREATE OR REPLACE {temp}MACRO add_workdays(start_day, n) AS (

@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 
 from audit.pack import load_pack
-from audit.rules_doc import markdown
+from audit.rules_doc import contract_markdown, markdown
 
 BEGIN, END = "<!-- rules:begin -->", "<!-- rules:end -->"
+FACTS_BEGIN, FACTS_END = "<!-- facts:begin -->", "<!-- facts:end -->"
 
 
 def rules_block() -> str:
@@ -16,10 +17,20 @@ def rules_block() -> str:
     return f"{BEGIN}\n{markdown(load_pack())}\n{END}"
 
 
+def facts_block() -> str:
+    """The README's contract for rule authors, generated from `audit.rulecontract`."""
+    return f"{FACTS_BEGIN}\n{contract_markdown()}\n{FACTS_END}"
+
+
+BLOCKS = ((BEGIN, END, rules_block), (FACTS_BEGIN, FACTS_END, facts_block))
+
+
 def update_readme(path: Path) -> bool:
-    """Rewrite the rule table in the README; True when it changed."""
+    """Rewrite the generated blocks of the README; True when one changed."""
     text = path.read_text(encoding="utf-8")
-    new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda m: rules_block(), text, flags=re.S)
+    new = text
+    for begin, end, block in BLOCKS:
+        new = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m: block(), new, flags=re.S)
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text
@@ -29,4 +40,4 @@ if __name__ == "__main__":
     import sys
 
     changed = update_readme(Path(sys.argv[1] if len(sys.argv) > 1 else "README.md"))
-    sys.stdout.write("README 规则表已更新\n" if changed else "README 规则表无变化\n")
+    sys.stdout.write("README 生成部分已更新\n" if changed else "README 生成部分无变化\n")

@@ -26,6 +26,7 @@ from audit.errors import CalendarError, PackError, UsageError
 from audit.facts import CalendarDateError, build_facts, build_settings, settings_in_force
 from audit.metrics import KPI_CELLS_SCHEMA, derive_case_kpi, store_kpi_cells
 from audit.pack import Pack, Rule, load_pack
+from audit.rulecontract import RULE_OUTPUT
 from audit.runstore import (RUN_STORE_SCHEMA, file_records, pack_digest, pack_files, pack_json, store_calendars,
                             store_cases, store_run_files)
 from audit.testpause import pause_for_test
@@ -159,21 +160,41 @@ def calendar_remedy(message: str) -> str:
 
 
 def _guard_calendar(fn: Callable[[], object]):
+    """Run `fn`; a date beyond the working-day tables becomes a CalendarError with the remedy.
+
+    Recognised by structure, never by wording: the facts' own limits are checked on their joins
+    (`CalendarDateError`), and inside a rule's SQL the working-day macros raise ``error()`` with a
+    message that starts with `CalendarError.SQL_CODE`. A range check before the rules cannot
+    replace the code: a rule may call ``add_workdays_k`` with any date and any n, so the latest
+    date it reaches is known only when it runs.
+    """
     try:
         return fn()
     except CalendarDateError as exc:
         raise CalendarError(str(exc) + calendar_remedy(str(exc))) from None
     except duckdb.InvalidInputException as exc:
-        msg = str(exc)
-        if "工作日历" in msg:
-            detail = "工作日历" + msg.split("工作日历", 1)[1].split("(date outside")[0].strip()
-            raise CalendarError(detail + calendar_remedy(detail)) from None
-        raise
+        detail = _calendar_detail(str(exc))
+        if detail is None:
+            raise
+        raise CalendarError(detail + calendar_remedy(detail)) from None
+
+
+# DuckDB puts its error class before the message ("Invalid Input Error: "): the code must open
+# the message proper.
+_CALENDAR_CODE_RE = re.compile(r"^(?:[A-Za-z ]+ Error: )?" + re.escape(CalendarError.SQL_CODE) + r": (.*)", re.S)
+
+
+def _calendar_detail(message: str) -> str | None:
+    """The Chinese part of a calendar macro's error, or None when the message is not one."""
+    match = _CALENDAR_CODE_RE.match(message)
+    return match.group(1).split("(date outside")[0].strip() if match else None
 
 
 def rule_sql(rule: Rule) -> str:
-    """The rule's SQL wrapped to the findings shape (city, case_id, message, evidence JSON)."""
-    return f"""SELECT city, case_id, message, to_json(evidence) AS evidence FROM (
+    """The rule's SQL wrapped to the declared output shape (`audit.rulecontract.RULE_OUTPUT`:
+    city, case_id, message, and the evidence struct stored as JSON)."""
+    columns = ", ".join(f"{c.stored_as} AS {c.name}" for c in RULE_OUTPUT)
+    return f"""SELECT {columns} FROM (
 {rule.sql.strip().rstrip(';')}
 ) AS r"""
 

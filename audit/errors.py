@@ -26,9 +26,14 @@ class PackError(AuditError):
 
 
 class CalendarError(AuditError):
-    """A date falls in a year the working-day calendar does not cover (exit 2)."""
+    """A date falls in a year the working-day calendar does not cover (exit 2).
+
+    Inside SQL the working-day macros cannot raise this class: they call ``error()`` with a message
+    that starts with `SQL_CODE`, and the engine turns exactly those errors into a CalendarError.
+    """
 
     exit_code = 2
+    SQL_CODE = "AUDIT-CALENDAR-RANGE"
 
 
 class DatabaseBusy(AuditError):

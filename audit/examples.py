@@ -9,18 +9,20 @@ says whether the example case was flagged. The test suite runs every example of 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from audit.calendar import WorkCalendar
 from audit.db import connect
 from audit.engine import ensure_schema, execute_rule, prepare
-from audit.ingest.vocab import RATINGS
+from audit.ingest.vocab import CASE_ATTRIBUTES, RATINGS
 from audit.pack import Example, Pack, Rule
+from audit.pack_examples import parse_time
 
-CASE_COLUMNS = ("county", "hall", "service_type", "channel", "object_type", "item", "applicant", "id_number",
-                "phone", "staff", "promised_days", "fee", "visits", "rating", "rating_time", "materials")
+# The attributes an example's `case:` may set (checked when the pack loads: audit.pack_examples).
+CASE_COLUMNS = tuple(CASE_ATTRIBUTES)
 
 
 @dataclass
@@ -30,24 +32,12 @@ class ExampleOutcome:
     example: Example
     flagged: bool
     messages: list[str]
+    unlabelled: list[str] = field(default_factory=list)   # evidence fields the rule gives no label
 
     @property
     def ok(self) -> bool:
-        return self.flagged == (self.example.expect == "fail")
-
-
-def _ts(value) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day)
-    text = str(value).strip()
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
-        try:
-            return dt.datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-    raise ValueError(f"示例中的时间 {value!r} 无法识别 (应为 YYYY-MM-DD HH:MM)")
+        """Flagged exactly when expected to fail, and every evidence field has its label."""
+        return self.flagged == (self.example.expect == "fail") and not self.unlabelled
 
 
 def _load(con, examples: list[Example]) -> None:
@@ -56,7 +46,7 @@ def _load(con, examples: list[Example]) -> None:
         case_id = f"EX{i + 1:03d}"
         row = {c: ex.case.get(c) for c in CASE_COLUMNS}
         if row["rating_time"] is not None:
-            row["rating_time"] = _ts(row["rating_time"])
+            row["rating_time"] = parse_time(row["rating_time"])
         score = RATINGS.get(row["rating"]) if row["rating"] else None
         if ex.case or not ex.events:
             con.execute(f"""INSERT INTO case_rows (city, case_id, {', '.join(CASE_COLUMNS)}, rating_score)
@@ -64,7 +54,7 @@ def _load(con, examples: list[Example]) -> None:
                         [ex.city, case_id] + [row[c] for c in CASE_COLUMNS] + [score])
         for ev in ex.events:
             seq += 1
-            step, when = str(ev[0]), _ts(ev[1])
+            step, when = str(ev[0]), parse_time(ev[1])
             staff = str(ev[2]) if len(ev) > 2 and ev[2] is not None else None
             con.execute("""INSERT INTO event_rows (city, case_id, step, "time", staff, seq, source_row)
                            VALUES (?, ?, ?, ?, ?, ?, ?)""",
@@ -81,12 +71,21 @@ def run_examples(rule: Rule, pack: Pack, calendar: WorkCalendar | None = None) -
             try:
                 ensure_schema(con)
                 _load(con, [ex])
-                as_of = _ts(ex.as_of).date() if ex.as_of else max(
-                    (_ts(e[1]).date() for e in ex.events), default=dt.date(2026, 1, 5))
+                as_of = parse_time(ex.as_of).date() if ex.as_of else max(
+                    (parse_time(e[1]).date() for e in ex.events), default=dt.date(2026, 1, 5))
                 prepare(con, pack, as_of, calendar)
                 execute_rule(con, rule, 0)
-                msgs = [r[0] for r in con.execute("SELECT message FROM findings WHERE rule_id = ?", [rule.id]).fetchall()]
+                rows = con.execute("SELECT message, evidence FROM findings WHERE rule_id = ?", [rule.id]).fetchall()
             finally:
                 con.close()
-            outcomes.append(ExampleOutcome(ex, bool(msgs), msgs))
+            outcomes.append(ExampleOutcome(ex, bool(rows), [r[0] for r in rows], _unlabelled(rule, [r[1] for r in rows])))
     return outcomes
+
+
+def _unlabelled(rule: Rule, evidence: list[str | None]) -> list[str]:
+    """Evidence fields without a label, for a rule that gives labels. Run time complements the
+    check at load time (audit.pack), which reads the fields only from a struct literal."""
+    if not rule.evidence:
+        return []
+    keys = {k for e in evidence if e for k in (json.loads(e) or {})}
+    return sorted(keys - set(rule.evidence))

@@ -17,30 +17,27 @@ import json
 from typing import Any
 
 from audit.errors import CalendarError
+from audit.ingest.vocab import STEPS
 from audit.pack import NUMERIC_SETTINGS, Pack
+from audit.rulecontract import CFG, FACT_COLUMNS, REQ_MATERIALS, SETTING_COLUMNS, STAFF_STEPS, step_column
 
 
 class CalendarDateError(CalendarError):
     """A working-day limit falls after the last day of the calendar tables."""
 
-# Step columns: t_<code> = time of the first occurrence of the step.
-STEP_COLUMNS = {
-    "咨询": "t_consult", "申请": "t_apply", "受理": "t_accept", "需求分析": "t_analyse", "委托": "t_entrust",
-    "承办": "t_undertake", "移交": "t_handover", "中止": "t_suspend", "续办": "t_resume", "办结": "t_complete",
-    "终止": "t_terminate", "资料归档": "t_archive", "回访": "t_followup",
-}
-# Steps on which the staff handling the case is recorded (REQ-ONE-TO-ONE).
-STAFF_STEPS = ("受理", "需求分析", "委托", "承办", "中止", "续办", "办结")
+
+# Step columns: t_<code> = time of the first occurrence of the step (declared in audit.rulecontract).
+STEP_COLUMNS = {step: step_column(step) for step in STEPS}
 
 
 def build_settings(con, pack: Pack, cities: list[str]) -> None:
     """Temp tables ``cfg`` (numeric settings and object types per city) and ``req_materials``."""
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE cfg (city VARCHAR PRIMARY KEY,
-                    {', '.join(f'{k} INTEGER' for k in NUMERIC_SETTINGS)}, object_types VARCHAR[])""")
-    con.execute("CREATE OR REPLACE TEMP TABLE req_materials (city VARCHAR, doc VARCHAR, names VARCHAR[])")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE cfg ({CFG.ddl()}, PRIMARY KEY (city))")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE req_materials ({REQ_MATERIALS.ddl()})")
     for city in cities:
         s = pack.settings_for(city)
-        con.execute(f"INSERT INTO cfg VALUES (?, {', '.join('?' for _ in NUMERIC_SETTINGS)}, ?)",
+        con.execute(f"""INSERT INTO cfg (city, {', '.join(NUMERIC_SETTINGS)}, object_types)
+                        VALUES (?, {', '.join('?' for _ in NUMERIC_SETTINGS)}, ?)""",
                     [city] + [s[k] for k in NUMERIC_SETTINGS] + [list(s["object_types"])])
         for doc, aliases in s["materials"].items():
             con.execute("INSERT INTO req_materials VALUES (?, ?, ?)", [city, doc, [doc] + list(aliases or [])])
@@ -143,23 +140,27 @@ def build_facts(con, as_of: str) -> None:
         joins.append(f"LEFT JOIN cal_workdays w{i} ON w{i}.cal_key = b.cal_key AND w{i}.wd_no = c{i}.wd_no + {n} AND {n} > 0")
         cols.append(f"CASE WHEN {day} IS NULL THEN NULL WHEN {n} = 0 THEN {day} ELSE w{i}.d END AS {name}")
         cols.append(f"{day} IS NOT NULL AND {n} > 0 AND w{i}.d IS NULL AS _off_{i}")
+    # case_facts holds exactly the declared columns (audit.rulecontract), in the declared order: a
+    # column computed here but not declared is not visible to the rules.
+    off_cols = [f"_off_{i}" for i in range(len(limits))]
+    declared = ", ".join(f'"{c.name}"' for c in FACT_COLUMNS)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE case_facts AS
-        SELECT b.*, NOT b.closed AND b.has_open_suspension AS suspended,
-               {', '.join(cols)},
-               f.max_visits, f.response_days, f.archive_days, f.rating_grace_days, f.followup_days
-        FROM _facts_base b JOIN cfg f USING (city)
-        {' '.join(joins)}
+        SELECT {declared}, {', '.join(off_cols)} FROM (
+            SELECT b.*, NOT b.closed AND b.has_open_suspension AS suspended,
+                   {', '.join(cols)},
+                   {', '.join(f'f."{c.name}"' for c in SETTING_COLUMNS)}
+            FROM _facts_base b JOIN cfg f USING (city)
+            {' '.join(joins)})
     """)
-    off = " OR ".join(f"_off_{i}" for i in range(len(limits)))
-    missing = con.execute(f"SELECT city, case_id FROM case_facts WHERE {off} LIMIT 1").fetchall()
-    con.execute("ALTER TABLE case_facts DROP COLUMN _off_0")
-    for i in range(1, len(limits)):
-        con.execute(f"ALTER TABLE case_facts DROP COLUMN _off_{i}")
+    missing = con.execute(f"SELECT city, case_id FROM case_facts WHERE {' OR '.join(off_cols)} LIMIT 1").fetchall()
+    for col in off_cols:
+        con.execute(f"ALTER TABLE case_facts DROP COLUMN {col}")
     con.execute("DROP TABLE _facts_base")
     if missing:
         last = con.execute("SELECT max(d) FROM cal_days").fetchall()[0][0]
         year = last.year + 1 if (last.month, last.day) == (12, 31) else last.year
-        # Same wording as the calendar macros, so the engine reports it as a CalendarError.
+        # Checked here on the joins' result, not left to a macro's error: the engine turns this
+        # class into a CalendarError with the remedy.
         raise CalendarDateError(
             f"工作日历表只到 {last}：{year} 年不在工作日历范围内 (办件 {missing[0][0]} {missing[0][1]} 的时限落在该年)")

@@ -16,7 +16,8 @@ import pandas as pd
 from audit.engine import ensure_schema
 from audit.errors import UsageError
 from audit.known import require_finding_filters
-from audit.runstore import select_run
+from audit.pack import Pack, load_pack
+from audit.runstore import pack_from_json, select_run
 
 SEVERITY_ZH = {"error": "违规 (error)", "warning": "警告 (warning)", "info": "提示 (info)"}
 COLUMNS = ["case_id", "city", "rule_id", "severity", "clause", "message", "evidence", "hall", "service_type",
@@ -103,22 +104,14 @@ def to_table(df: pd.DataFrame, limit: int = 200) -> str:
     return "\n".join(lines)
 
 
-# Evidence keys (stable English in the stored JSON, for machines) as an inspector reads them.
-EVIDENCE_ZH = {
-    "missing": "缺少材料", "archived": "已归档材料", "closed_by": "关闭环节", "closed_at": "关闭时间",
-    "archived_at": "归档时间", "limit": "时限", "archive_days": "归档时限 (工作日)", "rating": "评价",
-    "rating_date": "评价日期", "followups": "回访", "followup_days": "回访时限 (工作日)",
-    "completed_at": "办结时间", "completed": "办结日期", "as_of": "审计日", "days": "天数",
-    "grace_days": "评价宽限 (天)", "steps": "环节", "missing_steps": "缺少环节", "undertake_at": "承办时间",
-    "entrust_at": "委托时间", "problems": "问题", "fee": "收费 (元)", "visits": "到现场次数",
-    "max_visits": "最多到现场次数", "case_staff": "台账帮办代办员", "event_staff": "环节经办人",
-    "handovers": "移交次数", "response_step": "响应环节", "request_at": "请求时间", "response_at": "响应时间",
-    "response_days": "响应时限 (工作日)", "start_step": "起算环节", "start_date": "起算日期",
-    "start_at": "起算时间", "promised_days": "承诺时限 (工作日)", "suspended_workdays": "中止 (工作日)",
-    "deadline": "办结时限", "overdue_workdays": "超期 (工作日)", "source_file": "来源文件",
-    "source_row": "来源行", "last_event_at": "最后环节时间", "object_type": "服务对象类别",
-    "allowed": "可用类别", "has_case_row": "台账中有此办件", "events": "环节数",
-}
+def rule_labels(pack: Pack | None) -> dict[str, dict[str, str]]:
+    """Each rule's evidence labels (rule id → evidence field → 中文名称), from the rules' own files as
+    the run stored them (`pack`). A rule stored without labels (a run made before they lived in the
+    rule files), or a run stored without its pack, borrows those of the default pack's rule."""
+    default = {r.id: r.evidence for r in load_pack().rules}
+    if pack is None:
+        return default
+    return {r.id: r.evidence or default.get(r.id, {}) for r in pack.rules}
 
 
 def _evidence_value(v) -> str:
@@ -132,8 +125,9 @@ def _evidence_value(v) -> str:
     return str(v)
 
 
-def evidence_text(evidence: str | None) -> str:
-    """Evidence JSON as readable Chinese `名称: 值` pairs (unknown keys of a custom pack as written)."""
+def evidence_text(evidence: str | None, labels: dict[str, str] | None = None) -> str:
+    """Evidence JSON as readable Chinese `名称: 值` pairs; `labels` are the rule's (`rule_labels`),
+    and a field without a label shows as written."""
     if not evidence:
         return ""
     try:
@@ -146,7 +140,7 @@ def evidence_text(evidence: str | None) -> str:
     for k, v in data.items():
         if v is None or v == [] or v == "":
             continue
-        parts.append(f"{EVIDENCE_ZH.get(k, k)}: {_evidence_value(v)}")
+        parts.append(f"{(labels or {}).get(k, k)}: {_evidence_value(v)}")
     return "；".join(parts)
 
 
@@ -157,7 +151,10 @@ XLSX_COLUMNS = [("服务大厅", "hall", 18), ("办件编号", "case_id", 20), (
 
 
 def to_xlsx(df: pd.DataFrame, path: Path, run_meta: dict | None = None) -> None:
-    """The rectification list: a sheet per city, rows grouped by hall, every cell text."""
+    """The rectification list: a sheet per city, rows grouped by hall, every cell text. Evidence
+    reads with the labels of the pack stored with the run (`run_meta`)."""
+    stored = (run_meta or {}).get("pack")
+    labels = rule_labels(pack_from_json(stored) if stored else None)
     wb = text_workbook(path, "帮办代办服务整改清单", _fixed_created(run_meta))
     head = heading_format(wb)
     group = wb.add_format({"bold": True, "bg_color": "#F2F2F2"})
@@ -184,7 +181,7 @@ def to_xlsx(df: pd.DataFrame, path: Path, run_meta: dict | None = None) -> None:
                     if key == "severity":
                         value = SEVERITY_ZH.get(value, value)
                     elif key == "evidence":
-                        value = evidence_text(value)
+                        value = evidence_text(value, labels.get(rec["rule_id"]))
                     ws.write_string(r, j, "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value), cell)
                 r += 1
         ws.autofilter(1, 0, max(r - 1, 1), len(XLSX_COLUMNS) - 1)

@@ -4,7 +4,8 @@ A pack is a directory::
 
     pack.yaml            name, standard, edition, version, clauses, settings, per-city overrides
     checks/<RULE-ID>.yaml one file per rule: id, clause, severity, title, rationale, settings, sql,
-                         examples (cases that pass and cases that fail)
+                         evidence (the Chinese label of each field of the evidence the SQL returns),
+                         examples (cases that pass and cases that fail; see audit.pack_examples)
 
 `load_pack` validates everything before anything runs and reports every problem at once, each
 with file, line and column (`PackError`). Adding a rule is adding a file: no Python changes.
@@ -21,28 +22,18 @@ from typing import Any
 import yaml
 
 from audit.errors import PackError
+from audit.pack_examples import Example, key_nodes as _key_nodes, parse_examples, where as _where
 from audit.resources import pack_dir
+from audit.sqltree import evidence_fields
 
 SEVERITIES = ("error", "warning", "info")
 NUMERIC_SETTINGS = ("max_visits", "response_days", "archive_days", "rating_grace_days", "followup_days")
 RULE_KEYS = {"id": True, "clause": True, "severity": True, "title": True, "rationale": True, "sql": True,
-             "examples": True, "settings": False, "description": False}
+             "examples": True, "settings": False, "description": False, "evidence": False}
 PACK_KEYS = {"name": True, "standard": True, "edition": False, "version": True, "clauses": True,
              "settings": True, "cities": False, "description": False, "extends": False}
 ID_RE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 10x faster
-
-
-@dataclass
-class Example:
-    """One example case of a rule: attributes, events (step, time[, staff]) and the audit date."""
-
-    name: str
-    expect: str                       # pass | fail
-    case: dict[str, Any]
-    events: list[list[Any]]
-    as_of: str | None = None
-    city: str = "示例市"
 
 
 @dataclass
@@ -59,6 +50,7 @@ class Rule:
     examples: list[Example]
     path: str
     description: str = ""
+    evidence: dict[str, str] = field(default_factory=dict)   # evidence field -> Chinese label
 
 
 @dataclass
@@ -93,12 +85,6 @@ class Pack:
 
 
 # ---------------------------------------------------------------------------------------------
-def _where(path: Path, node: yaml.Node | None) -> str:
-    if node is None:
-        return f"{path}:1:1"
-    return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
-
-
 def _compose(path: Path, problems: list[str]) -> tuple[yaml.Node | None, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -116,12 +102,6 @@ def _compose(path: Path, problems: list[str]) -> tuple[yaml.Node | None, Any]:
         problems.append(f"{_where(path, node)}: 应为键值映射 (a mapping)")
         return None, None
     return node, data
-
-
-def _key_nodes(node: yaml.Node) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {k.value: (k, v) for k, v in node.value}
 
 
 def _check_keys(path: Path, node, data: dict, spec: dict[str, bool], problems: list[str]) -> dict:
@@ -263,7 +243,8 @@ def _load_rule(path: Path, pack: Pack, problems: list[str]) -> Rule | None:
     sql = data.get("sql")
     if not isinstance(sql, str) or not sql.strip():
         problems.append(f"{at('sql')}: sql 应为一段 SELECT 语句")
-    examples = _examples(path, nodes.get("examples", (None, node))[1], data.get("examples"), problems)
+    evidence = _evidence_labels(path, nodes.get("evidence", (None, node))[1], data, problems)
+    examples = parse_examples(path, nodes.get("examples", (None, node))[1], data.get("examples"), problems)
     if examples is not None and not any(e.expect == "fail" for e in examples) and "examples" in data:
         problems.append(f"{at('examples')}: 至少需要一个 fail 示例")
     if examples is not None and not any(e.expect == "pass" for e in examples) and "examples" in data:
@@ -271,7 +252,8 @@ def _load_rule(path: Path, pack: Pack, problems: list[str]) -> Rule | None:
     if len(problems) > before:
         return None
     return Rule(rid, clause, severity, str(data["title"]), _join_cjk(str(data["rationale"])), sql,
-                list(data.get("settings") or []), examples or [], str(path), str(data.get("description", "")))
+                list(data.get("settings") or []), examples or [], str(path), str(data.get("description", "")),
+                evidence)
 
 
 def _join_cjk(text: str) -> str:
@@ -280,26 +262,26 @@ def _join_cjk(text: str) -> str:
     return re.sub(r"(?<=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])", "", text)
 
 
-def _examples(path: Path, node, data, problems: list[str]) -> list[Example] | None:
-    if data is None:
-        return None
-    if not isinstance(data, dict) or set(data) - {"pass", "fail"}:
-        problems.append(f"{_where(path, node)}: examples 应为 {{pass: [...], fail: [...]}}")
-        return None
-    out: list[Example] = []
+def _evidence_labels(path: Path, node, data: dict, problems: list[str]) -> dict[str, str]:
+    """The rule's ``evidence:`` labels; when the SQL's evidence is a struct literal, they must name
+    exactly its fields (a field without a label would show in English, a label without a field is
+    a misspelling)."""
+    labels = data.get("evidence")
+    if labels is None:
+        return {}
+    if not (isinstance(labels, dict) and all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                             for k, v in labels.items())):
+        problems.append(f"{_where(path, node)}: evidence 应为 证据字段: 中文名称 的映射")
+        return {}
+    fields = evidence_fields(data["sql"]) if isinstance(data.get("sql"), str) else None
+    if fields is None:
+        return labels
     nodes = _key_nodes(node)
-    for expect in ("pass", "fail"):
-        items = data.get(expect) or []
-        item_nodes = nodes[expect][1].value if expect in nodes and isinstance(nodes[expect][1], yaml.SequenceNode) else []
-        for i, item in enumerate(items):
-            where = _where(path, item_nodes[i] if i < len(item_nodes) else node)
-            if not isinstance(item, dict) or "name" not in item:
-                problems.append(f"{where}: 示例应有 name、case、events")
-                continue
-            events = item.get("events") or []
-            if not all(isinstance(e, list) and len(e) >= 2 for e in events):
-                problems.append(f"{where}: events 的每一项应为 [环节, 时间, 经办人?]")
-                continue
-            out.append(Example(str(item["name"]), expect, dict(item.get("case") or {}), events,
-                               str(item["as_of"]) if item.get("as_of") else None, str(item.get("city", "示例市"))))
-    return out
+    missing = [f for f in fields if f not in labels]
+    if missing:
+        problems.append(f"{_where(path, node)}: evidence 缺少 SQL 证据字段 {', '.join(missing)} 的中文名称")
+    for key in labels:
+        if key not in fields:
+            problems.append(f"{_where(path, nodes.get(key, (node,))[0])}: evidence 中的 {key!r} 不是 SQL 证据中的字段 "
+                            f"(有: {', '.join(fields)})")
+    return labels

@@ -15,6 +15,11 @@ _FOLDERS = {"audit._pack": "rules", "audit._templates": "reports", "audit._sampl
 
 
 def _locate(package: str) -> Path:
+    # In a checkout the folders beside this package come first: an editable install made from
+    # another checkout (a second git worktree) must not lend its rule pack or templates.
+    folder = _CHECKOUT / _FOLDERS[package]
+    if (_CHECKOUT / "pyproject.toml").is_file() and folder.is_dir():
+        return folder
     try:
         return Path(str(importlib.resources.files(package)))
     except ModuleNotFoundError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from audit import rulecontract
 from audit.pack import NUMERIC_SETTINGS, Pack, Rule
 
 
@@ -49,12 +50,21 @@ def explain(pack: Pack, rule: Rule, city: str | None = None, verify: bool = Fals
         if outcomes is not None:
             o = outcomes[id(ex)]
             ok &= o.ok
-            mark = " ✓" if o.ok else " ✗ (" + ("报出: " + "; ".join(o.messages) if o.flagged else "未报出") + ")"
+            mark = " ✓" if o.ok else f" ✗ ({_outcome_problem(o)})"
         lines.append(f"  [{'不通过' if ex.expect == 'fail' else '通过'}] {ex.name}{mark}")
         lines.append(f"      办件: {ex.case or '{}'}" + (f"  审计日: {ex.as_of}" if ex.as_of else ""))
         for ev in ex.events:
             lines.append("      " + "  ".join(str(x) for x in ev))
     return "\n".join(lines), ok
+
+
+def _outcome_problem(o) -> str:
+    problems = []
+    if o.flagged != (o.example.expect == "fail"):
+        problems.append("报出: " + "; ".join(o.messages) if o.flagged else "未报出")
+    if o.unlabelled:
+        problems.append(f"evidence 中没有中文名称的证据字段: {', '.join(o.unlabelled)}")
+    return "；".join(problems)
 
 
 def markdown(pack: Pack) -> str:
@@ -63,4 +73,27 @@ def markdown(pack: Pack) -> str:
     for r in pack.rules:
         rationale = " ".join(r.rationale.split()).replace("|", "\\|")
         lines.append(f"| {r.id} | {r.clause} | {r.severity} | {r.title} | {rationale} |")
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def contract_markdown() -> str:
+    """The rule-author contract (`audit.rulecontract`) as Markdown: the ``case_facts`` columns, the
+    other tables and the macros a rule may use, and what a rule returns (kept in the README)."""
+    lines = ["**`case_facts`** (每个办件一行 / one row per case):", "",
+             "| 列 (column) | 类型 (type) | 含义 | meaning |", "| --- | --- | --- | --- |"]
+    lines += [f"| `{c.name}` | {_cell(c.type)} | {_cell(c.zh)} | {_cell(c.en)} |" for c in rulecontract.FACT_COLUMNS]
+    lines += ["", "**其它可读的表 (other tables)**:", "", "| 表 (table) | 含义 | 列 (columns) |", "| --- | --- | --- |"]
+    for t in rulecontract.AUX_TABLES:
+        cols = "<br>".join(f"`{c.name}` {_cell(c.type)}：{_cell(c.zh)}" for c in t.columns)
+        lines.append(f"| `{t.name}` | {_cell(t.zh)} ({_cell(t.en)}) | {cols} |")
+    lines += ["", "**工作日宏 (working-day macros)**:", "", "| 宏 (macro) | 返回 | 含义 | meaning |",
+              "| --- | --- | --- | --- |"]
+    lines += [f"| `{m.signature}` | {m.returns} | {_cell(m.zh)} | {_cell(m.en)} |" for m in rulecontract.MACROS]
+    lines += ["", "**规则的返回 (what a rule's SQL returns, one row per violating case)**:", "",
+              "| 列 (column) | 类型 (type) | 含义 | meaning |", "| --- | --- | --- | --- |"]
+    lines += [f"| `{c.name}` | {c.type} | {_cell(c.zh)} | {_cell(c.en)} |" for c in rulecontract.RULE_OUTPUT]
     return "\n".join(lines)

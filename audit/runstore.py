@@ -180,7 +180,12 @@ def stored_pack(con, run_id: int) -> Pack | None:
     row = con.execute("SELECT pack FROM runs WHERE run_id = ?", [run_id]).fetchall()
     if not row or not row[0][0]:
         return None
-    data = json.loads(row[0][0])
+    return pack_from_json(row[0][0])
+
+
+def pack_from_json(text: str) -> Pack:
+    """A pack stored by `pack_json` (its rules without their examples)."""
+    data = json.loads(text)
     rules = [Rule(**{**r, "examples": []}) for r in data.pop("rules")]
     data["path"] = Path(data["path"])
     return Pack(**data, rules=rules)

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audit.calendar import WorkCalendar
+from audit.errors import CalendarError
 from audit.pack import Pack
+from audit.rulecontract import CITY_CALENDAR
 
 
 @dataclass
@@ -94,7 +96,7 @@ def build_calendars(con, pack: Pack, base: WorkCalendar, cities: list[str], lo: 
         first, last = cal.to_duckdb(con, lo, end, table=f"_cal_{key}", by_no_table=f"_wdno_{key}",
                                     required_end=hi, temporary=True)
         limits.append((key, first, last, cal))
-    con.execute("CREATE OR REPLACE TEMP TABLE city_calendar (city VARCHAR PRIMARY KEY, cal_key INTEGER)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE city_calendar ({CITY_CALENDAR.ddl()}, PRIMARY KEY (city))")
     if run.cities:
         con.executemany("INSERT INTO city_calendar VALUES (?, ?)", list(run.cities.items()))
     union_days = " UNION ALL ".join(f"SELECT {k} AS cal_key, d, is_workday, wd_no, wd_before FROM _cal_{k}"
@@ -102,9 +104,10 @@ def build_calendars(con, pack: Pack, base: WorkCalendar, cities: list[str], lo: 
     union_no = " UNION ALL ".join(f"SELECT {k} AS cal_key, wd_no, d FROM _wdno_{k}" for k, *_ in limits)
     con.execute(f"CREATE OR REPLACE TEMP TABLE cal_days AS {union_days}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE cal_workdays AS {union_no}")
-    # Same text as the plain macros' error, so the engine turns it into a CalendarError naming the year.
+    # The message starts with CalendarError.SQL_CODE, like the plain macros' error: the engine turns
+    # it into a CalendarError naming the year.
     beyond = " ".join(
-        f"WHEN {k} THEN '工作日历表 {first}…{last} 之外：{_missing_year(cal, last)} (date outside the working-day calendar): '"
+        f"WHEN {k} THEN '{CalendarError.SQL_CODE}: 工作日历表 {first}…{last} 之外：{_missing_year(cal, last)} (date outside the working-day calendar): '"
         for k, first, last, cal in limits)
     con.execute(f"""
         CREATE OR REPLACE TEMP MACRO add_workdays_k(k, start_day, n) AS (

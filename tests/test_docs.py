@@ -6,7 +6,7 @@ import typer
 from typer.testing import CliRunner
 
 from audit.cli import app
-from audit.docs import rules_block
+from audit.docs import facts_block, rules_block
 from audit.pack import load_pack
 from tests.conftest import REPO
 
@@ -39,6 +39,18 @@ def test_rule_table_is_generated_from_the_pack():
     assert rules_block() in README, "README rule table is stale: run `python -m audit.docs`"
     for rule in load_pack().rules:
         assert rule.title and rule.rationale and rule.clause
+
+
+def test_rule_author_contract_is_generated_from_the_declaration():
+    """The columns, tables, macros and output shape a rule author relies on (audit.rulecontract);
+    tests/test_rulecontract.py checks the declaration against a real database."""
+    from audit import rulecontract
+
+    assert facts_block() in README, "README case_facts section is stale: run `python -m audit.docs`"
+    for column in rulecontract.FACT_COLUMNS:
+        assert f"| `{column.name}` |" in README
+    for macro in rulecontract.MACROS:
+        assert f"`{macro.signature}`" in README
 
 
 def test_readme_opens_with_the_two_commands_and_ci_runs_them():

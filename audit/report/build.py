@@ -117,7 +117,7 @@ def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, p
     monthly = figures.monthly_by_city(con, run_id, scope)
     total = compliance.scope_findings(con, run_id)
     rules = compliance.rule_table(con, run_id, n_cases, pack)
-    rows = casetable.findings_rows(con, run_id, show_personal, limit=casetable.MAX_ROWS)
+    rows = casetable.findings_rows(con, run_id, show_personal, limit=casetable.MAX_ROWS, pack=pack)
     prov = provenance.provenance(meta)
     return {
         "font_face": FONT_PLACEHOLDER, "page_family": PAGE_FAMILY,

@@ -11,7 +11,7 @@ import json
 
 from markupsafe import Markup
 
-from audit.findings import evidence_text
+from audit.findings import evidence_text, rule_labels
 from audit.report.mask import mask_id, mask_name, mask_phone, scrub
 from audit.report.text import SEVERITY_ZH
 
@@ -21,8 +21,9 @@ COLUMNS = ("severity", "rule_id", "clause", "city", "hall", "case_id", "month", 
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
-def findings_rows(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS) -> list[list]:
-    """The first `limit` findings of the cases in ``report_scope``, masked unless `show_personal`.
+def findings_rows(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS, pack=None) -> list[list]:
+    """The first `limit` findings of the cases in ``report_scope``, masked unless `show_personal`;
+    evidence reads with the labels of `pack` (the run's).
 
     Order: error, warning, info; then the most recent request month first; then city, hall, case, rule.
     """
@@ -37,10 +38,11 @@ def findings_rows(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS) 
         ORDER BY CASE f.severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
                  c.month DESC NULLS LAST, f.city, c.hall NULLS LAST, f.case_id, f.rule_id
         LIMIT ?""", [run_id, limit]).fetchall()
+    labels = rule_labels(pack)
     out = []
     for row in rows:
         rec = dict(zip(COLUMNS, row))
-        rec["evidence"] = evidence_text(rec["evidence"])
+        rec["evidence"] = evidence_text(rec["evidence"], labels.get(rec["rule_id"]))
         if not show_personal:
             rec["applicant"] = mask_name(rec["applicant"])
             rec["id_number"] = mask_id(rec["id_number"])
