@@ -1,9 +1,9 @@
 """Findings: query one run's findings and render them as table, CSV, JSON or XLSX.
 
-CSV cells that a spreadsheet would take for a formula (starting with = + - @, or a tab or carriage
-return) are prefixed with an apostrophe; XLSX cells are always written as text, never formulas.
-The XLSX is a rectification list (整改清单): a sheet per city, grouped by hall, with the rule,
-clause, message and evidence in Chinese, set column widths and a frozen header.
+Cells that a spreadsheet would take for a formula are made safe as `audit.spreadsheet` says (a
+leading apostrophe, in CSV and XLSX alike); XLSX cells are always written as text, never formulas.
+The XLSX is a rectification list (整改清单): a sheet per city (named by `sheet_names`), grouped by
+hall, with the rule, clause, message and evidence in Chinese, set column widths and a frozen header.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from audit.errors import UsageError
 from audit.known import require_finding_filters
 from audit.pack import Pack, load_pack
 from audit.runstore import pack_from_json, select_run
+from audit.spreadsheet import csv_text, heading_format, safe_cell, sheet_names, text_workbook, write_text
 
 SEVERITY_ZH = {"error": "违规 (error)", "warning": "警告 (warning)", "info": "提示 (info)"}
 COLUMNS = ["case_id", "city", "rule_id", "severity", "clause", "message", "evidence", "hall", "service_type",
            "staff", "title"]
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def query_findings(con, run_id: int | None = None, rule: str | None = None, city: str | None = None,
@@ -60,25 +60,10 @@ def query_findings(con, run_id: int | None = None, rule: str | None = None, city
     return run_id, df
 
 
-def safe_cell(value: object) -> object:
-    """A value that no spreadsheet will execute as a formula when the CSV is opened."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
 def to_csv(df: pd.DataFrame, header: bool = True) -> str:
-    """CSV text (UTF-8; the caller adds a BOM for Excel when writing a file). Formula-like cells
-    are made safe column by column (vectorised: 600,000 findings in about a second). Without
-    `header`, the rows only (a later chunk of a listing written in parts)."""
-    out = df.copy()
-    for col in out.columns:
-        values = out[col]
-        if values.dtype == object or pd.api.types.is_string_dtype(values):
-            risky = values.str.startswith(FORMULA_START, na=False).astype(bool)
-            if risky.any():
-                out[col] = values.where(~risky, "'" + values.astype(str))
-    return out.to_csv(index=False, header=header, lineterminator="\n")
+    """CSV text with formula-safe cells (UTF-8; the caller adds a BOM for Excel when writing a
+    file). Without `header`, the rows only (a later chunk of a listing written in parts)."""
+    return csv_text(df, header=header)
 
 
 def to_json(df: pd.DataFrame, run_id: int) -> str:
@@ -151,27 +136,31 @@ XLSX_COLUMNS = [("服务大厅", "hall", 18), ("办件编号", "case_id", 20), (
 
 
 def to_xlsx(df: pd.DataFrame, path: Path, run_meta: dict | None = None) -> None:
-    """The rectification list: a sheet per city, rows grouped by hall, every cell text. Evidence
-    reads with the labels of the pack stored with the run (`run_meta`)."""
+    """The rectification list: a sheet per city (findings without a city on one sheet of their
+    own), rows grouped by hall, every cell formula-safe text. Evidence reads with the labels of
+    the pack stored with the run (`run_meta`)."""
     stored = (run_meta or {}).get("pack")
     labels = rule_labels(pack_from_json(stored) if stored else None)
     wb = text_workbook(path, "帮办代办服务整改清单", _fixed_created(run_meta))
     head = heading_format(wb)
+    big = wb.add_format({"bold": True, "font_size": 14})
     group = wb.add_format({"bold": True, "bg_color": "#F2F2F2"})
     cell = wb.add_format({"text_wrap": True, "valign": "top"})
-    cities = sorted(df["city"].dropna().unique()) or ["(无)"]
-    for city in cities:
-        ws = wb.add_worksheet(_sheet_name(city))
-        sub = df[df["city"] == city]
-        title = f"{city} 帮办代办服务整改清单" + (f" (审计日 {run_meta['as_of']})" if run_meta else "")
-        ws.write_string(0, 0, title, wb.add_format({"bold": True, "font_size": 14}))
+    city_of = df["city"].fillna("").astype(str)
+    cities = sorted(city_of.unique()) or ["(无)"]
+    shown = [city or "(未填写地市)" for city in cities]
+    for city, label, sheet in zip(cities, shown, sheet_names(shown)):
+        ws = wb.add_worksheet(sheet)
+        sub = df[city_of == city]
+        title = f"{label} 帮办代办服务整改清单" + (f" (审计日 {run_meta['as_of']})" if run_meta else "")
+        write_text(ws, 0, 0, title, big)
         for j, (name, _, width) in enumerate(XLSX_COLUMNS):
-            ws.write_string(1, j, name, head)
+            write_text(ws, 1, j, name, head)
             ws.set_column(j, j, width)
         ws.freeze_panes(2, 0)
         r = 2
         for hall, rows in sub.groupby(sub["hall"].fillna("(未填写服务大厅)"), sort=True):
-            ws.merge_range(r, 0, r, len(XLSX_COLUMNS) - 1, f"{hall}：{len(rows)} 条", group)
+            ws.merge_range(r, 0, r, len(XLSX_COLUMNS) - 1, safe_cell(f"{hall}：{len(rows)} 条"), group)
             r += 1
             for rec in rows.to_dict(orient="records"):
                 for j, (_, key, _) in enumerate(XLSX_COLUMNS):
@@ -182,34 +171,10 @@ def to_xlsx(df: pd.DataFrame, path: Path, run_meta: dict | None = None) -> None:
                         value = SEVERITY_ZH.get(value, value)
                     elif key == "evidence":
                         value = evidence_text(value, labels.get(rec["rule_id"]))
-                    ws.write_string(r, j, "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value), cell)
+                    write_text(ws, r, j, value, cell)
                 r += 1
         ws.autofilter(1, 0, max(r - 1, 1), len(XLSX_COLUMNS) - 1)
     wb.close()
-
-
-def text_workbook(path: Path, title: str, created=None, constant_memory: bool = False):
-    """An xlsxwriter workbook that writes every string as text (never a formula, URL or number),
-    with fixed document properties so that the same data gives the same bytes. `constant_memory`
-    writes each row as it comes (rows must then be written in order): for long listings."""
-    import datetime as dt
-
-    import xlsxwriter
-
-    wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
-                                         "strings_to_numbers": False, "constant_memory": constant_memory})
-    wb.set_properties({"title": title, "created": created or dt.datetime(2000, 1, 1)})
-    return wb
-
-
-def heading_format(wb):
-    """The format of a header row: bold on light blue, bordered, wrapped."""
-    return wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "top"})
-
-
-def _sheet_name(city: str) -> str:
-    bad = '[]:*?/\\'
-    return "".join("_" if ch in bad else ch for ch in str(city))[:31] or "sheet"
 
 
 def _fixed_created(run_meta: dict | None):

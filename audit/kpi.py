@@ -11,6 +11,7 @@ import pandas as pd
 from audit.engine import ensure_schema
 from audit.metrics import FIGURE_ZH, FIGURES, KpiResult, compute_kpis, kpi_cells, parse_by
 from audit.runstore import require_cases, select_run
+from audit.spreadsheet import csv_text
 
 
 def run_kpis(con, by: str | list[str] | None, as_of: dt.date | None = None, run_id: int | None = None) -> KpiResult:
@@ -32,9 +33,9 @@ def _clean(v):
 
 
 def kpi_csv(result: KpiResult) -> str:
-    """CSV: grouping keys, then the figure names; empty cell for an empty rate."""
-    df = result.table[result.by + list(FIGURES)]
-    return df.to_csv(index=False, lineterminator="\n", float_format="%.6g")
+    """CSV: grouping keys, then the figure names; empty cell for an empty rate; formula-like keys
+    (a hall or staff name starting with =, + …) made safe as in `audit.spreadsheet`."""
+    return csv_text(result.table[result.by + list(FIGURES)], float_format="%.6g")
 
 
 def kpi_json(result: KpiResult) -> str:

@@ -39,9 +39,10 @@ import duckdb
 import pandas as pd
 
 from audit.errors import UsageError
-from audit.findings import heading_format, text_workbook, to_csv
+from audit.findings import to_csv
 from audit.ingest.vocab import header_lookup, normalize_header
 from audit.report.mask import mask_id, mask_name, mask_phone, mask_unlabelled, scrub
+from audit.spreadsheet import heading_format, text_workbook, write_text
 
 KINDS = {"quarantined": "隔离行", "set_aside": "搁置单元格"}
 COLUMNS = ["ingest_id", "kind", "file", "row", "column", "raw", "reason"]
@@ -395,8 +396,9 @@ def csv_parts(listing: QuarantineListing) -> Iterator[str]:
 
 
 def write_xlsx(listing: QuarantineListing, path: Path) -> None:
-    """One sheet (隔离清单) with the Chinese headings: every cell text, header frozen, autofilter,
-    set column widths, A4 landscape one page wide. Written row by row (constant memory)."""
+    """One sheet (隔离清单) with the Chinese headings: every cell formula-safe text (as in the CSV),
+    header frozen, autofilter, set column widths, A4 landscape one page wide. Written row by row
+    (constant memory)."""
     if listing.total > XLSX_MAX_ROWS:
         raise UsageError(f"共 {listing.total:,} 条，超过 Excel 工作表的上限 {XLSX_MAX_ROWS:,} 行："
                          "请用 --format csv，或用 --ingest N 分批导出")
@@ -418,10 +420,7 @@ def write_xlsx(listing: QuarantineListing, path: Path) -> None:
     for chunk in listing.chunks():
         for ingest, kind, file, row, column, raw, reason in chunk:
             for j, value in enumerate((ingest, KINDS[kind], file, row, column, raw, reason)):
-                if value is None or value == "":
-                    ws.write_blank(r, j, None, formats[j])
-                else:
-                    ws.write_string(r, j, str(value), formats[j])
+                write_text(ws, r, j, value, formats[j])
             r += 1
     ws.autofilter(0, 0, max(r - 1, 1), len(HEADINGS) - 1)
     wb.close()

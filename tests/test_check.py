@@ -154,7 +154,7 @@ def test_findings_formats_filters_and_formula_safety(tmp_path):
     assert ws.cell(2, 1).value == "服务大厅" and ws.column_dimensions["I"].width > 30
     values = [c for row in ws.iter_rows() for c in row if c.value is not None]
     assert all(c.data_type == "s" for c in values)  # never a formula
-    assert any(c.value == "@SUM(A1)" for c in values) and any(str(c.value).startswith("+大厅") for c in values)
+    assert any(c.value == "'@SUM(A1)" for c in values) and any(str(c.value).startswith("'+大厅") for c in values)
 
 
 def test_rules_catalogue_and_explain():
