@@ -112,8 +112,8 @@ def _evidence_value(v) -> str:
 
 def evidence_text(evidence: str | None, labels: dict[str, str] | None = None) -> str:
     """Evidence JSON as readable Chinese `名称: 值` pairs; `labels` are the rule's (`rule_labels`),
-    and a field without a label shows as written."""
-    if not evidence:
+    and a field without a label shows as written. No evidence (None, or NaN from a frame) is empty."""
+    if not isinstance(evidence, str) or not evidence:
         return ""
     try:
         data = json.loads(evidence)

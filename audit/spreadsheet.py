@@ -64,8 +64,12 @@ def safe_frame(df: pd.DataFrame) -> pd.DataFrame:
 def csv_text(df: pd.DataFrame, header: bool = True, **options) -> str:
     """CSV text of `df` with formula-safe cells (UTF-8; the caller adds a BOM when writing a file
     for Excel). Without `header`, the rows only (a later part of a listing written in parts);
-    `options` go to `DataFrame.to_csv` (e.g. ``float_format``)."""
-    return safe_frame(df).to_csv(index=False, header=header, lineterminator="\n", **options)
+    `options` go to `DataFrame.to_csv` (e.g. ``float_format``).
+
+    Records end in CRLF, as RFC 4180 says: Python's csv writer quotes a cell for the characters of
+    the line ending only, so with LF endings a cell holding a bare CR went out unquoted and split
+    its row in Excel (and in Python's own csv reader)."""
+    return safe_frame(df).to_csv(index=False, header=header, lineterminator="\r\n", **options)
 
 
 def text_workbook(path: Path, title: str, created=None, constant_memory: bool = False):
@@ -114,8 +118,8 @@ def sheet_names(labels: Iterable[object]) -> list[str]:
 
 def _sheet_base(label: object) -> str:
     text = "" if label is None or (isinstance(label, float) and pd.isna(label)) else str(label)
-    text = "".join("_" if unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch for ch in text)
-    text = SHEET_FORBIDDEN.sub("_", text).strip().strip("'").strip()
+    text = "".join("_" if unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch for ch in text.strip())
+    text = SHEET_FORBIDDEN.sub("_", text).strip("'").strip()
     text = _cut(text, SHEET_NAME_MAX).rstrip("'").rstrip() or EMPTY_SHEET
     if text.casefold() in SHEET_RESERVED:
         text += "_"

@@ -160,8 +160,9 @@ def test_csv_file_has_bom_and_the_same_rows(qdb, cli, tmp_path):
     assert code == 0 and str(path) in out and "隔离行 8，搁置单元格 3" in out
     data = path.read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")
+    assert data.count(b"\r\n") == data.count(b"\n") == 12          # CRLF records (RFC 4180)
     code, stdout = cli("quarantine", "--db", qdb, "--format", "csv")
-    assert data.decode("utf-8-sig") == stdout
+    assert data.decode("utf-8-sig").replace("\r\n", "\n") == stdout   # the runner's output has LF
 
 
 def test_ingest_filter_and_unknown_ingest(qdb, cli):

@@ -47,7 +47,8 @@ def findings_cmd(
         return
     text = {"table": lambda: to_table(df), "csv": lambda: to_csv(df), "json": lambda: to_json(df, run_id)}[fmt]()
     if out:
-        out.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8")
+        out.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8",
+                       newline="" if fmt == "csv" else None)     # CSV records end in CRLF already
         echo(f"已写出 {out} ({len(df)} 条)")
     else:
         echo(text.rstrip("\n"))

@@ -43,7 +43,8 @@ def kpi_cmd(
         con.close()
     text = {"table": kpi_table, "csv": kpi_csv, "json": kpi_json}[fmt](result)
     if out:
-        out.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8")
+        out.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8",
+                       newline="" if fmt == "csv" else None)     # CSV records end in CRLF already
         echo(f"已写出 {out} ({len(result.table)} 行)")
     else:
         echo(text.rstrip("\n"))
