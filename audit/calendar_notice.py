@@ -33,6 +33,7 @@ from pathlib import Path
 from audit.calendar import (MAKEUP_NOTE, WEEKDAY_NAMES, WEEKEND_NOTE, WorkCalendar, parse_override_text,
                             read_calendar_text, render_month)
 from audit.errors import UsageError
+from audit.spreadsheet import safe_row
 
 # Festival names as the notices write them; any short name ending in 节 is accepted too (a new holiday).
 _FESTIVAL = r"(?:元旦|春节|清明节|劳动节|端午节|中秋节|国庆节|[\u4e00-\u9fff]{1,4}节)"
@@ -104,7 +105,7 @@ class Notice:
                     f"列出 {self.year} 年每一天，--calendar 读入后该年即有日历"])
         w.writerow(["date", "is_workday", "note"])
         for d, (workday, note) in self.days().items():
-            w.writerow([d.isoformat(), 1 if workday else 0, note])
+            w.writerow(safe_row([d.isoformat(), 1 if workday else 0, note]))
         return buf.getvalue()
 
 

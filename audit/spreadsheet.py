@@ -22,9 +22,10 @@ import datetime as dt
 import re
 import unicodedata
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-import pandas as pd
+if TYPE_CHECKING:      # pandas is imported where a frame is written (`audit calendar` does without)
+    import pandas as pd
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 SHEET_NAME_MAX = 31                      # UTF-16 code units, as Excel counts
@@ -41,9 +42,16 @@ def safe_cell(value: object) -> object:
     return value
 
 
+def safe_row(values: Iterable[object]) -> list[object]:
+    """`safe_cell` of each value: a row for ``csv.writer``."""
+    return [safe_cell(v) for v in values]
+
+
 def safe_frame(df: pd.DataFrame) -> pd.DataFrame:
     """`safe_cell` applied to every text cell of `df`, column by column (vectorised: 600,000 rows in
     about a second). Numeric columns are left as they are; `df` itself is not changed."""
+    import pandas as pd
+
     out = None
     for col in df.columns:
         values = df[col]
@@ -90,11 +98,19 @@ def heading_format(wb):
 
 
 def write_text(ws, row: int, col: int, value: object, cell_format=None) -> None:
-    """One cell as formula-safe text (`safe_cell`); None, NaN and "" as a blank cell."""
-    if value is None or value == "" or (isinstance(value, float) and pd.isna(value)):
-        ws.write_blank(row, col, None, cell_format)
+    """One cell as formula-safe text (`safe_cell`); None, NaN, NA and "" as a blank cell."""
+    text = value if isinstance(value, str) else "" if value is None or _missing(value) else str(value)
+    if text:
+        ws.write_string(row, col, safe_cell(text), cell_format)
     else:
-        ws.write_string(row, col, safe_cell(str(value)), cell_format)
+        ws.write_blank(row, col, None, cell_format)
+
+
+def _missing(value: object) -> bool:
+    try:
+        return bool(value != value)       # NaN, NaT
+    except TypeError:                     # pandas.NA has no truth value
+        return True
 
 
 def sheet_names(labels: Iterable[object]) -> list[str]:
@@ -117,7 +133,7 @@ def sheet_names(labels: Iterable[object]) -> list[str]:
 
 
 def _sheet_base(label: object) -> str:
-    text = "" if label is None or (isinstance(label, float) and pd.isna(label)) else str(label)
+    text = label if isinstance(label, str) else "" if label is None or _missing(label) else str(label)
     text = "".join("_" if unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch for ch in text.strip())
     text = SHEET_FORBIDDEN.sub("_", text).strip("'").strip()
     text = _cut(text, SHEET_NAME_MAX).rstrip("'").rstrip() or EMPTY_SHEET
