@@ -41,7 +41,7 @@ import pandas as pd
 from audit.errors import UsageError
 from audit.findings import to_csv
 from audit.ingest.vocab import header_lookup, normalize_header
-from audit.report.mask import mask_id, mask_name, mask_phone, mask_unlabelled, scrub
+from audit.report.mask import NUMBER_HINT, mask_id, mask_name, mask_phone, mask_unlabelled, scrub
 from audit.spreadsheet import heading_format, text_workbook, write_text
 
 KINDS = {"quarantined": "隔离行", "set_aside": "搁置单元格"}
@@ -195,10 +195,10 @@ def _header_classes(con, src: dict[str, str], where: str, params: dict) -> dict[
 
 def _masked(header: str, fld: str, value: str) -> str:
     """SQL: `value` through `mask_cell` when that may change it (a superset of the cases it
-    changes): a personal column; 11 digits in a row (an ID or mobile number for `scrub`); a Han
-    character in a cell of an unknown column (a name for `mask_unlabelled`)."""
+    changes): a personal column; a value matching `NUMBER_HINT` (an ID or phone number for
+    `scrub`); a Han character in a cell of an unknown column (a name for `mask_unlabelled`)."""
     return f"""CASE WHEN {_personal(header, fld)}
-                         OR regexp_matches({value}, '[0-9]{{11}}')
+                         OR regexp_matches({value}, '{NUMBER_HINT}')
                          OR ({fld} IS NULL AND NOT coalesce(list_contains($known, {header}), false)
                              AND regexp_matches({value}, '[\u4e00-\u9fff]'))
                     THEN _audit_mask_cell({header}, {fld}, {value}) ELSE {value} END"""
@@ -215,7 +215,7 @@ def _listing_sql(src: dict[str, str], where: str, show_personal: bool) -> str:
 
     reason = "regexp_replace(e.reason, '^第 [0-9]+ 行 ', '')"
     # A reason quotes the cell it is about: masked like the cell when that is personal data.
-    masked_reason = f"""CASE WHEN regexp_matches({reason}, '[0-9]{{11}}')
+    masked_reason = f"""CASE WHEN regexp_matches({reason}, '{NUMBER_HINT}')
                                   OR (coalesce(e.cell, '') <> '' AND ({_personal('e."column"', 'e.field')}))
                              THEN _audit_mask_reason({reason}, e."column", e.field, e.cell) ELSE {reason} END"""
     return f"""
