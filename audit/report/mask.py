@@ -53,6 +53,8 @@ _ORGANISATION = re.compile(
 # Numbers are matched on a copy of the text with full-width digits, signs, brackets and spaces made
 # ASCII (one character for one, so that positions match), and masked in the original.
 _ASCII = str.maketrans("０１２３４５６７８９＋－．（）　Ｘｘ", "0123456789+-.() Xx")
+_FULL_WIDTH_DIGIT = re.compile("[０-９]")
+_SIGNS = (("＋", "+"), ("－", "-"), ("．", "."), ("（", "("), ("）", ")"), ("　", " "))
 _SEP = r"[ .\-]?"
 _COUNTRY = r"(?:\+ ?86|0086|\(\+?86\)|86)"
 _ID_PATTERNS = (
@@ -65,6 +67,7 @@ _MOBILE = re.compile(rf"(?<![0-9])(?:{_COUNTRY}{_SEP})?(?P<n>1[3-9](?:{_SEP}[0-9
 _LANDLINE = re.compile(
     rf"(?<![0-9])(?:{_COUNTRY}{_SEP}\(?[1-9][0-9]{{1,2}}\)?|\(0[0-9]{{2,3}}\)|0[0-9]{{2,3}})"
     rf"{_SEP}(?P<n>[1-9][0-9]{{2,3}}{_SEP}[0-9]{{4}})(?![0-9])", re.A)
+_ANY_DIGIT = re.compile("[0-9０-９]")
 # Digits left after the patterns (a phone number in a form they do not know): runs of 7 or more.
 _DIGIT_RUN = re.compile(rf"(?<![0-9])[0-9](?:{_SEP}[0-9]){{6,}}(?![0-9])", re.A)
 
@@ -126,7 +129,7 @@ def mask_phone(value: str | None) -> str | None:
 
 def scrub(text: str | None) -> str | None:
     """Mask ID numbers and phone numbers that appear inside free text (see the module doc)."""
-    if not text:
+    if not text or not _ANY_DIGIT.search(text):
         return text
     masked = _Masked(text)
     masked.ids()
@@ -146,17 +149,24 @@ def mask_unlabelled(value: str | None) -> str | None:
     return scrub(value)
 
 
+def _ascii(text: str) -> str:
+    """`text` with full-width digits, signs, brackets and spaces made ASCII, one for one
+    (`str.translate` is slow on non-ASCII text: used only when there are full-width digits)."""
+    if _FULL_WIDTH_DIGIT.search(text):
+        return text.translate(_ASCII)
+    for wide, ascii_ in _SIGNS:
+        if wide in text:
+            text = text.replace(wide, ascii_)
+    return text
+
+
 class _Masked:
-    """A text being masked: the original characters, and an ASCII copy of it to match on."""
+    """A text being masked: the original, and an ASCII copy of it to match on."""
 
     def __init__(self, text: str):
-        self.chars = list(text)
-        self.plain = text.translate(_ASCII)
+        self.text = text
+        self.plain = _ascii(text)
         self.changed = False
-
-    @property
-    def text(self) -> str:
-        return "".join(self.chars)
 
     def ids(self) -> None:
         for pattern in _ID_PATTERNS:
@@ -169,11 +179,14 @@ class _Masked:
     def hide(self, pattern: re.Pattern, head: int) -> None:
         """Hide the digits of each match (of its group ``n`` when it has one) but the first
         `head` and the last 4; later patterns then see stars, not digits."""
-        plain = list(self.plain)
-        for m in pattern.finditer(self.plain):
+        matches = list(pattern.finditer(self.plain))
+        if not matches:
+            return
+        chars, plain = list(self.text), list(self.plain)
+        for m in matches:
             start, end = m.span("n") if "n" in pattern.groupindex else m.span()
             digits = [i for i in range(start, end) if plain[i] in "0123456789Xx"]
             for i in digits[head:len(digits) - 4]:
-                self.chars[i] = plain[i] = "*"
+                chars[i] = plain[i] = "*"
                 self.changed = True
-        self.plain = "".join(plain)
+        self.text, self.plain = "".join(chars), "".join(plain)
