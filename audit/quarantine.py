@@ -39,10 +39,9 @@ import duckdb
 import pandas as pd
 
 from audit.errors import UsageError
-from audit.findings import to_csv
 from audit.ingest.vocab import header_lookup, normalize_header
 from audit.report.mask import NUMBER_HINT, mask_id, mask_name, mask_phone, mask_unlabelled, scrub
-from audit.spreadsheet import heading_format, text_workbook, write_text
+from audit.spreadsheet import csv_text, heading_format, text_workbook, write_text
 
 KINDS = {"quarantined": "隔离行", "set_aside": "搁置单元格"}
 COLUMNS = ["ingest_id", "kind", "file", "row", "column", "raw", "reason"]
@@ -389,10 +388,10 @@ def csv_parts(listing: QuarantineListing) -> Iterator[str]:
     caller adds the BOM when writing a file); the header alone when there is nothing to list."""
     first = True
     for df in listing.frames():
-        yield to_csv(df, header=first)
+        yield csv_text(df, header=first)
         first = False
     if first:
-        yield to_csv(pd.DataFrame(columns=COLUMNS))
+        yield csv_text(pd.DataFrame(columns=COLUMNS))
 
 
 def write_xlsx(listing: QuarantineListing, path: Path) -> None:

@@ -115,21 +115,22 @@ NOTE_RULE = """id: LOCAL-NOTE
 clause: "10 一站式办理"
 severity: info
 title: 备注原样引用
-rationale: 测试用：问题与证据原样引用环节备注。
+rationale: 测试用：问题与证据原样引用办件各环节的备注。
 settings: []
 sql: |
-  SELECT city, case_id, '备注：' || string_agg(note, '；' ORDER BY seq) AS message,
-         {'note': string_agg(note, '；' ORDER BY seq)} AS evidence
-  FROM event_rows WHERE coalesce(note, '') <> '' GROUP BY city, case_id
+  SELECT city, case_id,
+         '备注：' || coalesce(string_agg(note, '；' ORDER BY seq) FILTER (WHERE coalesce(note, '') <> ''), '无') AS message,
+         {'note': string_agg(note, '；' ORDER BY seq) FILTER (WHERE coalesce(note, '') <> '')} AS evidence
+  FROM event_rows GROUP BY city, case_id
 examples:
   fail:
-    - name: 有备注
-      case: {service_type: 帮办}
-      events: [[咨询, 2026-03-02 09:00, 王帮办, 有备注]]
-  pass:
-    - name: 没有备注
+    - name: 有办理环节
       case: {service_type: 帮办}
       events: [[咨询, 2026-03-02 09:00]]
+  pass:
+    - name: 没有办理环节
+      case: {service_type: 帮办}
+      events: []
 """
 
 
@@ -169,7 +170,7 @@ def report_rows(db: Path, out: Path, *args) -> tuple[str, list[dict]]:
     code, output = invoke("report", "--db", db, "--out", out, *args)
     assert code == 0, output
     html = out.read_text(encoding="utf-8")
-    block = re.search(r'<script type="application/json" id="findings-data">(.*?)</script>', html, re.S)
+    block = re.search(r'<script type="application/json" id="findings-data">(.*?)</script>', html, re.DOTALL)
     data = json.loads(block.group(1))
     return html, [dict(zip(data["columns"], row)) for row in data["rows"]]
 
@@ -188,7 +189,7 @@ def test_report_masks_names_phones_and_ids_everywhere(mask_db, tmp_path):
     by_case: dict[str, list[dict]] = {}
     for row in rows:
         by_case.setdefault(row["case_id"], []).append(row)
-    notes = {case: [r for r in found if r["rule_id"] == "LOCAL-NOTE"][0] for case, found in by_case.items()}
+    notes = {case: next(r for r in found if r["rule_id"] == "LOCAL-NOTE") for case, found in by_case.items()}
     for i, (name, masked) in enumerate(PEOPLE):
         assert {r["applicant"] for r in by_case[f"N{i}"]} == {masked}
         assert name not in html or any(name in o for o in ORGANISATIONS)
@@ -209,7 +210,7 @@ def test_report_masks_names_phones_and_ids_everywhere(mask_db, tmp_path):
 
 
 def test_report_shows_everything_when_asked(mask_db, tmp_path):
-    html, rows = report_rows(mask_db, tmp_path / "full.html", "--show-personal-data")
+    _, rows = report_rows(mask_db, tmp_path / "full.html", "--show-personal-data")
     applicants = {r["applicant"] for r in rows}
     assert {p for p, _ in PEOPLE} | set(ORGANISATIONS) <= applicants
     for raw, _ in PHONES:

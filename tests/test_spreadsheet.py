@@ -15,7 +15,9 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from audit.cli import app
 from audit.db import connect
 from audit.spreadsheet import FORMULA_START, csv_text, safe_cell, safe_frame, sheet_names
 from tests.conftest import write_csv
@@ -77,10 +79,6 @@ def formula_db(tmp_path_factory) -> Path:
 
 
 def invoke(*args) -> tuple[int, str]:
-    from typer.testing import CliRunner
-
-    from audit.cli import app
-
     result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
     return result.exit_code, result.output
 

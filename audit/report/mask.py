@@ -48,7 +48,7 @@ ORGANISATION_SUFFIXES = (
 )
 _ORGANISATION = re.compile(
     "^.+(?:" + "|".join(map(re.escape, sorted(ORGANISATION_SUFFIXES, key=len, reverse=True))) + ")"
-    r"(?:\s*[(（][^()（）]*[)）])?$", re.S)
+    r"(?:\s*[(（][^()（）]*[)）])?$", re.DOTALL)
 
 # Numbers are matched on a copy of the text with full-width digits, signs, brackets and spaces made
 # ASCII (one character for one, so that positions match), and masked in the original.
@@ -59,17 +59,17 @@ _SEP = r"[ .\-]?"
 _COUNTRY = r"(?:\+ ?86|0086|\(\+?86\)|86)"
 _ID_PATTERNS = (
     # 18 characters (6-8-4, optionally split by a space or hyphen); the last may be X.
-    re.compile(r"(?<![0-9])(?P<n>[0-9]{6}[ \-]?[0-9]{8}[ \-]?[0-9]{3}[0-9Xx])(?![0-9])", re.A),
+    re.compile(r"(?<![0-9])(?P<n>[0-9]{6}[ \-]?[0-9]{8}[ \-]?[0-9]{3}[0-9Xx])(?![0-9])", re.ASCII),
     # The old 15-digit form: area, YYMMDD, 3 digits.
-    re.compile(r"(?<![0-9])(?P<n>[0-9]{8}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3})(?![0-9])", re.A),
+    re.compile(r"(?<![0-9])(?P<n>[0-9]{8}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3})(?![0-9])", re.ASCII),
 )
-_MOBILE = re.compile(rf"(?<![0-9])(?:{_COUNTRY}{_SEP})?(?P<n>1[3-9](?:{_SEP}[0-9]){{9}})(?![0-9])", re.A)
+_MOBILE = re.compile(rf"(?<![0-9])(?:{_COUNTRY}{_SEP})?(?P<n>1[3-9](?:{_SEP}[0-9]){{9}})(?![0-9])", re.ASCII)
 _LANDLINE = re.compile(
     rf"(?<![0-9])(?:{_COUNTRY}{_SEP}\(?[1-9][0-9]{{1,2}}\)?|\(0[0-9]{{2,3}}\)|0[0-9]{{2,3}})"
-    rf"{_SEP}(?P<n>[1-9][0-9]{{2,3}}{_SEP}[0-9]{{4}})(?![0-9])", re.A)
+    rf"{_SEP}(?P<n>[1-9][0-9]{{2,3}}{_SEP}[0-9]{{4}})(?![0-9])", re.ASCII)
 _ANY_DIGIT = re.compile("[0-9０-９]")
 # Digits left after the patterns (a phone number in a form they do not know): runs of 7 or more.
-_DIGIT_RUN = re.compile(rf"(?<![0-9])[0-9](?:{_SEP}[0-9]){{6,}}(?![0-9])", re.A)
+_DIGIT_RUN = re.compile(rf"(?<![0-9])[0-9](?:{_SEP}[0-9]){{6,}}(?![0-9])", re.ASCII)
 
 _D, _S = "[0-9０-９]", "[-－ 　.．]?"
 NUMBER_HINT = "|".join((
