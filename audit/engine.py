@@ -29,6 +29,7 @@ from audit.pack import Pack, Rule, load_pack
 from audit.rulecontract import RULE_OUTPUT
 from audit.runstore import (RUN_STORE_SCHEMA, file_records, pack_digest, pack_files, pack_json, store_calendars,
                             store_cases, store_run_files)
+from audit.sqlguard import check_sql, seal, wrap
 from audit.testpause import pause_for_test
 from audit.workdays import RunCalendars, build_calendars
 
@@ -193,27 +194,33 @@ def _calendar_detail(message: str) -> str | None:
 def rule_sql(rule: Rule) -> str:
     """The rule's SQL wrapped to the declared output shape (`audit.rulecontract.RULE_OUTPUT`:
     city, case_id, message, and the evidence struct stored as JSON)."""
-    columns = ", ".join(f"{c.stored_as} AS {c.name}" for c in RULE_OUTPUT)
-    return f"""SELECT {columns} FROM (
-{rule.sql.strip().rstrip(';')}
-) AS r"""
+    return wrap(rule.sql, ", ".join(f"{c.stored_as} AS {c.name}" for c in RULE_OUTPUT))
 
 
 def validate_sql(con, pack: Pack) -> None:
-    """Bind every rule's SQL (EXPLAIN) against the run's prepared tables before any rule runs.
+    """Seal the database (`audit.sqlguard.seal`: no file, network or extension access, settings
+    locked), then check every rule's SQL with the parser and bind it (EXPLAIN) against the run's
+    prepared tables before any rule runs.
 
-    Raises one PackError listing every rule whose SQL does not bind, with the file and the line
-    of its `sql:` block (DuckDB's message names the column or function at fault). Nothing has
-    been stored at that point: `prepare` only builds temporary tables.
+    Raises one PackError listing every rule whose SQL is refused or does not bind, with the file
+    and the line of its `sql:` block (DuckDB's message names the column or function at fault).
+    Nothing has been stored at that point: `prepare` only builds temporary tables, and only a
+    single SELECT, which changes nothing, is ever explained.
     """
+    seal(con)
     problems = []
     for rule in pack.rules:
+        where = f"{rule.path}:{_sql_line(rule.path)}: 规则 {rule.id} 的 SQL"
+        refused = check_sql(rule.sql, rule_sql(rule))
+        if refused:
+            problems += [f"{where} 不能运行: {p}" for p in refused]
+            continue
         try:
             con.execute("EXPLAIN " + rule_sql(rule)).fetchall()
         except duckdb.Error as exc:
-            problems.append(f"{rule.path}:{_sql_line(rule.path)}: 规则 {rule.id} 的 SQL 无效: {str(exc).splitlines()[0]}")
+            problems.append(f"{where} 无效: {str(exc).splitlines()[0]}")
     if problems:
-        raise PackError(f"规则包 {pack.path} 有 {len(problems)} 条规则的 SQL 无效:", problems)
+        raise PackError(f"规则包 {pack.path} 有 {len(problems)} 处规则 SQL 错误:", problems)
 
 
 def _sql_line(path: str) -> str:
@@ -231,9 +238,15 @@ def execute_rule(con, rule: Rule, run_id: int, into: str = "findings") -> int:
     """Run one rule over ``case_facts`` into ``findings`` (or `into`, a table of the same shape);
     return how many cases it flagged.
 
-    A SQL error becomes a PackError naming the rule file; a date outside the calendar, a
+    The database is sealed first and the SQL checked again (`audit.sqlguard`): refused SQL, or a
+    SQL error, becomes a PackError naming the rule file; a date outside the calendar, a
     CalendarError naming the year.
     """
+    seal(con)  # defence in depth: also for callers that skip validate_sql (audit.examples)
+    refused = check_sql(rule.sql, rule_sql(rule))
+    if refused:
+        raise PackError(f"{rule.path}:{_sql_line(rule.path)}: 规则 {rule.id} 的 SQL 不能运行: "
+                        + "；".join(map(str, refused)))
     sql = f"INSERT INTO {into} SELECT ?, ?, ?, ?, city, case_id, message, evidence FROM ({rule_sql(rule)})"
     try:
         inserted = _guard_calendar(lambda: con.execute(sql, [run_id, rule.id, rule.severity, rule.clause]).fetchall())

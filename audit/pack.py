@@ -24,6 +24,7 @@ import yaml
 from audit.errors import PackError
 from audit.pack_examples import Example, key_nodes as _key_nodes, parse_examples, where as _where
 from audit.resources import pack_dir
+from audit.sqlguard import check_sql
 from audit.sqltree import evidence_fields
 
 SEVERITIES = ("error", "warning", "info")
@@ -243,6 +244,9 @@ def _load_rule(path: Path, pack: Pack, problems: list[str]) -> Rule | None:
     sql = data.get("sql")
     if not isinstance(sql, str) or not sql.strip():
         problems.append(f"{at('sql')}: sql 应为一段 SELECT 语句")
+    else:
+        # Before any database is opened: one SELECT that reads only the prepared tables.
+        problems += [f"{at('sql')}: 规则 {rid} 的 SQL 不能运行: {p}" for p in check_sql(sql)]
     evidence = _evidence_labels(path, nodes.get("evidence", (None, node))[1], data, problems)
     examples = parse_examples(path, nodes.get("examples", (None, node))[1], data.get("examples"), problems)
     if examples is not None and not any(e.expect == "fail" for e in examples) and "examples" in data:
