@@ -120,7 +120,7 @@ def _one_select(sql: str, what: str) -> list[SqlProblem]:
     try:
         statements = _parser().extract_statements(sql)
     except duckdb.Error as exc:
-        return [SqlProblem(f"{what}无法解析: {_first_line(exc)}")]
+        return [SqlProblem(f"{what}无法解析 (规则 SQL 应单独就是一条完整的 SELECT 语句): {_first_line(exc)}")]
     kinds = [s.type.name for s in statements]
     if len(kinds) != 1:
         return [SqlProblem(f"{what}应为恰好一条 SELECT 语句，而这里有 {len(kinds)} 条 ({', '.join(kinds) or '空'})；"
