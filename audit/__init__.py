@@ -1,6 +1,7 @@
 """bangban-audit: audit 帮办代办 case logs against 《帮办代办服务规范》 (Shaanxi)."""
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("bangban-audit")

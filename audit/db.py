@@ -15,20 +15,29 @@ Tables (all created on first use; see README "数据模型"):
 - ``waiting_events`` events without a city whose case is not known yet (contract §1.2): counted as
                   loaded, they join ``event_rows`` when a case row naming their case_id arrives.
 
+The runs of `audit check` (see `audit.check.runstore`): ``runs``, ``run_rules``, ``findings``,
+``run_cases``, ``run_kpi_cells``, ``run_files``, ``run_calendar`` and ``run_city_calendar``.
+
+This module owns the schema (every table, created or migrated when a database is opened) and the
+transactions (`transaction`): the ingest and the check each write in exactly one.
+
 Views: ``cases`` and ``events`` expose the canonical field names, so analysts can query them
 directly without knowing about provenance columns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 
-from audit.ingest.vocab import STEPS
+from audit.figures.metrics import FLAGS, GROUP_KEYS
+from audit.testpause import pause_for_test
 
 DEFAULT_DB = "audit.duckdb"
 
@@ -137,9 +146,103 @@ ALTER TABLE ingests ADD COLUMN IF NOT EXISTS set_aside BIGINT;
 ALTER TABLE ingests ADD COLUMN IF NOT EXISTS waiting_joined BIGINT;
 """
 
+# The runs of `audit check`: what a run decided and everything later commands read (audit.check.runstore).
+RUN_SCHEMA = f"""
+CREATE SEQUENCE IF NOT EXISTS run_seq START 1;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id        BIGINT PRIMARY KEY,
+    run_key       VARCHAR,
+    pack_name     VARCHAR,
+    pack_version  VARCHAR,
+    pack_path     VARCHAR,
+    standard      VARCHAR,
+    settings      JSON,
+    as_of         DATE,
+    as_of_source  VARCHAR,
+    city_filter   VARCHAR,
+    calendar      VARCHAR,
+    calendar_fallback_years INTEGER[],
+    calendar_spec JSON,
+    input_files   JSON,
+    tool_version  VARCHAR,
+    cases         BIGINT,
+    findings      BIGINT
+);
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS data_quality JSON;
+CREATE TABLE IF NOT EXISTS findings (
+    run_id    BIGINT,
+    rule_id   VARCHAR,
+    severity  VARCHAR,
+    clause    VARCHAR,
+    city      VARCHAR,
+    case_id   VARCHAR,
+    message   VARCHAR,
+    evidence  JSON
+);
+CREATE TABLE IF NOT EXISTS run_rules (
+    run_id    BIGINT,
+    rule_id   VARCHAR,
+    severity  VARCHAR,
+    clause    VARCHAR,
+    title     VARCHAR,
+    findings  BIGINT
+);
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS pack JSON;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS pack_sha256 VARCHAR;
+CREATE TABLE IF NOT EXISTS run_files (
+    run_id   BIGINT,
+    kind     VARCHAR,      -- pack | calendar
+    name     VARCHAR,      -- the file's path as the run used it
+    sha256   VARCHAR,
+    content  VARCHAR
+);
+CREATE TABLE IF NOT EXISTS run_calendar (run_id BIGINT, cal_key INTEGER, d DATE, is_workday BOOLEAN);
+CREATE TABLE IF NOT EXISTS run_city_calendar (run_id BIGINT, city VARCHAR, cal_key INTEGER);
+CREATE TABLE IF NOT EXISTS run_cases (
+    run_id        BIGINT,
+    city          VARCHAR,
+    county        VARCHAR,
+    hall          VARCHAR,
+    month         VARCHAR,
+    service_type  VARCHAR,
+    channel       VARCHAR,
+    object_type   VARCHAR,
+    staff         VARCHAR,
+    case_id       VARCHAR,
+    item          VARCHAR,
+    applicant     VARCHAR,
+    id_number     VARCHAR,
+    phone         VARCHAR,
+    one           INTEGER,
+    resp_ok       INTEGER,
+    resp_due      INTEGER,
+    resolved      INTEGER,
+    resol_due     INTEGER,
+    on_time       INTEGER,
+    ot_due        INTEGER,
+    satisfied     INTEGER,
+    rated         INTEGER,
+    rating_score  TINYINT,
+    score_sum     INTEGER,
+    score_n       INTEGER,
+    fu_ok         INTEGER,
+    fu_due        INTEGER,
+    compliant     INTEGER
+);
+CREATE TABLE IF NOT EXISTS run_kpi_cells (run_id BIGINT, {', '.join(f'{k} VARCHAR' for k in GROUP_KEYS)}, {', '.join(f'{f} BIGINT' for f in FLAGS)});
+"""
+# Every table holding a part of a run (the same run again replaces all of them).
+RUN_TABLES = ("findings", "run_rules", "run_kpi_cells", "run_cases", "run_files", "run_calendar",
+              "run_city_calendar", "runs")
+
+
 # Every row keeps the file it came from as (ingest_id, file_id), the key of ingest_files; the
 # views spell out the file name (with #sheet for a workbook sheet) and its SHA-256.
-VIEWS = f"""
+def views_sql() -> str:
+    """The views over the tables (their step codes from the step vocabulary)."""
+    from audit.ingest.vocab import STEPS
+
+    return f"""
 CREATE OR REPLACE VIEW cases AS
     SELECT c.case_id, c.city, c.county, c.hall, c.service_type, c.channel, c.object_type, c.item,
            c.applicant, c.id_number, c.phone, c.staff, c.promised_days, c.fee, c.visits, c.rating,
@@ -189,8 +292,31 @@ def connect(path: str | Path = DEFAULT_DB, read_only: bool = False) -> duckdb.Du
     if not read_only:
         con.execute(SCHEMA)
         _migrate(con)
-        con.execute(VIEWS)
+        con.execute(views_sql())
+        ensure_schema(con)
     return con
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the tables of the runs if needed (`connect` does it; for connections made otherwise)."""
+    con.execute(RUN_SCHEMA)
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection, pause_point: str | None = None) -> Iterator[None]:
+    """One DuckDB transaction: committed when the block ends, rolled back on any exception,
+    Ctrl-C or SIGTERM (and by DuckDB itself if the process dies), so the database is either as
+    before or wholly changed. `pause_point` names the test-only pause just before COMMIT
+    (`audit.testpause`; a no-op unless a test asks for it)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        if pause_point:
+            pause_for_test(con, pause_point)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def interrupt_all() -> None:

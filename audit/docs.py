@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from audit.pack import load_pack
-from audit.rules_doc import contract_markdown, markdown
+from audit.rules.catalog import contract_markdown, markdown
+from audit.rules.pack import load_pack
 
 BEGIN, END = "<!-- rules:begin -->", "<!-- rules:end -->"
 FACTS_BEGIN, FACTS_END = "<!-- facts:begin -->", "<!-- facts:end -->"
@@ -18,7 +18,7 @@ def rules_block() -> str:
 
 
 def facts_block() -> str:
-    """The README's contract for rule authors, generated from `audit.rulecontract`."""
+    """The README's contract for rule authors, generated from `audit.rules.contract`."""
     return f"{FACTS_BEGIN}\n{contract_markdown()}\n{FACTS_END}"
 
 
@@ -30,7 +30,7 @@ def update_readme(path: Path) -> bool:
     text = path.read_text(encoding="utf-8")
     new = text
     for begin, end, block in BLOCKS:
-        new = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m: block(), new, flags=re.S)
+        new = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m, block=block: block(), new, flags=re.S)
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text

@@ -46,9 +46,3 @@ class InputError(AuditError):
     """An input file could not be loaded at all (exit 3)."""
 
     exit_code = 3
-
-
-class ViolationsFound(AuditError):
-    """The audit ran and found violations the user asked to fail on (exit 1)."""
-
-    exit_code = 1

@@ -9,7 +9,7 @@ with the values that are known, compared exactly as the database holds them; a n
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 from audit.errors import UsageError
 

@@ -4,11 +4,11 @@
     python benchmarks/bench_report.py --cases 100000        # a quick run first
     python benchmarks/bench_report.py --db some.duckdb      # another database (built there if missing)
 
-The database is built from `audit.sample.generate_cases` for 延安, 宝鸡 and 榆林 (a third of the
+The database is built from `audit.sample.generate.generate_cases` for 延安, 宝鸡 and 榆林 (a third of the
 cases each, canonical CSV headers), ingested and checked with the CLI. Each measured command
 runs in a fresh process; the table gives wall seconds, the child's peak RSS and the output size.
 Targets: figures ≤ 5 s; report ≤ 15 s and ≤ 10 MB. The row "ensure_run" is what the report does
-before any figure is computed (rebuilding ``case_facts`` for the run, `audit.engine`); `audit kpi`
+before any figure is computed (rebuilding ``case_facts`` for the run, `audit.check.engine`); `audit kpi`
 reads the figures stored with the run instead.
 """
 
@@ -28,7 +28,7 @@ TIME_FMT = "%Y-%m-%d %H:%M:%S"
 AUDIT = [sys.executable, "-c", "import sys, audit.cli.report; from audit.cli import app; sys.argv[0] = 'audit'; app()"]
 TARGETS = {"kpi": (5.0, None), "report": (15.0, 10 * 1024 * 1024)}
 # What every figure and report command does first (engine, not report): rebuild case_facts for the run.
-ENSURE_RUN = [sys.executable, "-c", "import sys; from audit.db import connect; from audit.engine import ensure_run; "
+ENSURE_RUN = [sys.executable, "-c", "import sys; from audit.db import connect; from audit.check.engine import ensure_run; "
               "ensure_run(connect(sys.argv[1]))"]
 
 
@@ -38,7 +38,7 @@ def _log(msg: str) -> None:
 
 def write_inputs(n_cases: int, out: Path) -> list[Path]:
     """Case table and event log CSVs (canonical headers) for the three cities."""
-    from audit.sample import generate_cases
+    from audit.sample.generate import generate_cases
 
     out.mkdir(parents=True, exist_ok=True)
     files = []

@@ -4,7 +4,7 @@
     python benchmarks/make_data.py --cases 100000   # a quick run first
     python benchmarks/make_data.py --cases 3000000 --out benchmarks/data/3m --no-xlsx
 
-Files (all from `audit.sample.generate_cases(n, city, seed)`, one city):
+Files (all from `audit.sample.generate.generate_cases(n, city, seed)`, one city):
 
 - ``events.csv``         UTF-8 event log, header 办件编号,地市,环节,时间,经办人,备注
 - ``events_nocity.csv``  the same events without the 地市 column (header 办件编号,环节,时间,经办人,备注):
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--events-xlsx", action="store_true", help="also write the multi-sheet events.xlsx")
     ap.add_argument("--no-xlsx", action="store_true", help="skip cases.xlsx")
     args = ap.parse_args(argv)
-    from audit.sample import generate_cases
+    from audit.sample.generate import generate_cases
 
     args.out.mkdir(parents=True, exist_ok=True)
     xlsx = not args.no_xlsx and args.cases <= XLSX_MAX_ROWS

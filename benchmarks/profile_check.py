@@ -2,7 +2,7 @@
 
     python benchmarks/profile_check.py [--db benchmarks/data/bench.duckdb] [--set "SET threads=2" ...]
 
-Runs `audit.engine.run_check` in this process on a connection wrapper that times every SQL statement
+Runs `audit.check.engine.run_check` in this process on a connection wrapper that times every SQL statement
 and samples this process's RSS (see profile_ingest.py). Statements that the engine runs on its own
 connections (validate_sql binds every rule against an empty database) show up only in the total.
 """
@@ -25,10 +25,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--set", action="append", default=[], help="SQL run on the connection first")
     ap.add_argument("--top", type=int, default=30)
     args = ap.parse_args(argv)
-    from audit.calendar import WorkCalendar
+    from audit.calendar.workcalendar import WorkCalendar
+    from audit.check.engine import run_check
     from audit.db import connect
-    from audit.engine import run_check
-    from audit.pack import load_pack
+    from audit.rules.pack import load_pack
 
     SAMPLER.start()
     t0 = time.perf_counter()

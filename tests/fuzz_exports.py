@@ -11,7 +11,6 @@ written at. Nothing here imports audit code.
 from __future__ import annotations
 
 import copy
-import csv
 import datetime as dt
 import random
 from dataclasses import dataclass, field
@@ -128,7 +127,7 @@ class GenFile:
     path: Path | None = None
     sheet: str | None = None
     shown: str = ""             # the file as written, with line numbers (for failure messages)
-    source: "GenFile | None" = None    # this file is a byte copy of `source`
+    source: GenFile | None = None    # this file is a byte copy of `source`
 
     @property
     def copy_of(self) -> str | None:
@@ -524,7 +523,7 @@ def make_scenario(seed: int) -> Scenario:
             previous = copy.deepcopy(pool)
             mutate_pool(rng, pool)
         files: list[GenFile] = []
-        for j in range(rng.choice([1, 1, 2, 2, 3, 4])):
+        for _ in range(rng.choice([1, 1, 2, 2, 3, 4])):
             if (written or files) and rng.random() < 0.15:   # an export sent again (or twice)
                 src = rng.choice(written + [f for f in files if not f.copy_of])
                 dup = copy.copy(src)

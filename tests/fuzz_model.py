@@ -159,7 +159,7 @@ class Model:
             final = own[-1][0] if own else rest[-1][0]
             old = self.cases.get(cx)
             same = old is not None and all(old[0].get(a) == v for a, v in merged_new.items())
-            for pos, attrs, r in group:
+            for pos, _attrs, r in group:
                 if r is None:
                     continue
                 e = exp[pos[0]]

@@ -3,7 +3,7 @@ sample generator produced, with working days from `chinese_calendar`. It imports
 audit's facts, engine or rules, so a finding it agrees with was reached twice, independently.
 
 `judge(cases, events, as_of)` returns rule id -> the case ids that violate it. `cases` and
-`events` are the generator's canonical frames of one city (`audit.sample.generate_cases`); the
+`events` are the generator's canonical frames of one city (`audit.sample.generate.generate_cases`); the
 events of a case are taken in time order, ties in the order of their rows (the order the export
 files carry them in).
 """

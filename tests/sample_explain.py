@@ -1,6 +1,6 @@
 """Why the findings over the sample differ from the generator's record of injected violations.
 
-The generator (`audit.sample`) breaks each rule in a chosen share of the cases and records them
+The generator (`audit.sample.generate`) breaks each rule in a chosen share of the cases and records them
 (`with_truth`). The findings differ from that record in a few ways that follow from how the data
 is made, and each is named here as a property of the generated rows (plus, where it says so, the
 record of another rule's injection), written from contract §4 without audit's facts or rules:
@@ -18,11 +18,24 @@ changed, and the test says which case and rule.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable
+from collections.abc import Callable
 
-from tests.rules_oracle import (ARCHIVE_DAYS, FOLLOWUP_DAYS, RATING_GRACE_DAYS, RESPONSE, RESPONSE_DAYS,
-                                RULE_STAFF_STEPS, START, Case, add_workdays, close_date, deadline, missing,
-                                rating_date, suspended_now)
+from tests.rules_oracle import (
+    ARCHIVE_DAYS,
+    FOLLOWUP_DAYS,
+    RATING_GRACE_DAYS,
+    RESPONSE,
+    RESPONSE_DAYS,
+    RULE_STAFF_STEPS,
+    START,
+    Case,
+    add_workdays,
+    close_date,
+    deadline,
+    missing,
+    rating_date,
+    suspended_now,
+)
 
 # A reason: (case, rules injected into it, audit date) -> does the reason hold for the case?
 Reason = Callable[[Case, set, dt.date], bool]

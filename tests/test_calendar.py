@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from audit.calendar import WorkCalendar
+from audit.calendar.workcalendar import WorkCalendar
 from audit.errors import CalendarError, UsageError
 
 D = date.fromisoformat
@@ -265,8 +265,8 @@ def test_to_duckdb_temporary_on_a_read_only_database(tmp_path, cal):
 # -- CLI ------------------------------------------------------------------------------------------
 
 def test_cli_month(tmp_path):
-    from audit.cli import app
     import audit.cli.calendar  # noqa: F401  (registers the command)
+    from audit.cli import app
 
     expected = sum(chinese_calendar.is_workday(D("2026-02-01") + timedelta(days=i)) for i in range(28))
     result = CliRunner().invoke(app, ["calendar", "2026-02"])
@@ -278,8 +278,8 @@ def test_cli_month(tmp_path):
 
 
 def test_cli_bad_month_and_uncovered_year(tmp_path):
-    from audit.cli import app
     import audit.cli.calendar  # noqa: F401
+    from audit.cli import app
 
     bad = CliRunner().invoke(app, ["calendar", "2026-13"])
     assert bad.exit_code == 2 and "YYYY-MM" in bad.output

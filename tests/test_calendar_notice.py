@@ -15,8 +15,8 @@ import chinese_calendar
 import pytest
 from typer.testing import CliRunner
 
-from audit.calendar import WorkCalendar, read_override_file
-from audit.calendar_notice import parse_notice, read_notice
+from audit.calendar.notice import parse_notice, read_notice
+from audit.calendar.workcalendar import WorkCalendar, read_override_file
 from audit.cli import app
 from audit.db import connect
 from audit.errors import CalendarError, UsageError

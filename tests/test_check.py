@@ -13,14 +13,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from audit.check.engine import run_check
 from audit.cli import app
 from audit.db import connect
-from audit.engine import run_check
-from audit.errors import CalendarError, PackError
+from audit.errors import PackError
 from audit.ingest import ingest
-from audit.pack import load_pack
 from audit.resources import pack_dir, sample_dir
-from audit.sample import write_sample
+from audit.rules.pack import load_pack
+from audit.sample.writers import write_sample
 from tests.conftest import REPO, table, write_csv
 
 GOLDEN = Path(__file__).parent / "golden" / "sample_findings.json"
@@ -287,9 +287,9 @@ def test_per_city_calendar_named_by_the_pack(tmp_path):
 def test_every_evidence_key_of_the_default_pack_reads_in_chinese():
     """The rectification list and the report show evidence as `名称: 值`; each field the default
     pack's rules put in their evidence has a Chinese label in the rule's own file (`evidence:`)."""
-    from audit.findings import evidence_text, rule_labels
-    from audit.pack import load_pack
-    from audit.sqltree import evidence_fields
+    from audit.outputs.findings import evidence_text, rule_labels
+    from audit.rules.pack import load_pack
+    from audit.rules.sqltree import evidence_fields
 
     pack = load_pack()
     for rule in pack.rules:

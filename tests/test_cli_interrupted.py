@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from audit.check.engine import run_check
 from audit.db import connect
-from audit.engine import run_check
 from audit.errors import DatabaseBusy
 from audit.ingest import ingest
-from audit.sample import write_sample
+from audit.sample.writers import write_sample
 from tests.conftest import REPO, snapshot, write_csv
 from tests.test_ingest_bad_input import HEADER, SEED, rows, seeded, unchanged  # noqa: F401
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import typer
 from typer.testing import CliRunner
 
 from audit.cli import app
 from audit.docs import facts_block, rules_block
-from audit.pack import load_pack
+from audit.rules.pack import load_pack
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -42,9 +41,9 @@ def test_rule_table_is_generated_from_the_pack():
 
 
 def test_rule_author_contract_is_generated_from_the_declaration():
-    """The columns, tables, macros and output shape a rule author relies on (audit.rulecontract);
+    """The columns, tables, macros and output shape a rule author relies on (audit.rules.contract);
     tests/test_rulecontract.py checks the declaration against a real database."""
-    from audit import rulecontract
+    from audit.rules import contract as rulecontract
 
     assert facts_block() in README, "README case_facts section is stale: run `python -m audit.docs`"
     for column in rulecontract.FACT_COLUMNS:

@@ -42,7 +42,7 @@ def test_event_log_in_each_encoding(tmp_path, con, encoding):
 
 def test_gbk_is_detected_not_assumed(tmp_path, con):
     """A GBK file whose first bytes are pure ASCII is still read as GBK."""
-    rows = [["case_id", "city", "step", "time", "note"]] + [["X%d" % i, "Baoji", "consult", "2025-03-03", ""] for i in range(200)]
+    rows = [["case_id", "city", "step", "time", "note"]] + [[f"X{i}", "Baoji", "consult", "2025-03-03", ""] for i in range(200)]
     rows.append(["X999", "宝鸡", "受理", "2025-03-04", "窗口受理"])
     path = write_csv(tmp_path / "late_gbk.csv", rows, encoding="gbk")
     report = ingest(con, [path])
@@ -253,7 +253,7 @@ def test_case_table_with_fewer_columns_changes_only_its_fields(tmp_path, con):
 
 @pytest.mark.parametrize("content, message", [
     (b"\x00\x01\x02binary", "不支持的文件类型"),
-    ("随便,什么\n1,2\n".encode("utf-8"), "表头"),
+    ("随便,什么\n1,2\n".encode(), "表头"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100 + "EncryptedPackage".encode("utf-16-le"), "密码"),
     (b"", "为空"),
 ])
@@ -294,8 +294,10 @@ def test_xls_event_log(tmp_path, con):
     date_style = xlwt.easyxf(num_format_str="yyyy-mm-dd hh:mm")
     for j, h in enumerate(EVENT_HEADER):
         sheet.write(2, j, h)
-    sheet.write(3, 0, "X1"); sheet.write(3, 1, "延安"); sheet.write(3, 2, "咨询")
-    sheet.write(3, 3, dt.datetime(2025, 3, 3, 9, 30), date_style); sheet.write(3, 4, "张三")
+    for j, value in enumerate(["X1", "延安", "咨询"]):
+        sheet.write(3, j, value)
+    sheet.write(3, 3, dt.datetime(2025, 3, 3, 9, 30), date_style)
+    sheet.write(3, 4, "张三")
     path = tmp_path / "old.xls"
     book.save(str(path))
     report = ingest(con, [path])

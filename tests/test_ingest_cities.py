@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from audit.engine import run_check
+from audit.check.engine import run_check
 from audit.ingest import ingest
 from tests.conftest import snapshot, table, write_csv
 

@@ -47,8 +47,16 @@ import pytest
 from audit.db import connect
 from audit.ingest import ingest
 from tests.conftest import table, write_csv
-from tests.fuzz_exports import (ATTRS, BAD_CELLS, EVENT_LAYOUTS, FORMATS, GenFile, Scenario, make_scenario,
-                                 write_scenario)
+from tests.fuzz_exports import (
+    ATTRS,
+    BAD_CELLS,
+    EVENT_LAYOUTS,
+    FORMATS,
+    GenFile,
+    Scenario,
+    make_scenario,
+    write_scenario,
+)
 from tests.fuzz_model import REASONS, FileExpect, Model
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import datetime as dt
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -60,7 +59,7 @@ def test_the_hash_begun_at_start_up_is_the_files(tmp_path):
     is imported; the loader takes that hash only while the file is unchanged."""
     import hashlib
 
-    from audit import filescan
+    from audit.ingest import filescan
 
     path = write_csv(tmp_path / "ev.csv", [HEADER, ["S1", "延安", "帮办", "线下", "3", "0", "1", "满意", "咨询",
                                                     "2025-03-03", "", ""]])

@@ -114,11 +114,11 @@ def test_stored_cells_give_every_grouping_exactly(tmp_path):
     from those cells equals the same grouping computed case by case (the bundled sample)."""
     import itertools
 
+    from audit.check.engine import run_check
     from audit.db import connect
-    from audit.engine import run_check
+    from audit.figures.metrics import GROUP_KEYS, compute_kpis, kpi_cells, use_run_cases
     from audit.ingest import ingest
-    from audit.metrics import GROUP_KEYS, compute_kpis, kpi_cells, use_run_cases
-    from audit.sample import write_sample
+    from audit.sample.writers import write_sample
 
     out = tmp_path / "s"
     manifest = write_sample(out, cases_per_city=120, seed=11)

@@ -1,4 +1,4 @@
-"""Masking of personal data (`audit.report.mask`): names, organisations, phones and ID numbers in
+"""Masking of personal data (`audit.outputs.mask`): names, organisations, phones and ID numbers in
 every common form, on their own, inside free text and evidence, through the report and the
 quarantine listing; `--show-personal-data` shows everything.
 """
@@ -17,8 +17,15 @@ from typer.testing import CliRunner
 
 from audit.cli import app
 from audit.db import connect
-from audit.report.mask import (
-    NUMBER_HINT, ORGANISATION_SUFFIXES, is_organisation, mask_id, mask_name, mask_phone, mask_unlabelled, scrub,
+from audit.outputs.mask import (
+    NUMBER_HINT,
+    ORGANISATION_SUFFIXES,
+    is_organisation,
+    mask_id,
+    mask_name,
+    mask_phone,
+    mask_unlabelled,
+    scrub,
 )
 from tests.conftest import REPO, write_csv
 

@@ -14,9 +14,9 @@ import unicodedata
 import openpyxl
 import pytest
 
-import audit.quarantine
+import audit.outputs.quarantine
 from audit.db import connect
-from audit.report.mask import mask_unlabelled
+from audit.outputs.mask import mask_unlabelled
 from tests.conftest import write_csv, write_xlsx
 
 EVENT_HEADER = ["办件编号", "地市", "环节", "时间", "经办人", "服务对象", "证件号码", "联系电话"]
@@ -187,7 +187,7 @@ def test_table_is_aligned_and_cuts_long_values(qdb, cli):
     # Every reason starts in the same display column, after the raw value column.
     starts = {display_width(line[:line.rindex(e[6])]) for line, e in zip(data, MASKED)}
     assert len(starts) == 1
-    for line, (ingest, kind, file, row, column, raw, reason) in zip(data, MASKED):
+    for line, (ingest, kind, file, row, _column, raw, reason) in zip(data, MASKED):
         cells = line[:line.rindex(reason)].split()
         assert cells[:4] == [str(ingest), kind, file, str(row)]
         assert line.endswith(reason)
@@ -199,7 +199,7 @@ def test_table_is_aligned_and_cuts_long_values(qdb, cli):
 
 def test_table_in_chunks_is_the_same(qdb, cli, monkeypatch):
     _, whole = cli("quarantine", "--db", qdb)
-    monkeypatch.setattr(audit.quarantine, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(audit.outputs.quarantine, "CHUNK_ROWS", 2)
     _, chunked = cli("quarantine", "--db", qdb)
     assert chunked == whole
 
@@ -274,7 +274,7 @@ def test_csv_written_in_parts_has_one_header(tmp_path, cli, monkeypatch):
     con.execute("""INSERT INTO set_aside SELECT 1, 'big.csv', 'x', 5000 - i, '收费', 'fee', '-' || i, '收费 不是金额'
                    FROM range(5000) t(i)""")
     con.close()
-    monkeypatch.setattr(audit.quarantine, "FRAME_VECTORS", 1)    # parts of 2,048 rows
+    monkeypatch.setattr(audit.outputs.quarantine, "FRAME_VECTORS", 1)    # parts of 2,048 rows
     code, out = cli("quarantine", "--db", db, "--format", "csv")
     assert code == 0
     rows = csv_rows(out)

@@ -16,11 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 import audit.cli.report  # noqa: F401  registers `audit report` even before audit/cli/__init__ imports it
+from audit.check.runstore import select_run
 from audit.cli import app
 from audit.db import connect
+from audit.figures.metrics import FIGURES, compute_kpis, use_run_cases
 from audit.ingest import ingest
-from audit.metrics import FIGURES, compute_kpis, use_run_cases
-from audit.runstore import select_run
 from tests.conftest import write_csv
 from tests.test_check import ingest_sample
 
@@ -35,7 +35,7 @@ VOID = {"meta", "br", "input", "img", "link", "hr", "col", "source", "wbr", "are
 
 
 class Node:
-    def __init__(self, tag: str, attrs: dict, parent: "Node | None"):
+    def __init__(self, tag: str, attrs: dict, parent: Node | None):
         self.tag, self.attrs, self.parent, self.children = tag, attrs, parent, []
 
     def text(self) -> str:
@@ -47,11 +47,11 @@ class Node:
             if isinstance(c, Node):
                 yield from c.iter()
 
-    def find_all(self, tag: str | None = None, **attrs) -> list["Node"]:
+    def find_all(self, tag: str | None = None, **attrs) -> list[Node]:
         return [n for n in self.iter() if (tag is None or n.tag == tag)
                 and all(n.attrs.get(k.rstrip("_")) == v for k, v in attrs.items())]
 
-    def by_id(self, id_: str) -> "Node":
+    def by_id(self, id_: str) -> Node:
         found = self.find_all(id=id_)
         assert len(found) == 1, f"expected one element #{id_}, found {len(found)}"
         return found[0]

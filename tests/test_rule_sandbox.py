@@ -4,7 +4,7 @@ A pack is something an inspector downloads from a colleague. Every attack seen o
 written here as a rule file of a real pack; `audit check --pack` (and `audit rules --pack`) must
 refuse the pack with one line naming the rule file and the line of its `sql:` block, before any
 database is opened: the database file keeps its bytes, no file is written, no secret is read.
-Behind the parser, the engine checks again and seals the database (`audit.sqlguard`).
+Behind the parser, the engine checks again and seals the database (`audit.rules.sqlguard`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from audit.check.engine import run_check
 from audit.cli import app
 from audit.db import connect
-from audit.engine import run_check
 from audit.errors import PackError
-from audit.pack import load_pack
-from audit.sqlguard import REFUSED_FUNCTIONS, TABLE_FUNCTIONS, check_sql, seal, sealed
+from audit.rules.pack import load_pack
+from audit.rules.sqlguard import REFUSED_FUNCTIONS, TABLE_FUNCTIONS, check_sql, seal, sealed
 from tests.conftest import REPO, table, write_csv
 
 SECRET = "SECRET-7f3a9c-host"

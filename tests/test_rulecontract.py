@@ -1,4 +1,4 @@
-"""The rule-author contract (audit.rulecontract) against a real database: what a rule can read is
+"""The rule-author contract (audit.rules.contract) against a real database: what a rule can read is
 what is declared, and what the shipped rules read and return is declared."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from audit import rulecontract
-from audit.calendar import WorkCalendar
-from audit.db import connect
-from audit.engine import ensure_schema, prepare, rule_sql, run_check, validate_sql
+from audit.calendar.workcalendar import WorkCalendar
+from audit.check.engine import prepare, rule_sql, run_check, validate_sql
+from audit.db import connect, ensure_schema
 from audit.errors import CalendarError, PackError
 from audit.ingest import ingest
-from audit.pack import NUMERIC_SETTINGS, load_pack
-from audit.sqltree import column_refs, evidence_fields, local_names
+from audit.rules import contract as rulecontract
+from audit.rules.pack import NUMERIC_SETTINGS, load_pack
+from audit.rules.sqltree import column_refs, evidence_fields, local_names
 from tests.conftest import REPO, write_csv
 
 PACKS = [load_pack(), load_pack(REPO / "examples" / "custom_pack")]

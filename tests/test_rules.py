@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from audit.errors import PackError
-from audit.examples import run_examples
-from audit.pack import load_pack
 from audit.resources import pack_dir
+from audit.rules.examples import run_examples
+from audit.rules.pack import load_pack
 
 PACK = load_pack()
 

@@ -1,4 +1,4 @@
-"""A run is stored whole and read, never rebuilt (`audit.runstore`).
+"""A run is stored whole and read, never rebuilt (`audit.check.runstore`).
 
 `audit check --pack` with a relative custom pack and a relative calendar file; then the pack and
 the calendar are deleted, and `kpi`, `findings` and `report` run from another directory: they give

@@ -1,4 +1,4 @@
-"""The sample-data generator (audit.sample) and its writers: real files in tmp_path."""
+"""The sample-data generator (audit.sample.generate) and its writers: real files in tmp_path."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from audit.sample import RULES, generate_cases, write_sample
+from audit.sample.generate import RULES, generate_cases
+from audit.sample.writers import write_sample
 
 CASE_COLUMNS = ["case_id", "city", "county", "hall", "service_type", "channel", "object_type", "item",
                 "applicant", "id_number", "phone", "staff", "promised_days", "fee", "visits", "rating",

@@ -27,8 +27,8 @@ from typer.testing import CliRunner
 from audit.cli import app
 from audit.db import connect
 from audit.resources import sample_dir
-from audit.sample import PERIOD_END, RULES
-from audit.sample_writers import sample_frames
+from audit.sample.generate import PERIOD_END, RULES
+from audit.sample.writers import sample_frames
 from tests import rules_oracle as O
 from tests.sample_explain import EXTRA, MISSED, explain
 

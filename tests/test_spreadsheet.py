@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from audit.cli import app
 from audit.db import connect
-from audit.spreadsheet import FORMULA_START, csv_text, safe_cell, safe_frame, sheet_names
+from audit.outputs.spreadsheet import FORMULA_START, csv_text, safe_cell, safe_frame, sheet_names
 from tests.conftest import write_csv
 
 PREFIXES = ["=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠"]
@@ -118,7 +118,7 @@ def test_kpi_csv(formula_db, tmp_path, by):
     cells = [c for row in rows[1:] for c in row]
     assert_safe(cells)
     key = {"hall,staff": "大厅", "city": "城", "city,hall,staff": "员"}[by]
-    for i, p in enumerate(SHOWN):
+    for _i, p in enumerate(SHOWN):
         assert any(c.startswith(f"'{p}{key}") for c in cells), (p, key)
     # Figures stay numbers: the count of cases is written as 1, never prefixed.
     assert {row[len(by.split(","))] for row in rows[1:]} == {"1"}

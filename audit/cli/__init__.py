@@ -19,16 +19,16 @@ app = typer.Typer(
 )
 
 # Importing the command modules registers their commands on `app`.
-from audit.cli import ingest as _ingest  # noqa: E402,F401
-from audit.cli import sample as _sample  # noqa: E402,F401
-from audit.cli import demo as _demo  # noqa: E402,F401
 from audit.cli import calendar as _calendar  # noqa: E402,F401
 from audit.cli import check as _check  # noqa: E402,F401
+from audit.cli import demo as _demo  # noqa: E402,F401
 from audit.cli import findings as _findings  # noqa: E402,F401
-from audit.cli import rules as _rules  # noqa: E402,F401
+from audit.cli import ingest as _ingest  # noqa: E402,F401
 from audit.cli import kpi as _kpi  # noqa: E402,F401
-from audit.cli import report as _report  # noqa: E402,F401
 from audit.cli import quarantine as _quarantine  # noqa: E402,F401
+from audit.cli import report as _report  # noqa: E402,F401
+from audit.cli import rules as _rules  # noqa: E402,F401
+from audit.cli import sample as _sample  # noqa: E402,F401
 
 
 def main() -> None:

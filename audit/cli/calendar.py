@@ -5,7 +5,6 @@ Council's holiday notice and show its twelve months."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,13 +15,13 @@ from audit.cli.common import DbOption, DebugOption, echo, guarded
 @app.command("calendar")
 @guarded
 def calendar_cmd(
-    month: Optional[str] = typer.Argument(None, help="月份 YYYY-MM (month); 有 --from-notice 时可省略"),
+    month: str | None = typer.Argument(None, help="月份 YYYY-MM (month); 有 --from-notice 时可省略"),
     calendar: list[Path] = typer.Option([], "--calendar", help="覆盖文件 CSV date,is_workday[,note]"),
-    calendar_fallback: Optional[str] = typer.Option(
+    calendar_fallback: str | None = typer.Option(
         None, "--calendar-fallback", help="weekdays: 无日历的年份按周一至周五计算"),
-    from_notice: Optional[Path] = typer.Option(
+    from_notice: Path | None = typer.Option(
         None, "--from-notice", help="国务院办公厅节假日安排通知的文本 (UTF-8)：生成该年的日历文件"),
-    out: Optional[Path] = typer.Option(
+    out: Path | None = typer.Option(
         None, "--out", help="与 --from-notice 同用：写出日历文件 CSV (不给则只显示，不写文件)"),
     db: Path = DbOption,
     debug: bool = DebugOption,
@@ -38,8 +37,8 @@ def calendar_cmd(
 
     Example (next year's notice): audit calendar --from-notice 通知.txt --out 2027.csv
     """
-    from audit.calendar import WorkCalendar, parse_month, render_month
-    from audit.calendar_notice import notice_calendar, read_notice, render_notice_calendar
+    from audit.calendar.notice import notice_calendar, read_notice, render_notice_calendar
+    from audit.calendar.workcalendar import WorkCalendar, parse_month, render_month
     from audit.errors import UsageError
 
     if from_notice is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,12 +13,12 @@ from audit.cli.common import DbOption, DebugOption, echo, eprint, guarded
 @app.command("check")
 @guarded
 def check_cmd(
-    pack: Optional[Path] = typer.Option(None, "--pack", help="规则包目录 (默认: 内置《帮办代办服务规范》)"),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="审计日 YYYY-MM-DD (默认: 最新事件日期)"),
+    pack: Path | None = typer.Option(None, "--pack", help="规则包目录 (默认: 内置《帮办代办服务规范》)"),
+    as_of: str | None = typer.Option(None, "--as-of", help="审计日 YYYY-MM-DD (默认: 最新事件日期)"),
     city: list[str] = typer.Option([], "--city", help="只审计这些地市 (可多次)；数据库中没有的地市报错 (退出码 2)"),
-    fail_on: Optional[str] = typer.Option(None, "--fail-on", help="有此级别 (error|warning) 的发现时退出码为 1"),
+    fail_on: str | None = typer.Option(None, "--fail-on", help="有此级别 (error|warning) 的发现时退出码为 1"),
     calendar: list[str] = typer.Option([], "--calendar", help="工作日历覆盖文件 CSV date,is_workday[,note]；城市=FILE 只用于该市 (可多次)"),
-    calendar_fallback: Optional[str] = typer.Option(None, "--calendar-fallback", help="weekdays: 无日历的年份按周一至周五计算"),
+    calendar_fallback: str | None = typer.Option(None, "--calendar-fallback", help="weekdays: 无日历的年份按周一至周五计算"),
     db: Path = DbOption,
     debug: bool = DebugOption,
 ) -> int:
@@ -27,17 +26,17 @@ def check_cmd(
 
     Example: audit check --as-of 2026-03-31 --fail-on error
     """
-    from audit.calendar import WorkCalendar
-    from audit.check import check_summary
+    from audit.calendar.workcalendar import WorkCalendar
+    from audit.check.engine import parse_as_of, run_check
+    from audit.check.summary import check_summary
     from audit.db import connect
-    from audit.engine import parse_as_of, run_check
     from audit.errors import UsageError
     from audit.known import require_cities
-    from audit.pack import load_pack
+    from audit.rules.pack import load_pack
 
     if fail_on not in (None, "error", "warning"):
         raise UsageError(f"--fail-on 应为 error 或 warning，而不是 {fail_on!r}")
-    from audit.workdays import split_calendar_options
+    from audit.calendar.tables import split_calendar_options
 
     the_pack = load_pack(pack)
     common, per_city = split_calendar_options(calendar)

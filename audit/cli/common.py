@@ -8,8 +8,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import typer
 
@@ -38,7 +38,7 @@ def run_guarded(debug: bool, fn: Callable[[], int | None]) -> None:
             if debug:
                 raise
             typer.echo(f"错误 (error): {exc}", err=True)
-            raise typer.Exit(exc.exit_code)
+            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:
             _stopped(stopped, isinstance(exc, Terminated))
         except typer.Exit:
@@ -50,7 +50,7 @@ def run_guarded(debug: bool, fn: Callable[[], int | None]) -> None:
                 raise
             first = (str(exc).splitlines() or [type(exc).__name__])[0]
             typer.echo(f"错误 (error): 内部错误 {type(exc).__name__}: {first} (用 --debug 查看详情)", err=True)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
     raise typer.Exit(code or 0)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,7 +14,7 @@ from audit.cli.common import DebugOption, echo, guarded
 @guarded
 def demo_cmd(
     out: Path = typer.Option(Path("demo_output"), "--out", help="演示目录：样例数据、报告和演示数据库都写在这里"),
-    db: Optional[Path] = typer.Option(None, "--db", help="演示数据库 (默认: <--out>/audit.duckdb)；"
+    db: Path | None = typer.Option(None, "--db", help="演示数据库 (默认: <--out>/audit.duckdb)；"
                                       "已存在而不是演示生成的数据库不会被改动 (退出码 2)"),
     debug: bool = DebugOption,
 ) -> None:
@@ -27,7 +26,7 @@ def demo_cmd(
 
     Example: audit demo            (then: audit findings --db demo_output/audit.duckdb)
     """
-    from audit.demo import run_demo
+    from audit.sample.demo import run_demo
 
     for line in run_demo(out, db):
         echo(line)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,12 +13,12 @@ from audit.cli.common import DbOption, DebugOption, echo, guarded
 @app.command("findings")
 @guarded
 def findings_cmd(
-    rule: Optional[str] = typer.Option(None, "--rule", help="只列出此规则，如 REQ-TIME-LIMIT"),
-    city: Optional[str] = typer.Option(None, "--city", help="只列出此地市"),
-    severity: Optional[str] = typer.Option(None, "--severity", help="error | warning | info"),
+    rule: str | None = typer.Option(None, "--rule", help="只列出此规则，如 REQ-TIME-LIMIT"),
+    city: str | None = typer.Option(None, "--city", help="只列出此地市"),
+    severity: str | None = typer.Option(None, "--severity", help="error | warning | info"),
     fmt: str = typer.Option("table", "--format", help="table | csv | json | xlsx (整改清单)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="输出文件 (xlsx 必须指定)"),
-    run: Optional[int] = typer.Option(None, "--run", help="审计编号 (默认: 最近一次)"),
+    out: Path | None = typer.Option(None, "--out", help="输出文件 (xlsx 必须指定)"),
+    run: int | None = typer.Option(None, "--run", help="审计编号 (默认: 最近一次)"),
     db: Path = DbOption,
     debug: bool = DebugOption,
 ) -> None:
@@ -29,7 +28,7 @@ def findings_cmd(
     """
     from audit.db import connect
     from audit.errors import UsageError
-    from audit.findings import query_findings, run_metadata, to_csv, to_json, to_table, to_xlsx
+    from audit.outputs.findings import query_findings, run_metadata, to_csv, to_json, to_table, to_xlsx
 
     if fmt not in ("table", "csv", "json", "xlsx"):
         raise UsageError(f"--format 应为 table、csv、json 或 xlsx，而不是 {fmt!r}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,9 +14,9 @@ from audit.cli.common import DbOption, DebugOption, echo, guarded
 @guarded
 def ingest_cmd(
     files: list[Path] = typer.Argument(..., help="CSV / XLSX / XLS / Parquet 文件，可多个"),
-    city: Optional[str] = typer.Option(None, "--city", help="一个地市的文件：只填补地市为空的行 (跨地市的文件不用它，没有地市的行按办件编号取地市)"),
-    profile: Optional[Path] = typer.Option(None, "--profile", help="列名/环节/取值映射的 YAML 配置文件"),
-    sheet: Optional[str] = typer.Option(None, "--sheet", help="只读取这个 Excel 工作表"),
+    city: str | None = typer.Option(None, "--city", help="一个地市的文件：只填补地市为空的行 (跨地市的文件不用它，没有地市的行按办件编号取地市)"),
+    profile: Path | None = typer.Option(None, "--profile", help="列名/环节/取值映射的 YAML 配置文件"),
+    sheet: str | None = typer.Option(None, "--sheet", help="只读取这个 Excel 工作表"),
     append: bool = typer.Option(False, "--append", help="已有办件的新事件追加而非替换 (增量导出)"),
     db: Path = DbOption,
     debug: bool = DebugOption,
@@ -33,7 +32,7 @@ def ingest_cmd(
     """
     from audit.db import connect
     from audit.ingest import ingest
-    from audit.summary import format_ingest
+    from audit.ingest.summary import format_ingest
 
     con = connect(db)
     try:

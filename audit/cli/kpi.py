@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,11 +13,11 @@ from audit.cli.common import DbOption, DebugOption, echo, guarded
 @app.command("kpi")
 @guarded
 def kpi_cmd(
-    by: Optional[str] = typer.Option(None, "--by", help="分组: city,county,hall,month,service_type,channel,object_type,staff 的任意组合"),
+    by: str | None = typer.Option(None, "--by", help="分组: city,county,hall,month,service_type,channel,object_type,staff 的任意组合"),
     fmt: str = typer.Option("table", "--format", help="table | csv | json"),
-    out: Optional[Path] = typer.Option(None, "--out", help="输出文件"),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="审计日 YYYY-MM-DD (默认: 最近一次审计的审计日)"),
-    run: Optional[int] = typer.Option(None, "--run", help="审计编号 (默认: 最近一次)"),
+    out: Path | None = typer.Option(None, "--out", help="输出文件"),
+    as_of: str | None = typer.Option(None, "--as-of", help="审计日 YYYY-MM-DD (默认: 最近一次审计的审计日)"),
+    run: int | None = typer.Option(None, "--run", help="审计编号 (默认: 最近一次)"),
     db: Path = DbOption,
     debug: bool = DebugOption,
 ) -> None:
@@ -29,10 +28,11 @@ def kpi_cmd(
 
     Example: audit kpi --by city,month --format csv --out kpi.csv
     """
+    from audit.check.engine import parse_as_of
     from audit.db import connect
     from audit.errors import UsageError
-    from audit.kpi import kpi_csv, kpi_json, kpi_table, run_kpis
-    from audit.engine import parse_as_of
+    from audit.figures.kpi import run_kpis
+    from audit.outputs.kpi import kpi_csv, kpi_json, kpi_table
 
     if fmt not in ("table", "csv", "json"):
         raise UsageError(f"--format 应为 table、csv 或 json，而不是 {fmt!r}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,9 +13,9 @@ from audit.cli.common import DbOption, DebugOption, echo, guarded
 @app.command("quarantine")
 @guarded
 def quarantine_cmd(
-    ingest: Optional[int] = typer.Option(None, "--ingest", help="只列出此导入批次 (默认: 全部)"),
+    ingest: int | None = typer.Option(None, "--ingest", help="只列出此导入批次 (默认: 全部)"),
     fmt: str = typer.Option("table", "--format", help="table | csv | xlsx"),
-    out: Optional[Path] = typer.Option(None, "--out", help="输出文件 (xlsx 必须指定)"),
+    out: Path | None = typer.Option(None, "--out", help="输出文件 (xlsx 必须指定)"),
     show_personal_data: bool = typer.Option(False, "--show-personal-data",
                                             help="显示完整的姓名、证件号码和联系电话 (默认脱敏)"),
     db: Path = DbOption,
@@ -30,7 +29,7 @@ def quarantine_cmd(
     """
     from audit.db import connect
     from audit.errors import UsageError
-    from audit.quarantine import counts_text, csv_parts, empty_text, list_quarantine, table_parts, write_xlsx
+    from audit.outputs.quarantine import counts_text, csv_parts, empty_text, list_quarantine, table_parts, write_xlsx
 
     if fmt not in ("table", "csv", "xlsx"):
         raise UsageError(f"--format 应为 table、csv 或 xlsx，而不是 {fmt!r}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -15,10 +14,10 @@ from audit.cli.common import DbOption, DebugOption, echo, eprint, guarded
 @guarded
 def report_cmd(
     out: Path = typer.Option(..., "--out", help="输出的 HTML 文件"),
-    city: Optional[List[str]] = typer.Option(None, "--city", help="只包含此地市 (可重复)；没有办件的地市报错 (退出码 2)"),
-    month: Optional[str] = typer.Option(None, "--month", help="只包含此月受理的办件 YYYY-MM；没有办件的月份报错 (退出码 2)"),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="审计日 YYYY-MM-DD (默认: 最近一次审计的审计日)"),
-    run: Optional[int] = typer.Option(None, "--run", help="审计编号 (默认: 最近一次)"),
+    city: list[str] | None = typer.Option(None, "--city", help="只包含此地市 (可重复)；没有办件的地市报错 (退出码 2)"),
+    month: str | None = typer.Option(None, "--month", help="只包含此月受理的办件 YYYY-MM；没有办件的月份报错 (退出码 2)"),
+    as_of: str | None = typer.Option(None, "--as-of", help="审计日 YYYY-MM-DD (默认: 最近一次审计的审计日)"),
+    run: int | None = typer.Option(None, "--run", help="审计编号 (默认: 最近一次)"),
     show_personal_data: bool = typer.Option(False, "--show-personal-data",
                                             help="显示完整的姓名、证件号码和联系电话 (默认脱敏)"),
     db: Path = DbOption,
@@ -31,8 +30,8 @@ def report_cmd(
 
     Example: audit report --out 报告.html --city 延安 --month 2026-03
     """
+    from audit.check.engine import parse_as_of
     from audit.db import connect
-    from audit.engine import parse_as_of
     from audit.known import require_cities
     from audit.report import write_report
     from audit.report.figures import city_names, require_month_format

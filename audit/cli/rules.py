@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,9 +13,9 @@ from audit.cli.common import DbOption, DebugOption, echo, guarded
 @app.command("rules")
 @guarded
 def rules_cmd(
-    rule_id: Optional[str] = typer.Argument(None, help="规则编号，如 REQ-TIME-LIMIT"),
-    pack: Optional[Path] = typer.Option(None, "--pack", help="规则包目录 (默认: 内置)"),
-    city: Optional[str] = typer.Option(None, "--city", help="显示此地市生效的设置"),
+    rule_id: str | None = typer.Argument(None, help="规则编号，如 REQ-TIME-LIMIT"),
+    pack: Path | None = typer.Option(None, "--pack", help="规则包目录 (默认: 内置)"),
+    city: str | None = typer.Option(None, "--city", help="显示此地市生效的设置"),
     verify: bool = typer.Option(False, "--verify", help="运行规则的通过/不通过示例并报告结果"),
     markdown: bool = typer.Option(False, "--markdown", help="以 Markdown 表格输出规则目录 (README 中的规则表由此生成)"),
     db: Path = DbOption,
@@ -26,8 +25,9 @@ def rules_cmd(
 
     Example: audit rules            audit rules REQ-TIME-LIMIT --verify
     """
-    from audit.pack import load_pack
-    from audit.rules_doc import catalogue, explain, markdown as as_markdown
+    from audit.rules.catalog import catalogue, explain
+    from audit.rules.catalog import markdown as as_markdown
+    from audit.rules.pack import load_pack
 
     the_pack = load_pack(pack)
     if markdown:

@@ -1,4 +1,4 @@
-"""`audit sample`: write the realistic sample exports of 延安, 宝鸡 and 榆林 (see `audit.sample`)."""
+"""`audit sample`: write the realistic sample exports of 延安, 宝鸡 and 榆林 (see `audit.sample.generate`)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def sample_cmd(
 
     例 (example): audit sample --out sample --cases 300 --seed 1
     """
-    from audit.sample import write_sample
+    from audit.sample.writers import write_sample
 
     entries = write_sample(out, cases_per_city=cases, seed=seed)
     for entry in entries:

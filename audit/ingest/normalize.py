@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from audit.errors import InputError
 from audit.ingest.profile import Profile
 from audit.ingest.vocab import (
-    CASE_ATTRIBUTES, CHANNELS, RATING_ALIASES, RATINGS, SERVICE_TYPES, normalize_header,
+    CASE_ATTRIBUTES,
+    CHANNELS,
+    RATING_ALIASES,
+    RATINGS,
+    SERVICE_TYPES,
+    normalize_header,
     normalize_value,
 )
 

@@ -13,15 +13,25 @@ import codecs
 import csv
 import datetime as dt
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from audit.errors import InputError
-from audit.filescan import CHUNK, FileScan
+from audit.ingest.filescan import CHUNK, FileScan
 from audit.ingest.textfile import (
-    MAX_CELL_CHARS, Undecodable, bad_bytes_error, first_undecodable, looks_binary, looks_utf8,
-    record_end, remove_copy, remove_stale_copies, transcode_to_utf8, unknown_encoding_error,
+    MAX_CELL_CHARS,
+    Undecodable,
+    bad_bytes_error,
+    first_undecodable,
+    looks_binary,
+    looks_utf8,
+    record_end,
+    remove_copy,
+    remove_stale_copies,
+    transcode_to_utf8,
+    unknown_encoding_error,
 )
 from audit.ingest.vocab import normalize_header
 
@@ -107,7 +117,7 @@ class RawTable:
     table: pa.Table | None            # columns c0..cN-1 (string) and _row (int64)
     bad_rows: list[tuple[int, str, list[str]]] = field(default_factory=list)  # (row, reason, cells)
     duck: DuckSource | None = None
-    fallback: Callable[[], "RawTable"] | None = None
+    fallback: Callable[[], RawTable] | None = None
 
 
 # ---------------------------------------------------------------------------------------------

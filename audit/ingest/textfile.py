@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audit.errors import InputError
-from audit.filescan import CHUNK
+from audit.ingest.filescan import CHUNK
 
 # The longest cell the readers accept (characters); a record with a longer one is quarantined. A
 # note of a million characters is legal and far below it. DuckDB's fast path is given the same

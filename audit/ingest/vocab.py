@@ -126,11 +126,7 @@ CHANNELS = {
     "线下": "线下", "现场": "线下", "窗口": "线下", "offline": "线下", "线下服务": "线下",
 }
 RATINGS = {"非常满意": 5, "满意": 4, "基本满意": 3, "不满意": 2, "非常不满意": 1}
-RATING_NAMES = {score: name for name, score in RATINGS.items()}
 # Spelling variants seen in exports, and the three-level words of many 好差评 systems (contract
 # §1.3: 好评 = 满意, 中评 = 基本满意, 差评 = 不满意).
 RATING_ALIASES = {"很满意": "非常满意", "比较满意": "基本满意", "一般": "基本满意", "很不满意": "非常不满意",
                   "好评": "满意", "中评": "基本满意", "差评": "不满意"}
-
-# Separators of the archived-materials list (contract §1.3).
-MATERIAL_SEPARATORS = r"[;；、,，]"

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import jinja2
 
-from audit.dataquality import notice_lines
-from audit.engine import ensure_schema
-from audit.metrics import FIGURES, use_run_cases
+from audit.check.dataquality import notice_lines
+from audit.check.runstore import require_cases, select_run, stored_pack
+from audit.db import ensure_schema
+from audit.figures.metrics import FIGURES, use_run_cases
 from audit.report import casetable, charts, compliance, figures, provenance
 from audit.report.fonts import PAGE_FAMILY, font_face_css
 from audit.report.text import FIGURE_DEFINITIONS, SEVERITY_ZH, figure_zh
 from audit.resources import templates_dir
-from audit.runstore import require_cases, select_run, stored_pack
 
 FONT_PLACEHOLDER = "/*@@report-font-face@@*/"
 XLSX_HINT = "audit findings --format xlsx --out 整改清单.xlsx"
@@ -60,7 +60,7 @@ def write_report(con, out: Path, cities: list[str] | None = None, month: str | N
 
     `cities` and `month` (YYYY-MM, the month of request) restrict the scope; the monthly trend
     still shows every month of the chosen cities. Personal data is masked unless `show_personal`.
-    Everything comes from what `audit check` stored with the run (`audit.runstore`): the pack,
+    Everything comes from what `audit check` stored with the run (`audit.check.runstore`): the pack,
     settings and calendars as they were, the cases' figures and the findings.
     """
     html, info = render_report(con, cities, month, as_of, show_personal, template_dir, run_id)

@@ -11,8 +11,8 @@ import json
 
 from markupsafe import Markup
 
-from audit.findings import evidence_text, rule_labels
-from audit.report.mask import mask_id, mask_name, mask_phone, scrub
+from audit.outputs.findings import evidence_text, rule_labels
+from audit.outputs.mask import mask_id, mask_name, mask_phone, scrub
 from audit.report.text import SEVERITY_ZH
 
 MAX_ROWS = 3000

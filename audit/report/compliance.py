@@ -7,8 +7,8 @@ scope it flagged; its share is that count over the cases in scope.
 
 from __future__ import annotations
 
-from audit.pack import Pack
 from audit.report.text import SEVERITY_RANK, SEVERITY_ZH, fmt_count, pct
+from audit.rules.pack import Pack
 
 
 def scope_findings(con, run_id: int) -> int:

@@ -1,6 +1,6 @@
 """The figures of the report: scope, summary with month-on-month change, city ranking, breakdowns.
 
-All figures come from `audit.metrics.compute_kpis` over the sums stored with the run
+All figures come from `audit.figures.metrics.compute_kpis` over the sums stored with the run
 (``run_kpi_cells``, as `audit kpi` reads them; contract §5), restricted to the report's scope: the chosen cities and, with ``--month``, the cases requested in that month.
 """
 
@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from audit.errors import UsageError
+from audit.figures.metrics import FIGURES, compute_kpis, kpi_cells
 from audit.known import refuse, unknown_values
-from audit.metrics import FIGURES, compute_kpis, kpi_cells
-from audit.report.text import (KEY_ZH, RANKED_FIGURES, figure_zh, fmt_change, fmt_count, fmt_figure,
-                               is_empty)
+from audit.report.text import KEY_ZH, RANKED_FIGURES, figure_zh, fmt_change, fmt_count, fmt_figure, is_empty
 
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 BREAKDOWNS = (  # (title, grouping keys): a hall or staff member is named within its city

@@ -21,7 +21,6 @@ from audit.errors import UsageError
 
 FONT_PACKAGE = "paperang_p2_fonts_cjk"
 FONT_FILE = "fonts/wqy-microhei.ttc"
-FAMILY = "WenQuanYi Micro Hei"
 PAGE_FAMILY = "ReportSans"  # the name of the embedded subset in the page's CSS
 SYSTEM_FONTS = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",

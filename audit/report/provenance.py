@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from audit import __version__
-from audit.findings import run_metadata
-from audit.pack import Pack
+from audit.outputs.findings import run_metadata
+from audit.rules.pack import Pack
 
 SETTING_ZH = {
     "max_visits": "一站式办理：线下办件到现场次数上限 (次)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from audit.metrics import FIGURE_ZH, FIGURES
+from audit.figures.metrics import FIGURE_ZH, FIGURES
 
 RATE_FIGURES = tuple(f for f in FIGURES if f.endswith("_rate"))
 RANKED_FIGURES = RATE_FIGURES + ("mean_rating",)  # higher is better for every one of them

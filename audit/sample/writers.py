@@ -23,7 +23,7 @@ import xlsxwriter
 import yaml
 
 from audit.errors import UsageError
-from audit.sample import generate_cases
+from audit.sample.generate import generate_cases
 
 MAX_CASES_PER_CITY = 1_000_000          # the XLSX ledgers are limited to 1,048,576 rows
 # Fixed document metadata so that the XLSX bytes depend on the seed only.
@@ -223,7 +223,7 @@ def sample_frames(cases_per_city: int, seed: int, with_truth: bool = False):
     """Yield ``(city, frames)`` for each city of the sample, in ingest order: the generated
     ``(cases, events)`` that `write_sample` writes for it, or with ``with_truth``
     ``(cases, events, truth)``, truth being the generator's record of the violations it injected
-    (rule id -> case ids; see `audit.sample.generate_cases`). Generated one city at a time."""
+    (rule id -> case ids; see `audit.sample.generate.generate_cases`). Generated one city at a time."""
     for city, wide in SAMPLE_CITIES.items():
         yield city, generate_cases(cases_per_city, city, seed, wide=wide, with_truth=with_truth)
 

@@ -1,27 +1,14 @@
-"""The library side of `audit kpi`: compute the figures for a run and render them."""
+"""`audit kpi`'s figures as a terminal table, CSV or JSON."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 
 import pandas as pd
 
-from audit.engine import ensure_schema
-from audit.metrics import FIGURE_ZH, FIGURES, KpiResult, compute_kpis, kpi_cells, parse_by
-from audit.runstore import require_cases, select_run
-from audit.spreadsheet import csv_text
-
-
-def run_kpis(con, by: str | list[str] | None, as_of: dt.date | None = None, run_id: int | None = None) -> KpiResult:
-    """Figures grouped by `by` for a stored run (`run_id`, or the latest at `as_of`), read from the
-    figures stored with it; a UsageError when there is no such run or it was stored without them."""
-    keys = parse_by(by) if isinstance(by, str) or by is None else list(by)
-    ensure_schema(con)
-    run = select_run(con, run_id, as_of)
-    require_cases(con, run)
-    return KpiResult(keys, compute_kpis(con, keys, run.run_id, source=kpi_cells(run.run_id)), run.run_id, run.as_of)
+from audit.figures.metrics import FIGURE_ZH, FIGURES, KpiResult
+from audit.outputs.spreadsheet import csv_text
 
 
 def _clean(v):
@@ -34,7 +21,7 @@ def _clean(v):
 
 def kpi_csv(result: KpiResult) -> str:
     """CSV: grouping keys, then the figure names; empty cell for an empty rate; formula-like keys
-    (a hall or staff name starting with =, + …) made safe as in `audit.spreadsheet`."""
+    (a hall or staff name starting with =, + …) made safe as in `audit.outputs.spreadsheet`."""
     return csv_text(result.table[result.by + list(FIGURES)], float_format="%.6g")
 
 

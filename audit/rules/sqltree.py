@@ -1,7 +1,7 @@
 """What a rule's SQL says, read from DuckDB's own parse tree (``json_serialize_sql``), not by regex.
 
 Used when a pack loads (the fields of a rule's evidence struct, so that its labels can be checked)
-and by the tests (every column a shipped rule reads is declared in `audit.rulecontract`). Parsing
+and by the tests (every column a shipped rule reads is declared in `audit.rules.contract`). Parsing
 needs no tables: it works before any database exists.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import duckdb
 

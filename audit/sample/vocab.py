@@ -1,4 +1,4 @@
-"""Vocabulary for the sample-data generator (`audit.sample`): places, names, items, documents.
+"""Vocabulary for the sample-data generator (`audit.sample.generate`): places, names, items, documents.
 
 Everything here is plain data. Names and companies are made up from common characters; region
 codes are the real administrative division codes of the Shaanxi counties (used for ID numbers).

@@ -95,7 +95,7 @@ class WorkCalendar:
         self._full_override_years = {y for y, n in per_year.items() if n == _days_in_year(y)}
 
     @classmethod
-    def load(cls, overrides: list[Path] | tuple = (), fallback: str | None = None) -> "WorkCalendar":
+    def load(cls, overrides: list[Path] | tuple = (), fallback: str | None = None) -> WorkCalendar:
         """Build the calendar from the national schedule plus override files (applied in order)."""
         merged: dict[date, Override] = {}
         for path in overrides:

@@ -17,10 +17,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audit.calendar import WorkCalendar
+from audit.calendar.workcalendar import WorkCalendar
 from audit.errors import CalendarError
-from audit.pack import Pack
-from audit.rulecontract import CITY_CALENDAR
+from audit.rules.contract import CITY_CALENDAR
+from audit.rules.pack import Pack
 
 
 @dataclass

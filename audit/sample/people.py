@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audit import sample_vocab as V
+from audit.sample import vocab as V
 
 _ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
 _ID_CHECK = np.array(list("10X98765432"))

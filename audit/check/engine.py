@@ -1,6 +1,6 @@
 """The rule engine: run a pack's rules over the database, set-based, and store the findings.
 
-A run: build the working-day calendar table and the per-case facts (`audit.facts`), run each
+A run: build the working-day calendar table and the per-case facts (`audit.check.facts`), run each
 rule's SQL (it returns the violating cases with a message and structured evidence), and store
 the findings with the run's metadata in one transaction. A run is identified by what it was
 judged on (pack and version, settings, audit date, city filter, calendar, input files): running
@@ -13,69 +13,32 @@ import datetime as dt
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 
 from audit import __version__
-from audit.calendar import WorkCalendar, notice_remedy
-from audit.dataquality import data_quality
+from audit.calendar.tables import RunCalendars, build_calendars
+from audit.calendar.workcalendar import WorkCalendar, notice_remedy
+from audit.check.dataquality import data_quality
+from audit.check.facts import CalendarDateError, build_facts, build_settings, settings_in_force
+from audit.check.runstore import (
+    file_records,
+    pack_digest,
+    pack_files,
+    pack_json,
+    store_calendars,
+    store_cases,
+    store_run_files,
+)
+from audit.db import RUN_TABLES, ensure_schema, transaction
 from audit.errors import CalendarError, PackError, UsageError
-from audit.facts import CalendarDateError, build_facts, build_settings, settings_in_force
-from audit.metrics import KPI_CELLS_SCHEMA, derive_case_kpi, store_kpi_cells
-from audit.pack import Pack, Rule, load_pack
-from audit.rulecontract import RULE_OUTPUT
-from audit.runstore import (RUN_STORE_SCHEMA, file_records, pack_digest, pack_files, pack_json, store_calendars,
-                            store_cases, store_run_files)
-from audit.sqlguard import check_sql, seal, wrap
-from audit.testpause import pause_for_test
-from audit.workdays import RunCalendars, build_calendars
-
-FINDINGS_SCHEMA = """
-CREATE SEQUENCE IF NOT EXISTS run_seq START 1;
-CREATE TABLE IF NOT EXISTS runs (
-    run_id        BIGINT PRIMARY KEY,
-    run_key       VARCHAR,
-    pack_name     VARCHAR,
-    pack_version  VARCHAR,
-    pack_path     VARCHAR,
-    standard      VARCHAR,
-    settings      JSON,
-    as_of         DATE,
-    as_of_source  VARCHAR,
-    city_filter   VARCHAR,
-    calendar      VARCHAR,
-    calendar_fallback_years INTEGER[],
-    calendar_spec JSON,
-    input_files   JSON,
-    tool_version  VARCHAR,
-    cases         BIGINT,
-    findings      BIGINT
-);
-ALTER TABLE runs ADD COLUMN IF NOT EXISTS data_quality JSON;
-CREATE TABLE IF NOT EXISTS findings (
-    run_id    BIGINT,
-    rule_id   VARCHAR,
-    severity  VARCHAR,
-    clause    VARCHAR,
-    city      VARCHAR,
-    case_id   VARCHAR,
-    message   VARCHAR,
-    evidence  JSON
-);
-CREATE TABLE IF NOT EXISTS run_rules (
-    run_id    BIGINT,
-    rule_id   VARCHAR,
-    severity  VARCHAR,
-    clause    VARCHAR,
-    title     VARCHAR,
-    findings  BIGINT
-);
-"""
-
-SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+from audit.figures.metrics import derive_case_kpi, store_kpi_cells
+from audit.rules.contract import RULE_OUTPUT
+from audit.rules.pack import Pack, Rule, load_pack
+from audit.rules.sqlguard import check_sql, seal, wrap
 
 
 @dataclass
@@ -102,17 +65,6 @@ class RunResult:
     def count(self, severity: str) -> int:
         """Findings of one severity."""
         return sum(r.findings for r in self.results if r.rule.severity == severity)
-
-
-RUN_TABLES = ("findings", "run_rules", "run_kpi_cells", "run_cases", "run_files", "run_calendar",
-              "run_city_calendar", "runs")
-
-
-def ensure_schema(con) -> None:
-    """Create the findings and stored-run tables if needed."""
-    con.execute(FINDINGS_SCHEMA)
-    con.execute(RUN_STORE_SCHEMA)
-    con.execute(KPI_CELLS_SCHEMA)
 
 
 def default_as_of(con) -> dt.date | None:
@@ -192,13 +144,13 @@ def _calendar_detail(message: str) -> str | None:
 
 
 def rule_sql(rule: Rule) -> str:
-    """The rule's SQL wrapped to the declared output shape (`audit.rulecontract.RULE_OUTPUT`:
+    """The rule's SQL wrapped to the declared output shape (`audit.rules.contract.RULE_OUTPUT`:
     city, case_id, message, and the evidence struct stored as JSON)."""
     return wrap(rule.sql, ", ".join(f"{c.stored_as} AS {c.name}" for c in RULE_OUTPUT))
 
 
 def validate_sql(con, pack: Pack) -> None:
-    """Seal the database (`audit.sqlguard.seal`: no file, network or extension access, settings
+    """Seal the database (`audit.rules.sqlguard.seal`: no file, network or extension access, settings
     locked), then check every rule's SQL with the parser and bind it (EXPLAIN) against the run's
     prepared tables before any rule runs.
 
@@ -238,11 +190,11 @@ def execute_rule(con, rule: Rule, run_id: int, into: str = "findings") -> int:
     """Run one rule over ``case_facts`` into ``findings`` (or `into`, a table of the same shape);
     return how many cases it flagged.
 
-    The database is sealed first and the SQL checked again (`audit.sqlguard`): refused SQL, or a
+    The database is sealed first and the SQL checked again (`audit.rules.sqlguard`): refused SQL, or a
     SQL error, becomes a PackError naming the rule file; a date outside the calendar, a
     CalendarError naming the year.
     """
-    seal(con)  # defence in depth: also for callers that skip validate_sql (audit.examples)
+    seal(con)  # defence in depth: also for callers that skip validate_sql (audit.rules.examples)
     refused = check_sql(rule.sql, rule_sql(rule))
     if refused:
         raise PackError(f"{rule.path}:{_sql_line(rule.path)}: 规则 {rule.id} 的 SQL 不能运行: "
@@ -284,8 +236,7 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
     spec = json.dumps({"common": [str(f) for f in calendar.files], "fallback": calendar.fallback,
                        "per_city": {c: [str(f) for f in fs] for c, fs in (per_city_calendars or {}).items()}},
                       ensure_ascii=False)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con, pause_point="check-commit"):
         # The same run again replaces it (under a new id, so the latest run is the highest id).
         for (old_id,) in con.execute("SELECT run_id FROM runs WHERE run_key = ?", [run_key]).fetchall():
             for table in RUN_TABLES:
@@ -303,7 +254,7 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
             result.results.append(RuleResult(rule, n))
         con.execute("INSERT INTO findings FROM _run_findings")
         con.execute("DROP TABLE _run_findings")
-        # The run's cases and figures, kept with it (see audit.runstore): later commands read them.
+        # The run's cases and figures, kept with it (see audit.check.runstore): later commands read them.
         derive_case_kpi(con, run_id)
         store_cases(con, run_id)
         store_kpi_cells(con, run_id)
@@ -320,14 +271,4 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
                      json.dumps(inputs, ensure_ascii=False), __version__, n_cases,
                      sum(r.findings for r in result.results),
                      json.dumps(result.data_quality, ensure_ascii=False), pack_json(pack), pack_digest(files)])
-        pause_for_test(con, "check-commit")     # TEST-ONLY pause point: a no-op unless AUDIT_TEST_PAUSE_AT is set
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return result
-
-
-def db_path_of(con) -> Path | None:  # pragma: no cover - convenience for messages
-    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
-    return Path(row[0][0]) if row and row[0][0] else None

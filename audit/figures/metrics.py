@@ -4,7 +4,7 @@ Each case gets numerator/denominator flags (``case_kpi``), then any grouping sum
 whose denominator is empty is empty (NULL / None), never 0 or 1. Figures are fractions in [0, 1].
 
 `audit check` derives the flags once (`derive_case_kpi`) and stores them with the run
-(``run_cases``, see `audit.runstore`); every figure is a ratio of sums, so the flags summed over each
+(``run_cases``, see `audit.check.runstore`); every figure is a ratio of sums, so the flags summed over each
 combination of all grouping keys (``run_kpi_cells``) give every grouping exactly. `audit kpi` reads
 those cells, the report reads ``run_cases`` (`use_run_cases`): neither rebuilds the per-case facts.
 
@@ -136,9 +136,6 @@ def kpi_sql(by: list[str], where: str = "TRUE", with_counts: bool = False, sourc
     select_keys = f"{keys}, " if by else ""
     return f"SELECT {select_keys}{', '.join(parts)} FROM {source} WHERE {where} {group}"
 
-
-KPI_CELLS_SCHEMA = (f"CREATE TABLE IF NOT EXISTS run_kpi_cells (run_id BIGINT, "
-                    f"{', '.join(f'{k} VARCHAR' for k in GROUP_KEYS)}, {', '.join(f'{f} BIGINT' for f in FLAGS)})")
 
 
 def store_kpi_cells(con, run_id: int) -> None:

@@ -14,14 +14,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audit.calendar import WorkCalendar
-from audit.db import connect
-from audit.engine import ensure_schema, execute_rule, prepare
+from audit.calendar.workcalendar import WorkCalendar
+from audit.check.engine import execute_rule, prepare
+from audit.db import connect, ensure_schema
 from audit.ingest.vocab import CASE_ATTRIBUTES, RATINGS
-from audit.pack import Example, Pack, Rule
-from audit.pack_examples import parse_time
+from audit.rules.example_format import parse_time
+from audit.rules.pack import Example, Pack, Rule
 
-# The attributes an example's `case:` may set (checked when the pack loads: audit.pack_examples).
+# The attributes an example's `case:` may set (checked when the pack loads: audit.rules.example_format).
 CASE_COLUMNS = tuple(CASE_ATTRIBUTES)
 
 
@@ -84,7 +84,7 @@ def run_examples(rule: Rule, pack: Pack, calendar: WorkCalendar | None = None) -
 
 def _unlabelled(rule: Rule, evidence: list[str | None]) -> list[str]:
     """Evidence fields without a label, for a rule that gives labels. Run time complements the
-    check at load time (audit.pack), which reads the fields only from a struct literal."""
+    check at load time (audit.rules.pack), which reads the fields only from a struct literal."""
     if not rule.evidence:
         return []
     keys = {k for e in evidence if e for k in (json.loads(e) or {})}

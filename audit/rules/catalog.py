@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from audit import rulecontract
-from audit.pack import NUMERIC_SETTINGS, Pack, Rule
+from audit.rules import contract as rulecontract
+from audit.rules.pack import NUMERIC_SETTINGS, Pack, Rule
 
 
 def _setting_text(key: str, value) -> str:
@@ -42,7 +42,7 @@ def explain(pack: Pack, rule: Rule, city: str | None = None, verify: bool = Fals
     ok = True
     outcomes = None
     if verify:
-        from audit.examples import run_examples
+        from audit.rules.examples import run_examples
 
         outcomes = {id(o.example): o for o in run_examples(rule, pack)}
     for ex in rule.examples:
@@ -81,7 +81,7 @@ def _cell(text: str) -> str:
 
 
 def contract_markdown() -> str:
-    """The rule-author contract (`audit.rulecontract`) as Markdown: the ``case_facts`` columns, the
+    """The rule-author contract (`audit.rules.contract`) as Markdown: the ``case_facts`` columns, the
     other tables and the macros a rule may use, and what a rule returns (kept in the README)."""
     lines = ["**`case_facts`** (每个办件一行 / one row per case):", "",
              "| 列 (column) | 类型 (type) | 含义 | meaning |", "| --- | --- | --- | --- |"]

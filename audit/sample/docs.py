@@ -1,11 +1,11 @@
-"""Helpers of the sample generator (`audit.sample`): the step slots, flow-rule injection,
+"""Helpers of the sample generator (`audit.sample.generate`): the step slots, flow-rule injection,
 备注 notes and the 归档材料 strings. Vectorised over cases/events; nothing here prints."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from audit import sample_vocab as V
+from audit.sample import vocab as V
 
 # Slots in nominal time order; a case uses the subset of its flow.
 SLOTS = ["咨询", "申请", "受理", "需求分析", "委托", "承办", "承办", "中止", "续办", "中止", "续办",

@@ -3,7 +3,7 @@
 `build_facts` creates the temp table ``case_facts``: one row per case with its attributes, the
 first time of each step, the derived dates (request, start, close, response), the suspensions,
 the deadline, and the settings in force for its city — all set-based in DuckDB, using the working-
-day calendar table built by `audit.calendar.WorkCalendar.to_duckdb`.
+day calendar table built by `audit.calendar.workcalendar.WorkCalendar.to_duckdb`.
 
 Definitions (contract §4): *start* = 受理 for 帮办, 委托 for 代办; *closed* = has 办结 or 终止;
 *request* = the case's first event. A suspension opens at a 中止 when none is open and closes at
@@ -18,15 +18,15 @@ from typing import Any
 
 from audit.errors import CalendarError
 from audit.ingest.vocab import STEPS
-from audit.pack import NUMERIC_SETTINGS, Pack
-from audit.rulecontract import CFG, FACT_COLUMNS, REQ_MATERIALS, SETTING_COLUMNS, STAFF_STEPS, step_column
+from audit.rules.contract import CFG, FACT_COLUMNS, REQ_MATERIALS, SETTING_COLUMNS, STAFF_STEPS, step_column
+from audit.rules.pack import NUMERIC_SETTINGS, Pack
 
 
 class CalendarDateError(CalendarError):
     """A working-day limit falls after the last day of the calendar tables."""
 
 
-# Step columns: t_<code> = time of the first occurrence of the step (declared in audit.rulecontract).
+# Step columns: t_<code> = time of the first occurrence of the step (declared in audit.rules.contract).
 STEP_COLUMNS = {step: step_column(step) for step in STEPS}
 
 
@@ -140,7 +140,7 @@ def build_facts(con, as_of: str) -> None:
         joins.append(f"LEFT JOIN cal_workdays w{i} ON w{i}.cal_key = b.cal_key AND w{i}.wd_no = c{i}.wd_no + {n} AND {n} > 0")
         cols.append(f"CASE WHEN {day} IS NULL THEN NULL WHEN {n} = 0 THEN {day} ELSE w{i}.d END AS {name}")
         cols.append(f"{day} IS NOT NULL AND {n} > 0 AND w{i}.d IS NULL AS _off_{i}")
-    # case_facts holds exactly the declared columns (audit.rulecontract), in the declared order: a
+    # case_facts holds exactly the declared columns (audit.rules.contract), in the declared order: a
     # column computed here but not declared is not visible to the rules.
     off_cols = [f"_off_{i}" for i in range(len(limits))]
     declared = ", ".join(f'"{c.name}"' for c in FACT_COLUMNS)

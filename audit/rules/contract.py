@@ -4,14 +4,14 @@ A rule's SQL (``checks/<RULE-ID>.yaml``) may read the temp table ``case_facts`` 
 the auxiliary tables and the working-day macros declared here, and must return the declared
 output shape. Everything else follows from these declarations:
 
-- `audit.facts` builds ``case_facts`` with exactly the declared columns, in the declared order,
+- `audit.check.facts` builds ``case_facts`` with exactly the declared columns, in the declared order,
   and creates ``cfg``, ``req_materials`` and ``city_calendar`` from their declarations;
-- the engine wraps a rule's SQL in the declared output shape (`audit.engine.rule_sql`);
+- the engine wraps a rule's SQL in the declared output shape (`audit.check.engine.rule_sql`);
 - the README's section for rule authors is generated from here (`python -m audit.docs`), and the
   tests compare the declarations with ``DESCRIBE`` on a real database.
 
 The settings columns (of ``case_facts`` and ``cfg``) are the pack's numeric settings
-(`audit.pack.NUMERIC_SETTINGS`); the step columns are the step vocabulary (`audit.ingest.vocab.STEPS`).
+(`audit.rules.pack.NUMERIC_SETTINGS`); the step columns are the step vocabulary (`audit.ingest.vocab.STEPS`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from audit.ingest.vocab import STEPS
-from audit.pack import NUMERIC_SETTINGS
+from audit.rules.pack import NUMERIC_SETTINGS
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def setting_column(key: str) -> Column:
 
 SETTING_COLUMNS = tuple(setting_column(k) for k in NUMERIC_SETTINGS)
 
-# ``case_facts``: one row per case (audit.facts.build_facts), in this order.
+# ``case_facts``: one row per case (audit.check.facts.build_facts), in this order.
 FACT_COLUMNS: tuple[Column, ...] = CASE_ATTRIBUTE_COLUMNS + EVENT_COLUMNS + DERIVED_COLUMNS + SETTING_COLUMNS
 
 

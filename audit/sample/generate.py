@@ -3,8 +3,8 @@
 `generate_cases` builds the data step by step with numpy (no per-case Python loop), so a million
 cases take seconds. Cases follow the standard's flows on working days (2025/2026 national holiday
 schedule via `chinese_calendar`); a seed-controlled share of 2-8 % of the eligible cases breaks
-each rule of the default pack (contract §4). `write_sample` writes three cities in three export
-shapes (see `audit.sample_writers`).
+each rule of the default pack (contract §4). `audit.sample.writers.write_sample` writes three
+cities in three export shapes.
 
 Time model: every step lies on a working day (an index into the working-day array) at an office
 minute; offsets are counted in working days, so the limits of §4 are met or broken by
@@ -16,17 +16,31 @@ from __future__ import annotations
 
 import zlib
 from datetime import date, timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from audit import sample_docs as D
-from audit import sample_people as P
-from audit import sample_vocab as V
-from audit.sample_docs import (S_ACCEPT, S_ANALYSE, S_APPLY, S_ARCHIVE, S_CLOSE,
-                               S_CONSULT, S_ENTRUST, S_FOLLOWUP, S_HANDOVER, S_RESUME1,
-                               S_RESUME2, S_SUSP1, S_SUSP2, S_UNDERTAKE, S_UNDERTAKE2, SLOTS)
+from audit.sample import docs as D
+from audit.sample import people as P
+from audit.sample import vocab as V
+from audit.sample.docs import (
+    S_ACCEPT,
+    S_ANALYSE,
+    S_APPLY,
+    S_ARCHIVE,
+    S_CLOSE,
+    S_CONSULT,
+    S_ENTRUST,
+    S_FOLLOWUP,
+    S_HANDOVER,
+    S_RESUME1,
+    S_RESUME2,
+    S_SUSP1,
+    S_SUSP2,
+    S_UNDERTAKE,
+    S_UNDERTAKE2,
+    SLOTS,
+)
 
 RULES = ["FLOW-BB-STEPS", "FLOW-BB-ORDER", "FLOW-DB-STEPS", "FLOW-DB-ORDER", "FLOW-DB-ENTRUST",
          "FLOW-DB-SUSPEND", "REQ-ONE-TO-ONE", "REQ-ONE-STOP", "REQ-TIME-LIMIT", "REQ-INTEGRITY",
@@ -224,7 +238,7 @@ def generate_cases(n_cases: int, city: str, seed: int, start: date = PERIOD_STAR
     put(S_ARCHIVE, alln & ~(late_arch & (rng.random(n) < 0.3)), arch_dd)
 
     t = g.wd_int[day] * MINUTES_PER_DAY + minute           # minutes since epoch, per slot
-    del day, minute
+    day = minute = None   # free them (the closure above holds them)
     # An online request may come in outside office hours before the first working day.
     prev = g.wd_int[r0 - 1]
     c = prev + (rng.random(n) * (g.wd_int[r0] - prev)).astype(np.int64)
@@ -347,12 +361,3 @@ def _obj(values: np.ndarray) -> pd.Series:
     """A string column kept as object dtype: strings shared between rows cost one pointer each
     (pandas 3 would otherwise copy every value into an Arrow string column)."""
     return pd.Series(values, dtype=object, copy=False)
-
-
-def write_sample(out_dir: str | Path, cases_per_city: int = 300, seed: int = 20251001) -> list[dict]:
-    """Write 延安, 宝鸡 and 榆林 sample exports in three shapes plus ``manifest.yaml`` into
-    `out_dir`; return the manifest entries (file, city, profile, ...) in ingest order.
-    See `audit.sample_writers.write_sample`."""
-    from audit.sample_writers import write_sample as _write
-
-    return _write(out_dir, cases_per_city=cases_per_city, seed=seed)

@@ -10,8 +10,8 @@ ingest recorded in it is the demo's own); any other file at the database path is
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from audit.db import connect
 from audit.errors import UsageError
@@ -63,11 +63,11 @@ def run_demo(out: Path, db_path: Path | None = None) -> Iterator[str]:
     seed, same bytes). A database at the path that the demo did not make is refused before
     anything is written (see the module doc).
     """
-    from audit.engine import run_check
-    from audit.check import check_summary
+    from audit.check.engine import run_check
+    from audit.check.summary import check_summary
     from audit.ingest import ingest
-    from audit.sample import write_sample
-    from audit.summary import database_summary, format_ingest
+    from audit.ingest.summary import database_summary, format_ingest
+    from audit.sample.writers import write_sample
 
     out = Path(out)
     db_path = demo_db_path(out, db_path)

@@ -10,7 +10,7 @@
 - ``run_calendar`` / ``run_city_calendar``: the working-day calendars in force (day, working or not)
   and which city used which;
 - ``run_cases``: one row per case judged — the grouping keys, the personal fields the report masks,
-  and the 0/1 numerator and denominator flags of every figure (`audit.metrics.CASE_KPI_SQL`);
+  and the 0/1 numerator and denominator flags of every figure (`audit.figures.metrics.CASE_KPI_SQL`);
 - ``run_kpi_cells``: those flags summed per combination of all grouping keys (`audit kpi`).
 
 `kpi`, `findings` and `report` read a stored run and never rebuild it: deleting or moving the pack
@@ -29,52 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audit.errors import UsageError
-from audit.pack import Pack, Rule
-
-RUN_STORE_SCHEMA = """
-ALTER TABLE runs ADD COLUMN IF NOT EXISTS pack JSON;
-ALTER TABLE runs ADD COLUMN IF NOT EXISTS pack_sha256 VARCHAR;
-CREATE TABLE IF NOT EXISTS run_files (
-    run_id   BIGINT,
-    kind     VARCHAR,      -- pack | calendar
-    name     VARCHAR,      -- the file's path as the run used it
-    sha256   VARCHAR,
-    content  VARCHAR
-);
-CREATE TABLE IF NOT EXISTS run_calendar (run_id BIGINT, cal_key INTEGER, d DATE, is_workday BOOLEAN);
-CREATE TABLE IF NOT EXISTS run_city_calendar (run_id BIGINT, city VARCHAR, cal_key INTEGER);
-CREATE TABLE IF NOT EXISTS run_cases (
-    run_id        BIGINT,
-    city          VARCHAR,
-    county        VARCHAR,
-    hall          VARCHAR,
-    month         VARCHAR,
-    service_type  VARCHAR,
-    channel       VARCHAR,
-    object_type   VARCHAR,
-    staff         VARCHAR,
-    case_id       VARCHAR,
-    item          VARCHAR,
-    applicant     VARCHAR,
-    id_number     VARCHAR,
-    phone         VARCHAR,
-    one           INTEGER,
-    resp_ok       INTEGER,
-    resp_due      INTEGER,
-    resolved      INTEGER,
-    resol_due     INTEGER,
-    on_time       INTEGER,
-    ot_due        INTEGER,
-    satisfied     INTEGER,
-    rated         INTEGER,
-    rating_score  TINYINT,
-    score_sum     INTEGER,
-    score_n       INTEGER,
-    fu_ok         INTEGER,
-    fu_due        INTEGER,
-    compliant     INTEGER
-);
-"""
+from audit.rules.pack import Pack, Rule
 
 RERUN = "请重新运行 audit check"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 CHUNK = 1 << 24
 
 # Scans started before the loader asked, by (real path, size, mtime, inode) at their start.
-_EARLY: dict[tuple, "FileScan"] = {}
+_EARLY: dict[tuple, FileScan] = {}
 # Options of `audit ingest` that take a value: their values are not input files.
 _VALUE_OPTIONS = {"--city", "--profile", "--sheet", "--db"}
 
@@ -36,7 +36,7 @@ class FileScan(threading.Thread):
         self.start()
 
     @classmethod
-    def of(cls, path: Path) -> "FileScan":
+    def of(cls, path: Path) -> FileScan:
         """The scan of `path`: the one `start_early` began, if the file is unchanged since, else a
         new one."""
         key = _identity(path)
@@ -63,7 +63,7 @@ class FileScan(threading.Thread):
         self.sha256 = h.hexdigest()
         self.ends_with_newline = last == b"\n"
 
-    def result(self) -> "FileScan":
+    def result(self) -> FileScan:
         self.join()
         return self
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from audit.dataquality import notice_lines
-from audit.engine import RunResult
+from audit.check.dataquality import notice_lines
+from audit.check.engine import RunResult
 
 
 def check_summary(result: RunResult) -> str:

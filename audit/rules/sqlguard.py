@@ -6,7 +6,7 @@ independent guards:
 1. **The parser** (`check_sql`): DuckDB's own parser must read the rule's SQL as exactly one SELECT
    statement, and the query the engine runs (`wrap`: the rule as a subquery) as exactly one SELECT
    too, so a `)` in the rule cannot close the wrapper and chain a second statement. Walking the
-   parse tree (`json_serialize_sql`, via `audit.sqltree`), table functions must be in
+   parse tree (`json_serialize_sql`, via `audit.rules.sqltree`), table functions must be in
    `TABLE_FUNCTIONS` (unnest, range, generate_series: no read_csv, read_text, glob, query …),
    functions in `REFUSED_FUNCTIONS` (sequences, settings, environment, logging …) are refused, and
    so are table names that look like files (`FROM 'x.csv'`), DuckDB's system views (settings,
@@ -38,15 +38,14 @@ sets options); `sealed` tells whether a connection is sealed.
 from __future__ import annotations
 
 import functools
-import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import duckdb
 
-from audit import sqltree
 from audit.errors import UsageError
+from audit.rules import sqltree
 
 # The table functions rule SQL may call: they make rows from values, and touch nothing else.
 TABLE_FUNCTIONS = ("unnest", "range", "generate_series")
@@ -83,7 +82,7 @@ class SqlProblem:
 
 def wrap(sql: str, columns: str) -> str:
     """The query the engine runs for a rule: its SQL as the subquery ``r`` of a SELECT of
-    `columns` (`audit.engine.rule_sql` gives the declared output columns)."""
+    `columns` (`audit.check.engine.rule_sql` gives the declared output columns)."""
     return f"""SELECT {columns} FROM (
 {sql.strip().rstrip(';')}
 ) AS r"""

@@ -5,7 +5,7 @@ A pack is a directory::
     pack.yaml            name, standard, edition, version, clauses, settings, per-city overrides
     checks/<RULE-ID>.yaml one file per rule: id, clause, severity, title, rationale, settings, sql,
                          evidence (the Chinese label of each field of the evidence the SQL returns),
-                         examples (cases that pass and cases that fail; see audit.pack_examples)
+                         examples (cases that pass and cases that fail; see audit.rules.example_format)
 
 `load_pack` validates everything before anything runs and reports every problem at once, each
 with file, line and column (`PackError`). Adding a rule is adding a file: no Python changes.
@@ -22,10 +22,12 @@ from typing import Any
 import yaml
 
 from audit.errors import PackError
-from audit.pack_examples import Example, key_nodes as _key_nodes, parse_examples, where as _where
 from audit.resources import pack_dir
-from audit.sqlguard import check_sql
-from audit.sqltree import evidence_fields
+from audit.rules.example_format import Example, parse_examples
+from audit.rules.example_format import key_nodes as _key_nodes
+from audit.rules.example_format import where as _where
+from audit.rules.sqlguard import check_sql
+from audit.rules.sqltree import evidence_fields
 
 SEVERITIES = ("error", "warning", "info")
 NUMERIC_SETTINGS = ("max_visits", "response_days", "archive_days", "rating_grace_days", "followup_days")

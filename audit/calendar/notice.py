@@ -8,7 +8,7 @@ Each year the General Office of the State Council publishes 《国务院办公�
 
 `read_notice` turns the pasted text into a `Notice`; `Notice.calendar_csv` into an override file that
 lists every day of the year (``date,is_workday,note``), so that ``--calendar FILE`` makes the year
-covered (`audit.calendar.WorkCalendar` treats a file listing every date of a year as that year's
+covered (`audit.calendar.workcalendar.WorkCalendar` treats a file listing every date of a year as that year's
 calendar). Days in a holiday range are days off, weekends included; the make-up days (上班) are working
 days; every other day is Monday–Friday work, Saturday–Sunday rest.
 
@@ -30,10 +30,17 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from audit.calendar import (MAKEUP_NOTE, WEEKDAY_NAMES, WEEKEND_NOTE, WorkCalendar, parse_override_text,
-                            read_calendar_text, render_month)
+from audit.calendar.workcalendar import (
+    MAKEUP_NOTE,
+    WEEKDAY_NAMES,
+    WEEKEND_NOTE,
+    WorkCalendar,
+    parse_override_text,
+    read_calendar_text,
+    render_month,
+)
 from audit.errors import UsageError
-from audit.spreadsheet import safe_row
+from audit.outputs.spreadsheet import safe_row
 
 # Festival names as the notices write them; any short name ending in 节 is accepted too (a new holiday).
 _FESTIVAL = r"(?:元旦|春节|清明节|劳动节|端午节|中秋节|国庆节|[\u4e00-\u9fff]{1,4}节)"

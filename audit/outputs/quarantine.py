@@ -20,7 +20,7 @@ An entry (CSV name / heading of the table and XLSX):
 - reason 原因: why, in Chinese. Older versions stored it behind ``第 N 行 ``; the row number has
   its own column, so that prefix is dropped.
 
-Personal data is masked as in the report unless asked otherwise (`audit.report.mask`): cells of
+Personal data is masked as in the report unless asked otherwise (`audit.outputs.mask`): cells of
 columns whose header names the applicant, ID number or phone (the built-in header aliases, or the
 field of a set-aside cell) by their masks, also where a reason quotes such a cell; ID and mobile
 numbers inside every other cell (except the case id) and inside the reason; and name-shaped
@@ -30,18 +30,18 @@ values in cells whose column is not known.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 import pandas as pd
 
 from audit.errors import UsageError
 from audit.ingest.vocab import header_lookup, normalize_header
-from audit.report.mask import NUMBER_HINT, mask_id, mask_name, mask_phone, mask_unlabelled, scrub
-from audit.spreadsheet import csv_text, heading_format, text_workbook, write_text
+from audit.outputs.mask import NUMBER_HINT, mask_id, mask_name, mask_phone, mask_unlabelled, scrub
+from audit.outputs.spreadsheet import csv_text, heading_format, text_workbook, write_text
 
 KINDS = {"quarantined": "隔离行", "set_aside": "搁置单元格"}
 COLUMNS = ["ingest_id", "kind", "file", "row", "column", "raw", "reason"]
