@@ -38,6 +38,7 @@ import duckdb
 
 from audit.figures.metrics import FLAGS, GROUP_KEYS
 from audit.testpause import pause_for_test
+from audit.vocabulary import STEPS
 
 DEFAULT_DB = "audit.duckdb"
 
@@ -240,8 +241,6 @@ RUN_TABLES = ("findings", "run_rules", "run_kpi_cells", "run_cases", "run_files"
 # views spell out the file name (with #sheet for a workbook sheet) and its SHA-256.
 def views_sql() -> str:
     """The views over the tables (their step codes from the step vocabulary)."""
-    from audit.ingest.vocab import STEPS
-
     return f"""
 CREATE OR REPLACE VIEW cases AS
     SELECT c.case_id, c.city, c.county, c.hall, c.service_type, c.channel, c.object_type, c.item,

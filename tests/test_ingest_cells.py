@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from audit.check.engine import run_check
-from audit.figures.kpi import run_kpis
 from audit.ingest import ingest
+from audit.outputs.kpi import run_kpis
 from tests.conftest import snapshot, table, write_csv, write_xlsx
 
 LEDGER = ["办件编号", "地市", "服务类型", "服务方式", "帮办代办员", "承诺时限", "收费金额", "到现场次数", "评价", "评价时间", "归档材料"]

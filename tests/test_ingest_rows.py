@@ -14,7 +14,7 @@ import xlsxwriter
 from audit.ingest import ingest
 from audit.ingest.normalize import MACROS, ColumnPlan, plan_columns, stage_sql
 from audit.ingest.profile import load_profile
-from audit.ingest.vocab import header_lookup, step_lookup
+from audit.vocabulary import header_lookup, step_lookup
 from tests.conftest import table
 
 # The combined export of the issue: numeric columns (承诺时限, 收费金额, 到现场次数) included.

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from audit.check.examples import run_examples
 from audit.errors import PackError
 from audit.resources import pack_dir
-from audit.rules.examples import run_examples
 from audit.rules.pack import load_pack
 
 PACK = load_pack()

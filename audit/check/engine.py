@@ -20,7 +20,6 @@ from pathlib import Path
 import duckdb
 
 from audit import __version__
-from audit.calendar.tables import RunCalendars, build_calendars
 from audit.calendar.workcalendar import WorkCalendar, notice_remedy
 from audit.check.dataquality import data_quality
 from audit.check.facts import CalendarDateError, build_facts, build_settings, settings_in_force
@@ -33,6 +32,7 @@ from audit.check.runstore import (
     store_cases,
     store_run_files,
 )
+from audit.check.workdays import RunCalendars, build_calendars
 from audit.db import RUN_TABLES, ensure_schema, transaction
 from audit.errors import CalendarError, PackError, UsageError
 from audit.figures.metrics import derive_case_kpi, store_kpi_cells
@@ -194,7 +194,7 @@ def execute_rule(con, rule: Rule, run_id: int, into: str = "findings") -> int:
     SQL error, becomes a PackError naming the rule file; a date outside the calendar, a
     CalendarError naming the year.
     """
-    seal(con)  # defence in depth: also for callers that skip validate_sql (audit.rules.examples)
+    seal(con)  # defence in depth: also for callers that skip validate_sql (audit.check.examples)
     refused = check_sql(rule.sql, rule_sql(rule))
     if refused:
         raise PackError(f"{rule.path}:{_sql_line(rule.path)}: 规则 {rule.id} 的 SQL 不能运行: "

@@ -17,9 +17,9 @@ import json
 from typing import Any
 
 from audit.errors import CalendarError
-from audit.ingest.vocab import STEPS
 from audit.rules.contract import CFG, FACT_COLUMNS, REQ_MATERIALS, SETTING_COLUMNS, STAFF_STEPS, step_column
 from audit.rules.pack import NUMERIC_SETTINGS, Pack
+from audit.vocabulary import STEPS
 
 
 class CalendarDateError(CalendarError):

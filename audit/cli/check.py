@@ -36,7 +36,7 @@ def check_cmd(
 
     if fail_on not in (None, "error", "warning"):
         raise UsageError(f"--fail-on 应为 error 或 warning，而不是 {fail_on!r}")
-    from audit.calendar.tables import split_calendar_options
+    from audit.check.workdays import split_calendar_options
 
     the_pack = load_pack(pack)
     common, per_city = split_calendar_options(calendar)

@@ -31,8 +31,7 @@ def kpi_cmd(
     from audit.check.engine import parse_as_of
     from audit.db import connect
     from audit.errors import UsageError
-    from audit.figures.kpi import run_kpis
-    from audit.outputs.kpi import kpi_csv, kpi_json, kpi_table
+    from audit.outputs.kpi import kpi_csv, kpi_json, kpi_table, run_kpis
 
     if fmt not in ("table", "csv", "json"):
         raise UsageError(f"--format 应为 table、csv 或 json，而不是 {fmt!r}")

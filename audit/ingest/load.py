@@ -22,7 +22,7 @@ from audit.ingest.normalize import MACROS, has_rows, known_headers
 from audit.ingest.profile import load_profile
 from audit.ingest.readers import FileScan, read_any
 from audit.ingest.stage import EMPTY_CASE_ROWS, EMPTY_EVENTS, setup, stage_file
-from audit.ingest.vocab import header_lookup, normalize_value, step_lookup
+from audit.vocabulary import header_lookup, normalize_value, step_lookup
 
 
 def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | None = None,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from audit.ingest.normalize import has_rows
 from audit.ingest.stage import ATTRS, ROW_BITS
-from audit.ingest.vocab import HEADER_ALIASES, RATINGS
+from audit.vocabulary import HEADER_ALIASES, RATINGS
 
 # The identity of an event, for comparing this ingest's events with each other and the database's.
 EVENT_KEY = 'city, case_id, step, "time", staff, note'

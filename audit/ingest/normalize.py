@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from audit.errors import InputError
 from audit.ingest.profile import Profile
-from audit.ingest.vocab import (
+from audit.vocabulary import (
     CASE_ATTRIBUTES,
     CHANNELS,
     RATING_ALIASES,

@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from audit.errors import PackError
-from audit.ingest.vocab import ALL_FIELDS, normalize_header, normalize_value, step_lookup
+from audit.vocabulary import ALL_FIELDS, normalize_header, normalize_value, step_lookup
 
 KNOWN_KEYS = {"name", "city", "sheet", "header_row", "columns", "wide", "steps", "values", "constants"}
 

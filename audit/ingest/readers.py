@@ -33,7 +33,7 @@ from audit.ingest.textfile import (
     transcode_to_utf8,
     unknown_encoding_error,
 )
-from audit.ingest.vocab import normalize_header
+from audit.vocabulary import normalize_header
 
 if TYPE_CHECKING:
     import pyarrow as pa

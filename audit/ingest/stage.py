@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from audit.ingest.normalize import plan_columns, present_attributes, stage_sql
-from audit.ingest.vocab import CASE_ATTRIBUTES
+from audit.vocabulary import CASE_ATTRIBUTES
 
 ATTRS = CASE_ATTRIBUTES
 ROW_BITS = 17179869183          # (pos >> 6) & ROW_BITS is the row number

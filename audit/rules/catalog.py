@@ -42,7 +42,7 @@ def explain(pack: Pack, rule: Rule, city: str | None = None, verify: bool = Fals
     ok = True
     outcomes = None
     if verify:
-        from audit.rules.examples import run_examples
+        from audit.check.examples import run_examples
 
         outcomes = {id(o.example): o for o in run_examples(rule, pack)}
     for ex in rule.examples:

@@ -11,15 +11,15 @@ output shape. Everything else follows from these declarations:
   tests compare the declarations with ``DESCRIBE`` on a real database.
 
 The settings columns (of ``case_facts`` and ``cfg``) are the pack's numeric settings
-(`audit.rules.pack.NUMERIC_SETTINGS`); the step columns are the step vocabulary (`audit.ingest.vocab.STEPS`).
+(`audit.rules.pack.NUMERIC_SETTINGS`); the step columns are the step vocabulary (`audit.vocabulary.STEPS`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from audit.ingest.vocab import STEPS
 from audit.rules.pack import NUMERIC_SETTINGS
+from audit.vocabulary import STEPS
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """A rule's example cases: read from its YAML file and checked when the pack loads.
 
-An example is one case that `audit.rules.examples` runs through the engine: its attributes (``case``),
+An example is one case that `audit.check.examples` runs through the engine: its attributes (``case``),
 its events (``[环节, 时间, 经办人?]``), an audit date and a city. Every spelling is checked here,
 with file:line:column, because a misspelling does not make an example fail, it makes it vacuous:
 a pass example of REQ-TIME-LIMIT whose 受理 reads 受里 has no start step, so the rule never looks
@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from audit.ingest.vocab import CASE_ATTRIBUTES, CHANNELS, RATINGS, SERVICE_TYPES, STEPS, step_lookup
+from audit.vocabulary import CASE_ATTRIBUTES, CHANNELS, RATINGS, SERVICE_TYPES, STEPS, step_lookup
 
 EXAMPLE_KEYS = {"name": True, "case": False, "events": False, "as_of": False, "city": False}
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")

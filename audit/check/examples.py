@@ -17,9 +17,9 @@ from pathlib import Path
 from audit.calendar.workcalendar import WorkCalendar
 from audit.check.engine import execute_rule, prepare
 from audit.db import connect, ensure_schema
-from audit.ingest.vocab import CASE_ATTRIBUTES, RATINGS
 from audit.rules.example_format import parse_time
 from audit.rules.pack import Example, Pack, Rule
+from audit.vocabulary import CASE_ATTRIBUTES, RATINGS
 
 # The attributes an example's `case:` may set (checked when the pack loads: audit.rules.example_format).
 CASE_COLUMNS = tuple(CASE_ATTRIBUTES)
