@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from audit.rules.catalog import contract_markdown, markdown
+from audit.outputs.catalog import contract_markdown, markdown
 from audit.rules.pack import load_pack
 
 BEGIN, END = "<!-- rules:begin -->", "<!-- rules:end -->"

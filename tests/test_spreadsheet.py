@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from audit.cli import app
 from audit.db import connect
-from audit.outputs.spreadsheet import FORMULA_START, csv_text, safe_cell, safe_frame, sheet_names
+from audit.spreadsheet import FORMULA_START, csv_text, safe_cell, safe_frame, sheet_names
 from tests.conftest import write_csv
 
 PREFIXES = ["=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠"]

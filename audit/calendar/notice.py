@@ -40,7 +40,7 @@ from audit.calendar.workcalendar import (
     render_month,
 )
 from audit.errors import UsageError
-from audit.outputs.spreadsheet import safe_row
+from audit.spreadsheet import safe_row
 
 # Festival names as the notices write them; any short name ending in 节 is accepted too (a new holiday).
 _FESTIVAL = r"(?:元旦|春节|清明节|劳动节|端午节|中秋节|国庆节|[\u4e00-\u9fff]{1,4}节)"

@@ -25,8 +25,8 @@ def rules_cmd(
 
     Example: audit rules            audit rules REQ-TIME-LIMIT --verify
     """
-    from audit.rules.catalog import catalogue, explain
-    from audit.rules.catalog import markdown as as_markdown
+    from audit.outputs.catalog import catalogue, explain
+    from audit.outputs.catalog import markdown as as_markdown
     from audit.rules.pack import load_pack
 
     the_pack = load_pack(pack)

@@ -1,6 +1,6 @@
 """Findings: query one run's findings and render them as table, CSV, JSON or XLSX.
 
-Cells that a spreadsheet would take for a formula are made safe as `audit.outputs.spreadsheet` says (a
+Cells that a spreadsheet would take for a formula are made safe as `audit.spreadsheet` says (a
 leading apostrophe, in CSV and XLSX alike); XLSX cells are always written as text, never formulas.
 The XLSX is a rectification list (整改清单): a sheet per city (named by `sheet_names`), grouped by
 hall, with the rule, clause, message and evidence in Chinese, set column widths and a frozen header.
@@ -17,8 +17,8 @@ from audit.check.runstore import pack_from_json, select_run
 from audit.db import ensure_schema
 from audit.errors import UsageError
 from audit.known import require_finding_filters
-from audit.outputs.spreadsheet import csv_text, heading_format, safe_cell, sheet_names, text_workbook, write_text
 from audit.rules.pack import Pack, load_pack
+from audit.spreadsheet import csv_text, heading_format, safe_cell, sheet_names, text_workbook, write_text
 
 SEVERITY_ZH = {"error": "违规 (error)", "warning": "警告 (warning)", "info": "提示 (info)"}
 COLUMNS = ["case_id", "city", "rule_id", "severity", "clause", "message", "evidence", "hall", "service_type",

@@ -11,7 +11,7 @@ import pandas as pd
 from audit.check.runstore import require_cases, select_run
 from audit.db import ensure_schema
 from audit.figures.metrics import FIGURE_ZH, FIGURES, KpiResult, compute_kpis, kpi_cells, parse_by
-from audit.outputs.spreadsheet import csv_text
+from audit.spreadsheet import csv_text
 
 
 def run_kpis(con, by: str | list[str] | None, as_of: dt.date | None = None, run_id: int | None = None) -> KpiResult:
@@ -34,7 +34,7 @@ def _clean(v):
 
 def kpi_csv(result: KpiResult) -> str:
     """CSV: grouping keys, then the figure names; empty cell for an empty rate; formula-like keys
-    (a hall or staff name starting with =, + …) made safe as in `audit.outputs.spreadsheet`."""
+    (a hall or staff name starting with =, + …) made safe as in `audit.spreadsheet`."""
     return csv_text(result.table[result.by + list(FIGURES)], float_format="%.6g")
 
 

@@ -40,7 +40,7 @@ import pandas as pd
 
 from audit.errors import UsageError
 from audit.outputs.mask import NUMBER_HINT, mask_id, mask_name, mask_phone, mask_unlabelled, scrub
-from audit.outputs.spreadsheet import csv_text, heading_format, text_workbook, write_text
+from audit.spreadsheet import csv_text, heading_format, text_workbook, write_text
 from audit.vocabulary import header_lookup, normalize_header
 
 KINDS = {"quarantined": "隔离行", "set_aside": "搁置单元格"}
