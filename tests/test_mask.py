@@ -226,6 +226,25 @@ def test_report_shows_everything_when_asked(mask_db, tmp_path):
         assert any(r["id_number"] == raw for r in rows) and any(r["evidence"] == f"note: 证件 {raw}" for r in rows)
 
 
+def test_findings_mask_numbers_in_messages_and_evidence(mask_db, tmp_path):
+    """`audit findings` (csv and json) masks the phone and ID numbers a rule quotes in its message
+    or evidence, as the report does; --show-personal-data gives them whole."""
+    code, out = invoke("findings", "--db", mask_db, "--rule", "LOCAL-NOTE", "--format", "json")
+    assert code == 0, out
+    notes = {f["case_id"]: f for f in json.loads(out)["findings"]}
+    for i, (raw, masked) in enumerate(PHONES):
+        assert notes[f"P{i}"]["message"] == f"备注：回电 {masked}"
+        assert notes[f"P{i}"]["evidence"] == {"note": f"回电 {masked}"}
+    for i, (raw, _, text) in enumerate(IDS):
+        assert notes[f"I{i}"]["message"] == f"备注：证件 {text}"
+    code, out = invoke("findings", "--db", mask_db, "--rule", "LOCAL-NOTE", "--format", "csv")
+    assert code == 0 and not any(raw in out for raw, _ in PHONES) and not any(raw in out for raw, _, _ in IDS)
+    code, out = invoke("findings", "--db", mask_db, "--rule", "LOCAL-NOTE", "--format", "json", "--show-personal-data")
+    whole = {f["case_id"]: f for f in json.loads(out)["findings"]}
+    for i, (raw, _) in enumerate(PHONES):
+        assert whole[f"P{i}"]["message"] == f"备注：回电 {raw}"
+
+
 def test_quarantine_masks_numbers_in_any_cell(tmp_path):
     """Quarantined rows (no case id) whose cells hold every phone and ID form: masked by default,
     whole with --show-personal-data."""

@@ -19,6 +19,8 @@ def findings_cmd(
     fmt: str = typer.Option("table", "--format", help="table | csv | json | xlsx (整改清单)"),
     out: Path | None = typer.Option(None, "--out", help="输出文件 (xlsx 必须指定)"),
     run: int | None = typer.Option(None, "--run", help="审计编号 (默认: 最近一次)"),
+    show_personal_data: bool = typer.Option(False, "--show-personal-data",
+                                            help="问题与证据中的证件号码、联系电话不脱敏 (默认脱敏)"),
     db: Path = DbOption,
     debug: bool = DebugOption,
 ) -> None:
@@ -36,7 +38,7 @@ def findings_cmd(
         raise UsageError("--format xlsx 需要 --out FILE.xlsx")
     con = connect(db)
     try:
-        run_id, df = query_findings(con, run, rule, city, severity)
+        run_id, df = query_findings(con, run, rule, city, severity, show_personal_data)
         meta = run_metadata(con, run_id)
     finally:
         con.close()

@@ -17,6 +17,7 @@ from audit.check.runstore import pack_from_json, select_run
 from audit.db import ensure_schema
 from audit.errors import UsageError
 from audit.known import require_finding_filters
+from audit.outputs.mask import NUMBER_HINT, scrub
 from audit.rules.pack import Pack, load_pack
 from audit.spreadsheet import csv_text, heading_format, safe_cell, sheet_names, text_workbook, write_text
 
@@ -26,37 +27,43 @@ COLUMNS = ["case_id", "city", "rule_id", "severity", "clause", "message", "evide
 
 
 def query_findings(con, run_id: int | None = None, rule: str | None = None, city: str | None = None,
-                   severity: str | None = None) -> tuple[int, pd.DataFrame]:
+                   severity: str | None = None, show_personal: bool = False) -> tuple[int, pd.DataFrame]:
     """The findings of a stored run (default: the latest), most serious first; (run_id, frame).
 
     Hall, service type and staff are the case's as the run judged it (``run_cases``), not as the
     case rows read now. A `rule` the run's pack does not have, or a `city` the run did not judge,
     is a UsageError listing the known ones (`audit.known`); a known one without findings gives an
-    empty frame."""
+    empty frame. Phone and ID numbers in a message or its evidence (a custom pack may quote them)
+    are masked as in the report unless `show_personal`."""
     ensure_schema(con)
     run_id = select_run(con, run_id).run_id
     if severity and severity not in SEVERITY_ZH:
         raise UsageError(f"--severity 应为 error、warning 或 info，而不是 {severity!r}")
     require_finding_filters(con, run_id, rule, city)
-    where, params = ["f.run_id = ?"], [run_id]
+    where, params = ["f.run_id = $run"], {"run": run_id}
     if rule:
-        where.append("upper(f.rule_id) = upper(?)")
-        params.append(rule)
+        where.append("upper(f.rule_id) = upper($rule)")
+        params["rule"] = rule
     if city:
-        where.append("f.city = ?")
-        params.append(city)
+        where.append("f.city = $city")
+        params["city"] = city
     if severity:
-        where.append("f.severity = ?")
-        params.append(severity)
+        where.append("f.severity = $severity")
+        params["severity"] = severity
     df = con.execute(f"""
         SELECT f.case_id, f.city, f.rule_id, f.severity, f.clause, f.message, CAST(f.evidence AS VARCHAR) AS evidence,
-               c.hall, c.service_type, c.staff, r.title
+               c.hall, c.service_type, c.staff, r.title,
+               regexp_matches(f.message, $hint) OR regexp_matches(CAST(f.evidence AS VARCHAR), $hint) AS _personal
         FROM findings f
         LEFT JOIN run_cases c ON c.run_id = f.run_id AND c.city = f.city AND c.case_id = f.case_id
         LEFT JOIN run_rules r ON r.run_id = f.run_id AND r.rule_id = f.rule_id
         WHERE {' AND '.join(where)}
         ORDER BY CASE f.severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
-                 f.city, c.hall NULLS LAST, f.case_id, f.rule_id""", params).df()
+                 f.city, c.hall NULLS LAST, f.case_id, f.rule_id""", {"hint": NUMBER_HINT, **params}).df()
+    personal = df.pop("_personal").fillna(False).astype(bool)
+    if not show_personal and personal.any():    # the Python masks only where a number may be personal
+        for col in ("message", "evidence"):
+            df.loc[personal, col] = df.loc[personal, col].map(scrub)
     return run_id, df
 
 
