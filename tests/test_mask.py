@@ -232,10 +232,10 @@ def test_findings_mask_numbers_in_messages_and_evidence(mask_db, tmp_path):
     code, out = invoke("findings", "--db", mask_db, "--rule", "LOCAL-NOTE", "--format", "json")
     assert code == 0, out
     notes = {f["case_id"]: f for f in json.loads(out)["findings"]}
-    for i, (raw, masked) in enumerate(PHONES):
+    for i, (_raw, masked) in enumerate(PHONES):
         assert notes[f"P{i}"]["message"] == f"备注：回电 {masked}"
         assert notes[f"P{i}"]["evidence"] == {"note": f"回电 {masked}"}
-    for i, (raw, _, text) in enumerate(IDS):
+    for i, (_raw, _, text) in enumerate(IDS):
         assert notes[f"I{i}"]["message"] == f"备注：证件 {text}"
     code, out = invoke("findings", "--db", mask_db, "--rule", "LOCAL-NOTE", "--format", "csv")
     assert code == 0 and not any(raw in out for raw, _ in PHONES) and not any(raw in out for raw, _, _ in IDS)
