@@ -3,7 +3,7 @@
 `audit check` stores, in the run's transaction, everything the later commands show:
 
 - ``runs``: the audit date, settings in force, calendar description, input files, the data-quality
-  summary, and now the **pack as it was** (``pack``: its rules, clauses and settings as JSON) with
+  summary, and the **pack as it was** (``pack``: its rules, clauses and settings as JSON) with
   ``pack_sha256`` over the content of its files;
 - ``run_files``: the content and SHA-256 of every file the run was judged with — the pack's
   ``pack.yaml`` and rule files (and those of the pack it extends) and the calendar override files;
@@ -16,7 +16,8 @@
 `kpi`, `findings` and `report` read a stored run and never rebuild it: deleting or moving the pack
 directory or the calendar files changes nothing they show, from any working directory. A run that
 cannot serve a request (none yet, an unknown id, a run stored by an older version without its cases)
-is a `UsageError` saying what to run — never a silent default.
+is a `UsageError` saying what to run — never a silent default. The tables are declared in
+`audit.db` (RUN_SCHEMA).
 """
 
 from __future__ import annotations
