@@ -31,6 +31,9 @@ from audit.rules.sqltree import evidence_fields
 
 SEVERITIES = ("error", "warning", "info")
 NUMERIC_SETTINGS = ("max_visits", "response_days", "archive_days", "rating_grace_days", "followup_days")
+# Settings of the comparison of groups (contract §5.1), not of a case: no column of ``case_facts`` or
+# ``cfg``, the same for every city, optional (`audit.figures.fair.min_cases` gives the default).
+COMPARISON_SETTINGS = ("min_cases",)
 RULE_KEYS = {"id": True, "clause": True, "severity": True, "title": True, "rationale": True, "sql": True,
              "examples": True, "settings": False, "description": False, "evidence": False}
 PACK_KEYS = {"name": True, "standard": True, "edition": False, "version": True, "clauses": True,
@@ -150,7 +153,7 @@ def load_pack(directory: str | Path | None = None) -> Pack:
     city_nodes = _key_nodes(nodes["cities"][1]) if "cities" in nodes else {}
     for city, overrides in cities.items():
         _check_settings(meta_path, city_nodes.get(str(city), (None, node))[1], overrides or {}, problems,
-                        full=False, known=settings)
+                        full=False, known=settings, city=True)
     clauses = {**(base.clauses if base else {}), **{str(k): str(v) for k, v in (meta.get("clauses") or {}).items()}}
     all_cities = {**(base.cities if base else {})}
     for c, o in cities.items():
@@ -184,7 +187,7 @@ def load_pack(directory: str | Path | None = None) -> Pack:
 
 
 def _check_settings(path: Path, node, settings: dict, problems: list[str], full: bool,
-                    known: dict | None = None) -> None:
+                    known: dict | None = None, city: bool = False) -> None:
     nodes = _key_nodes(node) if node is not None else {}
     if not isinstance(settings, dict):
         problems.append(f"{_where(path, node)}: settings 应为键值映射")
@@ -195,9 +198,12 @@ def _check_settings(path: Path, node, settings: dict, problems: list[str], full:
                 problems.append(f"{_where(path, node)}: settings 缺少 {key}")
     for key, value in settings.items():
         where = _where(path, nodes.get(str(key), (node, node))[1])
-        if known is not None and key not in known:
+        if city and key in COMPARISON_SETTINGS:
+            problems.append(f"{where}: {key} 用于地市之间的比较，对所有地市相同，不能按市覆盖")
+        elif known is not None and key not in known and key not in COMPARISON_SETTINGS:
             problems.append(f"{where}: 未知的设置 {key!r}")
-        elif key in NUMERIC_SETTINGS and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        elif (key in NUMERIC_SETTINGS + COMPARISON_SETTINGS
+              and (not isinstance(value, int) or isinstance(value, bool) or value < 0)):
             problems.append(f"{where}: {key} 应为非负整数，而不是 {value!r}")
         elif key == "object_types" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             problems.append(f"{where}: object_types 应为文字列表")
