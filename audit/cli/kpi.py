@@ -18,6 +18,10 @@ def kpi_cmd(
     out: Path | None = typer.Option(None, "--out", help="输出文件"),
     as_of: str | None = typer.Option(None, "--as-of", help="审计日 YYYY-MM-DD (默认: 最近一次审计的审计日)"),
     run: int | None = typer.Option(None, "--run", help="审计编号 (默认: 最近一次)"),
+    detail: bool = typer.Option(False, "--detail",
+                                help="每个指标加分子、分母与 95% Wilson 区间 (<figure>_num/_den/_low/_high)"),
+    adjusted: bool = typer.Option(False, "--adjusted",
+                                  help="加按服务类型×服务对象类别标准化的调整率 (<figure>_adjusted)，以输出的各组为标准"),
     db: Path = DbOption,
     debug: bool = DebugOption,
 ) -> None:
@@ -26,7 +30,11 @@ def kpi_cmd(
     Reads the figures stored by the latest `audit check` run (--run N, or the latest at --as-of);
     without a run it says to run `audit check` first.
 
+    --detail adds each rate's numerator, denominator and 95% Wilson interval; --adjusted adds the
+    case-mix-adjusted rates, standardised over the groups of the output (contract §5.1).
+
     Example: audit kpi --by city,month --format csv --out kpi.csv
+    Example: audit kpi --by city --detail --adjusted --format json
     """
     from audit.check.engine import parse_as_of
     from audit.db import connect
@@ -37,7 +45,7 @@ def kpi_cmd(
         raise UsageError(f"--format 应为 table、csv 或 json，而不是 {fmt!r}")
     con = connect(db)
     try:
-        result = run_kpis(con, by, parse_as_of(as_of), run)
+        result = run_kpis(con, by, parse_as_of(as_of), run, detail=detail, adjusted=adjusted)
     finally:
         con.close()
     text = {"table": kpi_table, "csv": kpi_csv, "json": kpi_json}[fmt](result)

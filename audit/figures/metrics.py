@@ -22,7 +22,7 @@ those cells, the report reads ``run_cases`` (`use_run_cases`): neither rebuilds 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -48,12 +48,14 @@ FIGURE_ZH = {
 
 @dataclass
 class KpiResult:
-    """Figures by group, and the run (audit date, pack) they were computed for."""
+    """Figures by group, and the run (audit date, pack) they were computed for; `columns`: those of
+    the machine output in order (empty: the keys then `FIGURES`)."""
 
     by: list[str]
     table: pd.DataFrame
     run_id: int
     as_of: dt.date
+    columns: list[str] = field(default_factory=list)
 
 
 def parse_by(text: str | None) -> list[str]:
@@ -119,7 +121,9 @@ FLAGS = ("one", "resp_ok", "resp_due", "resolved", "resol_due", "on_time", "ot_d
 
 def kpi_sql(by: list[str], where: str = "TRUE", with_counts: bool = False, source: str = "case_kpi") -> str:
     """SELECT of the figures grouped by `by` (ordered by the keys) from `source`: ``case_kpi``
-    (a row per case) or cells of ``run_kpi_cells`` (the same flags summed): only sums are used."""
+    (a row per case) or cells of ``run_kpi_cells`` (the same flags summed): only sums are used.
+    `with_counts` adds ``<figure>_num`` and ``<figure>_den`` of every rate, and of mean_rating the
+    sum of the scores and the number of scored cases."""
     parts = ["sum(one)::BIGINT AS cases"]
     for fig, (num, den) in RATES.items():
         if fig == "compliance_rate":
@@ -130,7 +134,10 @@ def kpi_sql(by: list[str], where: str = "TRUE", with_counts: bool = False, sourc
     parts.append("CASE WHEN sum(one) > 0 THEN sum(compliant) / sum(one) END AS compliance_rate")
     if with_counts:
         for fig, (num, den) in RATES.items():
-            parts.append(f"sum({num})::BIGINT AS {fig}_num, sum({den})::BIGINT AS {fig}_den")
+            # coalesce: a flag is NULL where its figure does not apply (satisfied of an unrated case)
+            parts.append(f"coalesce(sum({num}), 0)::BIGINT AS {fig}_num, coalesce(sum({den}), 0)::BIGINT AS {fig}_den")
+        parts.append("coalesce(sum(score_sum), 0)::BIGINT AS mean_rating_num, "
+                     "coalesce(sum(score_n), 0)::BIGINT AS mean_rating_den")
     keys = ", ".join(by)
     group = f"GROUP BY {keys} ORDER BY {', '.join(f'{k} NULLS LAST' for k in by)}" if by else ""
     select_keys = f"{keys}, " if by else ""
