@@ -49,7 +49,7 @@ def wilson(k: float | None, n: float | None) -> tuple[float, float] | tuple[None
 
 def add_intervals(df: pd.DataFrame, figures: Iterable[str]) -> pd.DataFrame:
     """`df` with ``<figure>_low`` and ``<figure>_high`` added for each of `figures`, from its
-    ``<figure>_num`` and ``<figure>_den`` columns (the formula of `wilson`, vectorised with numpy).
+    ``<figure>_num`` and ``<figure>_den`` columns (contract §5.1: the formula of `wilson`, vectorised).
     NaN where the denominator is 0 or missing. `df` itself is not changed."""
     out = df.copy()
     z2 = Z * Z
@@ -157,7 +157,7 @@ def rank_with_marks(df: pd.DataFrame, figure: str, min_cases: int, higher_is_bet
 
 
 def min_cases(pack_settings: dict) -> int:
-    """The pack's ``min_cases`` (default `MIN_CASES_DEFAULT`): below this many cases in a figure's
+    """The pack's ``min_cases`` (contract §5.1; default `MIN_CASES_DEFAULT`): below this many cases in a figure's
     denominator a group's rank is marked as resting on few cases. Takes a pack's settings
     (`audit.rules.pack.Pack.settings`, or the ``settings`` of a stored run's pack); the settings in
     force stored in ``runs.settings`` (``{"default": {...}, city: {...}}``) are read from "default"."""
