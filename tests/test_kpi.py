@@ -164,3 +164,8 @@ def test_a_run_stored_without_its_cases_is_refused(kpi_db, tmp_path):
     result = CliRunner().invoke(app, ["kpi", "--by", "city", "--db", str(db)])
     assert result.exit_code == 2, result.output
     assert "旧版本" in result.output and "audit check" in result.output
+
+
+def test_a_key_named_twice_groups_once(kpi_db):
+    """`--by city,city` is `--by city` (it used to end in an internal error)."""
+    assert json.loads(kpi(kpi_db, "--by", "city,city", "--format", "json")) == json.loads(kpi(kpi_db, "--by", "city", "--format", "json"))

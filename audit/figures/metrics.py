@@ -59,8 +59,9 @@ class KpiResult:
 
 
 def parse_by(text: str | None) -> list[str]:
-    """`city,month` → ['city', 'month']; unknown keys are a UsageError listing the known ones."""
-    keys = [k.strip() for k in (text or "").split(",") if k.strip()]
+    """`city,month` → ['city', 'month']; unknown keys are a UsageError listing the known ones; a key
+    named twice counts once."""
+    keys = list(dict.fromkeys(k.strip() for k in (text or "").split(",") if k.strip()))
     refuse([unknown_values("--by", keys, list(GROUP_KEYS), "不是可用的分组")])
     return keys
 
