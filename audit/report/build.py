@@ -21,7 +21,7 @@ from audit.db import ensure_schema
 from audit.figures.metrics import FIGURES, use_run_cases
 from audit.report import casetable, charts, compliance, figures, provenance
 from audit.report.fonts import PAGE_FAMILY, font_face_css
-from audit.report.text import FIGURE_DEFINITIONS, SEVERITY_ZH, figure_zh
+from audit.report.text import FIGURE_DEFINITIONS, SEVERITY_ZH, figure_zh, fill_settings, rule_title
 from audit.resources import templates_dir
 
 FONT_PLACEHOLDER = "/*@@report-font-face@@*/"
@@ -112,12 +112,17 @@ def month_notice(month: str | None, as_of: dt.date, run_id: int) -> list[str]:
 
 
 def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, pack, show_personal: bool) -> dict:
+    settings = meta.get("settings")
+    # Values in force: one city's own, or the default with the cities of the scope whose values differ.
+    in_force = {"city": scope.cities[0]} if len(scope.cities) == 1 else {"cities": scope.cities}
     colors = charts.city_colors(scope.all_cities)
     city_df = figures.city_kpis(con, run_id, scope)
     monthly = figures.monthly_by_city(con, run_id, scope)
     total = compliance.scope_findings(con, run_id)
-    rules = compliance.rule_table(con, run_id, n_cases, pack)
+    catalog = compliance.rule_catalog(con, run_id, pack, settings, **in_force)
+    rules = compliance.rule_table(con, catalog, n_cases)
     rows = casetable.findings_rows(con, run_id, show_personal, limit=casetable.MAX_ROWS, pack=pack)
+    _titles_in_force(rows, catalog, settings)
     prov = provenance.provenance(meta)
     return {
         "font_face": FONT_PLACEHOLDER, "page_family": PAGE_FAMILY,
@@ -139,8 +144,17 @@ def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, p
                      "json": casetable.script_json(casetable.table_data(rows)),
                      "cities": casetable.options(rows, "city"), "rules": casetable.options(rows, "rule_id"),
                      "xlsx_hint": XLSX_HINT},
-        "definitions": [{"figure": f, "name": figure_zh(f), "numerator": FIGURE_DEFINITIONS[f][0],
+        "definitions": [{"figure": f, "name": figure_zh(f),
+                         "numerator": fill_settings(FIGURE_DEFINITIONS[f][0], settings, **in_force),
                          "denominator": FIGURE_DEFINITIONS[f][1], "note": FIGURE_DEFINITIONS[f][2]}
                         for f in FIGURES],
-        "rule_definitions": provenance.rule_definitions(rules, pack, meta),
+        "rule_definitions": provenance.rule_definitions(rules, pack, settings, **in_force),
     }
+
+
+def _titles_in_force(rows: list[list], catalog: dict[str, dict], settings) -> None:
+    """The findings table's rule titles with the values in force for each finding's city."""
+    t, c, r = (casetable.COLUMNS.index(k) for k in ("title", "city", "rule_id"))
+    for row in rows:
+        if row[r] in catalog:
+            row[t] = rule_title(catalog[row[r]]["raw_title"], settings, city=row[c] or None)

@@ -7,7 +7,7 @@ scope it flagged; its share is that count over the cases in scope.
 
 from __future__ import annotations
 
-from audit.report.text import SEVERITY_RANK, SEVERITY_ZH, fmt_count, pct
+from audit.report.text import SEVERITY_RANK, SEVERITY_ZH, fmt_count, pct, rule_title
 from audit.rules.pack import Pack
 
 
@@ -30,19 +30,32 @@ def _clause_order(pack: Pack | None) -> dict[str, int]:
     return {key: i for i, key in enumerate(pack.clauses)} if pack else {}
 
 
-def rule_table(con, run_id: int, n_cases: int, pack: Pack | None) -> list[dict]:
-    """One row per rule of the run: cases flagged in scope and their share of the cases in scope."""
-    rows = con.execute("""
-        SELECT r.rule_id, r.severity, r.clause, r.title, count(f.case_id) AS cases
-        FROM run_rules r LEFT JOIN report_findings f ON f.rule_id = r.rule_id
-        WHERE r.run_id = ?
-        GROUP BY ALL""", [run_id]).fetchall()
+def rule_catalog(con, run_id: int, pack: Pack | None, settings, city: str | None = None,
+                 cities: list[str] | None = None) -> dict[str, dict]:
+    """The run's rules in the pack's clause order: id → severity, clause, its chapter
+    (`clause_key`), the title as the pack writes it (`raw_title`) and with the values in force
+    (`title`, `audit.report.text.rule_title`: for `city`, or the default with the differing values
+    of `cities`)."""
+    rows = con.execute("SELECT rule_id, severity, clause, title FROM run_rules WHERE run_id = ?", [run_id]).fetchall()
     order = _clause_order(pack)
     rows.sort(key=lambda r: (order.get(clause_key(r[2]), len(order)), r[0]))
-    return [{"rule_id": rule_id, "severity": severity, "severity_zh": SEVERITY_ZH.get(severity, severity),
-             "clause": clause, "title": title, "cases": fmt_count(cases), "cases_n": int(cases),
-             "share": pct(cases / n_cases) if n_cases else ""}
-            for rule_id, severity, clause, title, cases in rows]
+    by_id = {r.id: r for r in pack.rules} if pack else {}
+    out = {}
+    for rule_id, severity, clause, title in rows:
+        raw = by_id[rule_id].title if rule_id in by_id else title or ""
+        out[rule_id] = {"rule_id": rule_id, "severity": severity, "severity_zh": SEVERITY_ZH.get(severity, severity),
+                        "clause": clause, "clause_key": clause_key(clause), "raw_title": raw,
+                        "title": rule_title(raw, settings, city, cities)}
+    return out
+
+
+def rule_table(con, catalog: dict[str, dict], n_cases: int) -> list[dict]:
+    """One row per rule of the run (`rule_catalog`): cases flagged in scope and their share of the
+    cases in scope."""
+    counts = dict(con.execute("SELECT rule_id, count(*) FROM report_findings GROUP BY rule_id").fetchall())
+    return [{**info, "cases": fmt_count(counts.get(rule_id, 0)), "cases_n": int(counts.get(rule_id, 0)),
+             "share": pct(counts.get(rule_id, 0) / n_cases) if n_cases else ""}
+            for rule_id, info in catalog.items()]
 
 
 def clause_table(con, run_id: int, n_cases: int, pack: Pack | None) -> list[dict]:

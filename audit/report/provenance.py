@@ -6,6 +6,7 @@ import json
 
 from audit import __version__
 from audit.outputs.findings import run_metadata
+from audit.report.text import fill_settings, run_settings, setting_overrides, setting_value
 from audit.rules.pack import Pack
 
 SETTING_ZH = {
@@ -14,6 +15,7 @@ SETTING_ZH = {
     "archive_days": "资料归档时限 (工作日)：办结或终止之后",
     "rating_grace_days": "评价宽限 (自然日)：办结后超过即视为未评价",
     "followup_days": "差评回访时限 (工作日)：评价日之后",
+    "min_cases": "地市对比：分母少于此数的比率，名次标注仅供参考 (比较设置，对所有地市相同)",
     "object_types": "服务对象类别",
     "materials": "归档必备材料 (及其别名)",
 }
@@ -63,15 +65,26 @@ def provenance(meta: dict) -> dict:
     }
 
 
-def rule_definitions(rules: list[dict], pack: Pack | None, meta: dict) -> list[dict]:
-    """Each rule of the run (in the order of `rules`) with its rationale and settings from the pack."""
-    settings = json.loads(meta.get("settings") or "{}").get("default", {})
+def rule_definitions(rules: list[dict], pack: Pack | None, settings, city: str | None = None,
+                     cities: list[str] | None = None) -> list[dict]:
+    """Each rule of the run (in the order of `rules`, titles already with their values) with its
+    rationale and settings from the pack, the setting names in the rationale replaced by the
+    values in force (`audit.report.text.fill_settings`: for `city`, or the default with the
+    differing values of `cities`)."""
     by_id = {r.id: r for r in pack.rules} if pack else {}
+    default = run_settings(settings)["default"]
     out = []
     for row in rules:
         rule = by_id.get(row["rule_id"])
-        used = [f"{k} = {setting_text(settings.get(k))}" for k in (rule.settings if rule else []) if k in settings]
-        out.append({**row, "rationale": rule.rationale.strip() if rule else "",
+        used = []
+        for k in (rule.settings if rule else []):
+            if k not in default:
+                continue
+            value = setting_value(settings, k, city)
+            others = [] if city else setting_overrides(settings, k, cities)
+            used.append(f"{k} = {setting_text(value)}"
+                        + (" (" + "；".join(f"{cs}: {setting_text(v)}" for cs, v in others) + ")" if others else ""))
+        out.append({**row, "rationale": fill_settings(rule.rationale.strip(), settings, city, cities) if rule else "",
                     "description": (rule.description or "").strip() if rule else "", "settings": "；".join(used)})
     return out
 
