@@ -106,3 +106,57 @@
   [severity, city, rule].forEach(function (el) { el.addEventListener("change", render); });
   render();
 }());
+
+/* The hall and staff tables (table.sortable): sorted by clicking a column header, as the findings
+   table is (the same headers: data-key, aria-sort, Enter or Space from the keyboard). Rows are in
+   the page already; each cell's data-sort holds its value for sorting (a number where the header
+   says data-type="number"; an empty value sorts last). */
+(function () {
+  "use strict";
+  function value(tr, col, numeric) {
+    var cell = tr.children[col];
+    var raw = cell ? (cell.hasAttribute("data-sort") ? cell.getAttribute("data-sort") : cell.textContent) : "";
+    if (!numeric) { return raw; }
+    return raw === "" ? null : parseFloat(raw);
+  }
+
+  function sortable(table) {
+    var tbody = table.tBodies[0];
+    var rows = Array.prototype.slice.call(tbody.rows).map(function (tr, i) { return { tr: tr, i: i }; });
+    var sortKey = null;
+    var sortDir = 1;
+
+    function sortBy(th) {
+      var k = th.getAttribute("data-key");
+      sortDir = sortKey === k ? -sortDir : 1;
+      sortKey = k;
+      var col = parseInt(k, 10);
+      var numeric = th.getAttribute("data-type") === "number";
+      Array.prototype.forEach.call(table.tHead.querySelectorAll("th[data-key]"), function (h) {
+        h.setAttribute("aria-sort", h === th ? (sortDir > 0 ? "ascending" : "descending") : "none");
+      });
+      rows.sort(function (a, b) {
+        var x = value(a.tr, col, numeric), y = value(b.tr, col, numeric);
+        if (x === null && y !== null) { return 1; }
+        if (y === null && x !== null) { return -1; }
+        if (x < y) { return -sortDir; }
+        if (x > y) { return sortDir; }
+        return a.i - b.i;
+      });
+      var frag = document.createDocumentFragment();
+      rows.forEach(function (row) { frag.appendChild(row.tr); });
+      tbody.appendChild(frag);
+    }
+
+    table.tHead.addEventListener("click", function (event) {
+      var th = event.target.closest("th[data-key]");
+      if (th) { sortBy(th); }
+    });
+    table.tHead.addEventListener("keydown", function (event) {
+      var th = event.target.closest("th[data-key]");
+      if (th && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); sortBy(th); }
+    });
+  }
+
+  Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), sortable);
+}());

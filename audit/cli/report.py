@@ -20,6 +20,8 @@ def report_cmd(
     run: int | None = typer.Option(None, "--run", help="审计编号 (默认: 最近一次)"),
     show_personal_data: bool = typer.Option(False, "--show-personal-data",
                                             help="显示完整的姓名、证件号码和联系电话 (默认脱敏)"),
+    all_staff: bool = typer.Option(False, "--all-staff",
+                                   help="列出每一名帮办代办员 (默认办件少于 min_cases 的按服务大厅合并为一行)"),
     db: Path = DbOption,
     debug: bool = DebugOption,
 ) -> None:
@@ -42,7 +44,7 @@ def report_cmd(
         # Before a run is chosen (or made): a city the database has no case of is refused at once.
         require_cities(con, city_names(city))
         info = write_report(con, out, cities=city or None, month=month, as_of=parse_as_of(as_of),
-                            show_personal=show_personal_data, run_id=run)
+                            show_personal=show_personal_data, run_id=run, all_staff=all_staff)
     finally:
         con.close()
     shown = (f"{info.findings_shown:,} / {info.findings_total:,}" if info.findings_shown < info.findings_total

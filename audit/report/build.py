@@ -18,8 +18,9 @@ import jinja2
 from audit.check.dataquality import notice_lines
 from audit.check.runstore import require_cases, select_run, stored_pack
 from audit.db import ensure_schema
+from audit.figures.fair import min_cases as pack_min_cases
 from audit.figures.metrics import FIGURES, use_run_cases
-from audit.report import casetable, charts, compliance, figures, provenance
+from audit.report import casetable, charts, compliance, figures, halls, provenance
 from audit.report.fonts import PAGE_FAMILY, font_face_css
 from audit.report.text import FIGURE_DEFINITIONS, SEVERITY_ZH, figure_zh, fill_settings, rule_title
 from audit.resources import templates_dir
@@ -54,16 +55,19 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
 
 def write_report(con, out: Path, cities: list[str] | None = None, month: str | None = None,
                  as_of: dt.date | None = None, show_personal: bool = False,
-                 template_dir: Path | None = None, run_id: int | None = None) -> ReportInfo:
+                 template_dir: Path | None = None, run_id: int | None = None,
+                 all_staff: bool = False) -> ReportInfo:
     """Write the HTML report of a stored run (`run_id`, or the latest at `as_of`) for the chosen
     cities and month.
 
     `cities` and `month` (YYYY-MM, the month of request) restrict the scope; the monthly trend
     still shows every month of the chosen cities. Personal data is masked unless `show_personal`.
+    Staff members with fewer than `min_cases` cases are folded into one line per hall unless
+    `all_staff`.
     Everything comes from what `audit check` stored with the run (`audit.check.runstore`): the pack,
     settings and calendars as they were, the cases' figures and the findings.
     """
-    html, info = render_report(con, cities, month, as_of, show_personal, template_dir, run_id)
+    html, info = render_report(con, cities, month, as_of, show_personal, template_dir, run_id, all_staff)
     data = html.encode("utf-8")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +78,8 @@ def write_report(con, out: Path, cities: list[str] | None = None, month: str | N
 
 def render_report(con, cities: list[str] | None = None, month: str | None = None,
                   as_of: dt.date | None = None, show_personal: bool = False,
-                  template_dir: Path | None = None, run_id: int | None = None) -> tuple[str, ReportInfo]:
+                  template_dir: Path | None = None, run_id: int | None = None,
+                  all_staff: bool = False) -> tuple[str, ReportInfo]:
     """The report's HTML text and what it holds (see `write_report`)."""
     ensure_schema(con)
     run = select_run(con, run_id, as_of)
@@ -89,7 +94,7 @@ def render_report(con, cities: list[str] | None = None, month: str | None = None
     n_cases = con.execute("SELECT count(*) FROM report_scope").fetchall()[0][0]
     meta = provenance.load_meta(con, run_id)
     notices = month_notice(scope.month, run_as_of, run_id)
-    context = _context(con, run_id, scope, n_cases, meta, pack, show_personal)
+    context = _context(con, run_id, scope, n_cases, meta, pack, show_personal, all_staff)
     context["notices"] = notices
     html = environment(template_dir).get_template("report.html").render(**context)
     html = html.replace(FONT_PLACEHOLDER, font_face_css(html), 1)
@@ -111,10 +116,12 @@ def month_notice(month: str | None, as_of: dt.date, run_id: int) -> list[str]:
             f"按月末判定请运行 audit check --as-of {end}"]
 
 
-def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, pack, show_personal: bool) -> dict:
+def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, pack, show_personal: bool,
+             all_staff: bool) -> dict:
     settings = meta.get("settings")
     # Values in force: one city's own, or the default with the cities of the scope whose values differ.
     in_force = {"city": scope.cities[0]} if len(scope.cities) == 1 else {"cities": scope.cities}
+    min_cases = pack_min_cases(pack.settings if pack else {})
     colors = charts.city_colors(scope.all_cities)
     city_df = figures.city_kpis(con, run_id, scope)
     monthly = figures.monthly_by_city(con, run_id, scope)
@@ -128,7 +135,7 @@ def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, p
         "font_face": FONT_PLACEHOLDER, "page_family": PAGE_FAMILY,
         "scope": {"cities": scope.cities, "all": scope.cities == scope.all_cities, "month": scope.month,
                   "months": scope.months, "cases": n_cases},
-        "prov": prov, "show_personal": show_personal,
+        "prov": prov, "show_personal": show_personal, "min_cases": min_cases,
         "summary": figures.summary(con, run_id, scope),
         "data_quality": notice_lines(meta.get("data_quality")),
         "severity_counts": compliance.severity_counts(con),
@@ -139,6 +146,7 @@ def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, p
         "trends": charts.trend_charts(monthly, scope.months, colors, scope.month) if len(monthly) else [],
         "clauses": compliance.clause_table(con, run_id, n_cases, pack),
         "rules": rules,
+        "units": halls.unit_tables(con, run_id, scope.where, catalog, settings, min_cases, all_staff),
         "breakdowns": figures.breakdowns(con, run_id, scope),
         "findings": {"rows": rows, "total": total, "capped": total > len(rows), "limit": casetable.MAX_ROWS,
                      "json": casetable.script_json(casetable.table_data(rows)),

@@ -14,15 +14,13 @@ import pandas as pd
 from audit.errors import UsageError
 from audit.figures.metrics import FIGURES, compute_kpis, kpi_cells
 from audit.known import refuse, unknown_values
-from audit.report.text import KEY_ZH, RANKED_FIGURES, figure_zh, fmt_change, fmt_count, fmt_figure, is_empty
+from audit.report.text import KEY_ZH, RANKED_FIGURES, figure_zh, fmt_basis, fmt_change, fmt_count, fmt_figure, is_empty
 
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-BREAKDOWNS = (  # (title, grouping keys): a hall or staff member is named within its city
-    ("服务大厅", ["city", "hall"]),
+BREAKDOWNS = (  # (title, grouping keys); halls and staff have tables of their own (`audit.report.halls`)
     ("服务类型 (帮办/代办)", ["service_type"]),
     ("服务方式 (线上/线下)", ["channel"]),
     ("服务对象类别", ["object_type"]),
-    ("帮办代办员", ["city", "staff"]),
 )
 BREAKDOWN_MAX_ROWS = 300
 
@@ -84,10 +82,11 @@ def previous_month(month: str) -> str:
     return f"{year - 1}-12" if mon == 1 else f"{year}-{mon - 1:02d}"
 
 
-def kpis(con, run_id: int, by: list[str], where: tuple[str, list]) -> pd.DataFrame:
+def kpis(con, run_id: int, by: list[str], where: tuple[str, list], with_counts: bool = False) -> pd.DataFrame:
     """`compute_kpis` for a (sql, params) condition, from the sums stored with the run — the same
-    cells `audit kpi` reads, so the report's figures equal its figures by construction."""
-    return compute_kpis(con, by, run_id, where[0], where[1], source=kpi_cells(run_id))
+    cells `audit kpi` reads, so the report's figures equal its figures by construction.
+    `with_counts` adds each rate's ``<figure>_num`` and ``<figure>_den``."""
+    return compute_kpis(con, by, run_id, where[0], where[1], with_counts=with_counts, source=kpi_cells(run_id))
 
 
 def summary(con, run_id: int, scope: Scope) -> dict:
@@ -135,18 +134,25 @@ def monthly_by_city(con, run_id: int, scope: Scope) -> pd.DataFrame:
 
 
 def breakdowns(con, run_id: int, scope: Scope) -> list[dict]:
-    """Figures by hall, service type, channel, service-object category and staff."""
+    """Figures by service type, channel and service-object category, each rate with its k/n."""
     tables = []
     for title, keys in BREAKDOWNS:
-        df = kpis(con, run_id, keys, scope.where)
+        df = kpis(con, run_id, keys, scope.where, with_counts=True)
         note = ""
         if len(df) > BREAKDOWN_MAX_ROWS:
             note = f"共 {len(df):,} 行，仅列出办件数最多的 {BREAKDOWN_MAX_ROWS} 行。"
             df = df.sort_values(["cases"] + keys, ascending=[False] + [True] * len(keys), kind="stable")
             df = df.head(BREAKDOWN_MAX_ROWS).sort_values(keys, kind="stable", na_position="last")
         rows = [{"labels": ["(未填写)" if is_empty(rec[k]) else str(rec[k]) for k in keys],
-                 "cells": [fmt_count(rec[f]) if f == "cases" else fmt_figure(f, rec[f]) for f in FIGURES]}
+                 "cells": [figure_cell(f, rec) for f in FIGURES]}
                 for rec in df.to_dict("records")]
         tables.append({"id": "by-" + keys[-1].replace("_", "-"), "title": title,
                        "headers": [KEY_ZH[k] for k in keys], "rows": rows, "note": note})
     return tables
+
+
+def figure_cell(fig: str, rec: dict) -> dict:
+    """A figure as a table cell: its value, and what it rests on (``sub``, `fmt_basis`)."""
+    if fig == "cases":
+        return {"text": fmt_count(rec[fig]), "sub": ""}
+    return {"text": fmt_figure(fig, rec[fig]), "sub": fmt_basis(fig, rec)}

@@ -95,6 +95,22 @@ def fmt_change(fig: str, value) -> str:
     return text[1:] if text[1:].split(" ")[0].strip("0.") == "" else text
 
 
+def fmt_ratio(num, den) -> str:
+    """What a rate rests on: '131/150'; '' when the denominator is empty or missing."""
+    if is_empty(den) or not den:
+        return ""
+    return f"{int(num):,}/{int(den):,}"
+
+
+def fmt_basis(fig: str, rec: dict) -> str:
+    """What a figure of `rec` (a row with ``<figure>_num`` / ``_den``) rests on: k/n for a rate,
+    the number of rated cases for the mean rating ('评价 78 件'); '' without them."""
+    den = rec.get(f"{fig}_den")
+    if fig == "mean_rating":
+        return f"评价 {int(den):,} 件" if not is_empty(den) and den else ""
+    return fmt_ratio(rec.get(f"{fig}_num"), den)
+
+
 def fmt_count(value) -> str:
     """An integer count with thousands separators; empty → ''."""
     return "" if is_empty(value) else f"{int(value):,}"

@@ -1,0 +1,152 @@
+"""The report on a small database whose answers are known by construction: the hall and staff
+tables (worst first, staff below min_cases folded per hall, sortable in the page).
+
+Three cities, 80 帮办 cases each, 40 requested in 2026-02 and 40 in 2026-03, every case complete
+and on time; what differs is planted: a fee (REQ-INTEGRITY, error), three visits to a 线下 hall
+(REQ-ONE-STOP, warning), no rating (EVAL-RATED, info) and a few bad ratings, followed up in time.
+The pack extends the default one with 榆林's own max_visits 2 and response_days 2. Built through
+the real CLI (ingest, check); the report is parsed with the small DOM of tests/test_report.py.
+
+    city  hall        staff  month    cases  fee  3 visits  no rating  bad rating
+    宝鸡  宝鸡大厅    孙五   2026-02     40    2         3          1           0
+    宝鸡  宝鸡大厅    孙五   2026-03     40    2         3          1           0
+    延安  延安大厅    周六   2026-02     40    8         2          3           0
+    延安  延安大厅    吴七   2026-03     40    4         1          2           0
+    榆林  榆林大厅A   王一   2026-02     30    5         1          0           0
+    榆林  榆林大厅A   王一   2026-03      5    1         0          0           0
+    榆林  榆林大厅A   李二   2026-03     15    8         0          0           3
+    榆林  榆林大厅A   张三   2026-03     10    5         0          0           0
+    榆林  榆林大厅B   赵四   2026-02     10    5         0          0           0
+    榆林  榆林大厅B   赵四   2026-03     10   10         0          0           0
+
+So compliance is 宝鸡 76/80, 延安 68/80, 榆林 46/80; month on month 宝鸡 38/40 → 38/40, 延安 32/40 →
+36/40 (+10 pp), 榆林 30/40 → 16/40 (−35 pp); 榆林's satisfaction 40/40 → 37/40 (−7.5 pp).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests import test_report_browser as report_browser
+from tests.conftest import write_csv
+from tests.test_report import invoke, make_report, parse
+
+HEAD = ["办件编号", "地市", "服务大厅", "服务类型", "服务方式", "服务对象类别", "帮办代办员", "承诺时限", "收费金额",
+        "到现场次数", "评价", "评价时间", "归档材料", "环节", "时间", "经办人"]
+DAYS = {"2026-02": ["2026-02-02", "2026-02-03", "2026-02-04", "2026-02-05", "2026-02-06"],
+        "2026-03": ["2026-03-02", "2026-03-03", "2026-03-04", "2026-03-05", "2026-03-06"]}
+# (city, hall, staff, month, cases, with a fee, with 3 visits, without rating, with a bad rating)
+GROUPS = [
+    ("宝鸡", "宝鸡大厅", "孙五", "2026-02", 40, 2, 3, 1, 0),
+    ("宝鸡", "宝鸡大厅", "孙五", "2026-03", 40, 2, 3, 1, 0),
+    ("延安", "延安大厅", "周六", "2026-02", 40, 8, 2, 3, 0),
+    ("延安", "延安大厅", "吴七", "2026-03", 40, 4, 1, 2, 0),
+    ("榆林", "榆林大厅A", "王一", "2026-02", 30, 5, 1, 0, 0),
+    ("榆林", "榆林大厅A", "王一", "2026-03", 5, 1, 0, 0, 0),
+    ("榆林", "榆林大厅A", "李二", "2026-03", 15, 8, 0, 0, 3),
+    ("榆林", "榆林大厅A", "张三", "2026-03", 10, 5, 0, 0, 0),
+    ("榆林", "榆林大厅B", "赵四", "2026-02", 10, 5, 0, 0, 0),
+    ("榆林", "榆林大厅B", "赵四", "2026-03", 10, 10, 0, 0, 0),
+]
+PACK = 'name: 测试包\nversion: "1"\nextends: default\ncities:\n  榆林:\n    max_visits: 2\n    response_days: 2\n'
+
+
+def export_rows() -> list[list]:
+    """The combined export of `GROUPS`: six steps a case on one day (a 回访 after a bad rating);
+    the planted cases are the last ones of a group (fee, visits) or the first (rating)."""
+    rows, n = [HEAD], 0
+    for city, hall, staff, month, cases, fee, visits, unrated, bad in GROUPS:
+        for i in range(cases):
+            n += 1
+            day = DAYS[month][i % 5]
+            offline = i >= cases - visits
+            rating = "" if i < unrated else ("不满意" if i < unrated + bad else "满意")
+            attrs = [f"C{n:04d}", city, hall, "帮办", "线下" if offline else "线上", "其他群众", staff, 5,
+                     50 if i >= cases - fee else 0, 3 if offline else 0, rating,
+                     f"{day} 17:00" if rating else "", "受理单、办结单"]
+            steps = [("咨询", "09:00"), ("申请", "09:10"), ("受理", "09:20"), ("承办", "10:00"), ("办结", "15:00"),
+                     ("资料归档", "16:00")] + ([("回访", "18:00")] if rating == "不满意" else [])
+            rows += [attrs + [step, f"{day} {t}", staff] for step, t in steps]
+    rows.append(["", "榆林", "榆林大厅A", "帮办", "线上", "其他群众", "王一", 5, 0, 0, "", "", "", "咨询",
+                 "2026-03-02 09:00", "王一"])  # no case id: quarantined, and the data-quality notice says so
+    return rows
+
+
+@pytest.fixture(scope="module")
+def narrative_db(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("narrative")
+    csv_path = write_csv(root / "cases.csv", export_rows())
+    pack = root / "pack"
+    pack.mkdir()
+    (pack / "pack.yaml").write_text(PACK, encoding="utf-8")
+    db = root / "audit.duckdb"
+    code, out = invoke("ingest", csv_path, "--db", db)
+    assert code == 0, out
+    code, out = invoke("check", "--db", db, "--pack", pack, "--as-of", "2026-03-31")
+    assert code == 0, out
+    return db
+
+
+@pytest.fixture(scope="module")
+def page(narrative_db, tmp_path_factory):
+    return parse(make_report(narrative_db, tmp_path_factory.mktemp("page") / "r.html"))
+
+
+# --- the hall and staff tables ---------------------------------------------------------
+def test_hall_table_worst_first_and_sortable(page):
+    table = page.by_id("by-hall")
+    rows = table.rows()
+    assert [r[1] for r in rows] == ["榆林大厅A", "延安大厅", "宝鸡大厅", "榆林大厅B *"]
+    first = rows[0]
+    assert first[2:6] == ["60", "68.3%41/60", "19", "REQ-INTEGRITY廉洁服务：帮办代办服务不收取任何费用 · 19 件"]
+    heads = table.find_all("th", scope="col")
+    assert all("data-key" in th.attrs and th.attrs["aria-sort"] == "none" for th in heads)
+    assert "sortable" in table.attrs["class"].split()
+    tds = table.find_all("tbody")[0].find_all("td")
+    assert tds and all("data-sort" in td.attrs for td in tds)
+
+
+def test_staff_below_min_cases_folded_per_hall(page, narrative_db, tmp_path):
+    rows = page.by_id("by-staff").rows()
+    assert [r[2] for r in rows] == ["周六", "王一", "吴七", "孙五", "赵四 *", "其他 2 名帮办代办员，共 25 件"]
+    assert rows[-1][:4] == ["榆林", "榆林大厅A", "其他 2 名帮办代办员，共 25 件", "25"]
+    assert rows[-1][4] == "48.0%12/25"  # 李二 15 and 张三 10 cases summed: 7 + 5 compliant
+    everyone = parse(make_report(narrative_db, tmp_path / "all.html", "--all-staff")).by_id("by-staff").rows()
+    assert {r[2].rstrip(" *") for r in everyone} == {"周六", "王一", "吴七", "孙五", "赵四", "李二", "张三"}
+
+
+# --- in a real browser --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory):
+    exe = report_browser.browser_path()
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is required in CI: apt-get install -y chromium")
+        pytest.skip("chromium not installed (apt-get install -y chromium); runs in CI")
+    b = report_browser.Browser(exe, tmp_path_factory.mktemp("chromium-profile"))
+    yield b
+    b.close()
+
+
+def test_hall_and_staff_tables_sort_in_a_browser(chromium, narrative_db, tmp_path):
+    out = tmp_path / "r.html"
+    make_report(narrative_db, out)
+    for domain in ("Runtime", "Page"):
+        chromium.page(f"{domain}.enable")
+    chromium.events.clear()
+    chromium.page("Page.navigate", url=out.as_uri())
+    chromium.wait_event("Page.loadEventFired")
+    column = "[...document.querySelectorAll('#by-hall tbody tr')].map(tr => tr.cells[{}].textContent)".format
+    chromium.click('#by-hall th[data-key="2"]')      # 办件数: smallest first, as numbers (20 < 60 < 80)
+    assert chromium.js(column(2)) == ["20", "60", "80", "80"]
+    assert chromium.js("document.querySelector('#by-hall th[data-key=\"2\"]').getAttribute('aria-sort')") == "ascending"
+    chromium.click('#by-hall th[data-key="2"]')      # again: largest first, equal ones in the page's order
+    assert chromium.js(column(1)) == ["延安大厅", "宝鸡大厅", "榆林大厅A", "榆林大厅B *"]
+    chromium.click('#by-staff th[data-key="4"]')     # 合规率 of the staff table
+    rates = chromium.js("[...document.querySelectorAll('#by-staff tbody tr')].map(tr => tr.cells[4].dataset.sort)")
+    assert [float(r) for r in rates] == sorted(float(r) for r in rates)
+    errors = [e for e in chromium.events if e.get("method") == "Runtime.exceptionThrown"]
+    assert not errors
