@@ -1,5 +1,6 @@
-"""The report on a small database whose answers are known by construction: the hall and staff
-tables (worst first, staff below min_cases folded per hall, sortable in the page).
+"""The report on a small database whose answers are known by construction: the fair city
+comparison and the city × rule matrix, the hall and staff tables (worst first, staff below
+min_cases folded per hall, sortable in the page).
 
 Three cities, 80 帮办 cases each, 40 requested in 2026-02 and 40 in 2026-03, every case complete
 and on time; what differs is planted: a fee (REQ-INTEGRITY, error), three visits to a 线下 hall
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from audit.figures.fair import wilson
 from tests import test_report_browser as report_browser
 from tests.conftest import write_csv
 from tests.test_report import invoke, make_report, parse
@@ -93,6 +95,70 @@ def narrative_db(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def page(narrative_db, tmp_path_factory):
     return parse(make_report(narrative_db, tmp_path_factory.mktemp("page") / "r.html"))
+
+
+# --- the city comparison ---------------------------------------------------------------
+def city_cells(page, figure: str) -> dict:
+    table = page.by_id("city-table")
+    return {tr.attrs["data-city"]: tr.find_all("td", **{"data-figure": figure})[0]
+            for tr in table.find_all("tr") if "data-city" in tr.attrs}
+
+
+def marks(cell) -> set[str]:
+    return {m.attrs["class"].split()[-1] for m in cell.iter() if "mark" in m.attrs.get("class", "").split()}
+
+
+def test_city_table_rests_on_k_of_n_with_intervals_and_marked_ranks(page):
+    comp = city_cells(page, "compliance_rate")
+    assert {c: cell.attrs["data-rank"] for c, cell in comp.items()} == {"宝鸡": "1", "延安": "2", "榆林": "3"}
+    assert comp["宝鸡"].find_all("span", class_="kn")[0].text() == "76/80"
+    low, high = wilson(76, 80)
+    assert comp["宝鸡"].find_all("span", class_="ci")[0].text() == f"{low * 100:.1f}%–{high * 100:.1f}%"
+    assert comp["宝鸡"].find_all("span", class_="adj")[0].text() == "调整后 95.0%"
+    # 宝鸡's and 延安's intervals overlap: neither rank can be told apart; 榆林's overlaps neither
+    assert marks(comp["宝鸡"]) == marks(comp["延安"]) == {"mark-tie"} and marks(comp["榆林"]) == set()
+    assert "best" in comp["宝鸡"].attrs["class"] and "worst" in comp["榆林"].attrs["class"]
+    follow = city_cells(page, "followup_rate")  # only 榆林 has bad ratings: 3 of 3, far below min_cases
+    assert follow["榆林"].attrs["data-rank"] == "1" and marks(follow["榆林"]) == {"mark-small"}
+    assert "data-rank" not in follow["宝鸡"].attrs
+    tied = city_cells(page, "response_rate")  # 100 % everywhere: all first, none best or worst
+    assert {cell.attrs["data-rank"] for cell in tied.values()} == {"1"}
+    assert not any({"best", "worst"} & set(cell.attrs["class"].split()) for cell in tied.values())
+
+
+def test_city_rule_matrix(page):
+    matrix = page.by_id("city-rule-matrix")
+    rows = {tr.attrs["data-rule"]: {td.attrs["data-city"]: td for td in tr.find_all("td") if "data-city" in td.attrs}
+            for tr in matrix.find_all("tr") if "data-rule" in tr.attrs}
+    assert list(rows) == ["REQ-INTEGRITY", "REQ-ONE-STOP", "EVAL-RATED"]  # rules with findings, clause order
+    cases = {rule: {c: int(td.attrs["data-cases"]) for c, td in cells.items()} for rule, cells in rows.items()}
+    assert cases == {"REQ-INTEGRITY": {"宝鸡": 4, "延安": 12, "榆林": 34}, "REQ-ONE-STOP": {"宝鸡": 6, "延安": 3, "榆林": 1},
+                     "EVAL-RATED": {"宝鸡": 2, "延安": 5, "榆林": 0}}
+    levels = {rule: {c: int(td.attrs["data-level"]) for c, td in cells.items()} for rule, cells in rows.items()}
+    # 榆林 34/80 against 50/240: its interval lies above → 2. 宝鸡 6/80 against 10/240 and 延安 5/80
+    # against 7/240 are over a point above with intervals that still hold the all-city share → 1.
+    assert wilson(34, 80)[0] > 50 / 240 and wilson(6, 80)[0] < 10 / 240 and wilson(5, 80)[0] < 7 / 240
+    assert levels == {"REQ-INTEGRITY": {"宝鸡": 0, "延安": 0, "榆林": 2}, "REQ-ONE-STOP": {"宝鸡": 1, "延安": 0, "榆林": 0},
+                      "EVAL-RATED": {"宝鸡": 0, "延安": 1, "榆林": 0}}
+    yl = rows["REQ-INTEGRITY"]["榆林"].text()
+    assert "▲" in yl and "42.5%" in yl and f"+{(34 / 80 - 50 / 240) * 100:.1f} pp" in yl
+
+
+def test_single_city_has_no_ranking(narrative_db, tmp_path):
+    doc = parse(make_report(narrative_db, tmp_path / "one.html", "--city", "延安", "--month", "2026-03"))
+    cities = doc.by_id("cities")
+    assert "排名" not in cities.find_all("h2")[0].text()
+    assert not cities.find_all("span", class_="rank") and not [n for n in cities.iter() if "data-rank" in n.attrs]
+    assert not doc.find_all(id="city-rule-matrix")
+    assert "只有一个地市" in doc.by_id("single-city-note").text()
+    assert doc.by_id("city-table").rows()[0][0] == "延安"
+
+
+def test_charts_say_where_axes_start(page):
+    caption = page.by_id("cities").find_all("figcaption")[0].text()
+    assert "95% 区间" in caption and "不从 0 开始" in caption
+    assert "不从 0 开始" in page.by_id("trends").text()
+    assert len(page.by_id("trends").find_all("svg")) == 7
 
 
 # --- the hall and staff tables ---------------------------------------------------------

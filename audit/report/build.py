@@ -20,7 +20,7 @@ from audit.check.runstore import require_cases, select_run, stored_pack
 from audit.db import ensure_schema
 from audit.figures.fair import min_cases as pack_min_cases
 from audit.figures.metrics import FIGURES, use_run_cases
-from audit.report import casetable, charts, compliance, figures, halls, provenance
+from audit.report import casetable, charts, comparison, compliance, figures, halls, provenance
 from audit.report.fonts import PAGE_FAMILY, font_face_css
 from audit.report.text import FIGURE_DEFINITIONS, SEVERITY_ZH, figure_zh, fill_settings, rule_title
 from audit.resources import templates_dir
@@ -123,7 +123,7 @@ def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, p
     in_force = {"city": scope.cities[0]} if len(scope.cities) == 1 else {"cities": scope.cities}
     min_cases = pack_min_cases(pack.settings if pack else {})
     colors = charts.city_colors(scope.all_cities)
-    city_df = figures.city_kpis(con, run_id, scope)
+    city_df = comparison.city_frame(con, run_id, scope, min_cases)
     monthly = figures.monthly_by_city(con, run_id, scope)
     total = compliance.scope_findings(con, run_id)
     catalog = compliance.rule_catalog(con, run_id, pack, settings, **in_force)
@@ -141,9 +141,12 @@ def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, p
         "severity_counts": compliance.severity_counts(con),
         "severity_zh": SEVERITY_ZH,
         "figure_names": [figure_zh(f) for f in FIGURES],
-        "cities": figures.city_ranking(city_df),
-        "city_chart": charts.city_comparison(city_df, colors) if len(city_df) else "",
-        "trends": charts.trend_charts(monthly, scope.months, colors, scope.month) if len(monthly) else [],
+        "cities": comparison.city_table(city_df, min_cases),
+        "ranked": len(city_df) >= 2,
+        "city_chart": charts.city_comparison(city_df, colors, min_cases) if len(city_df) else None,
+        "matrix": comparison.city_rule_matrix(con, catalog, scope.cities),
+        "trends": (charts.trend_charts(monthly, scope.months, colors, scope.month, min_cases)
+                   if len(monthly) else []),
         "clauses": compliance.clause_table(con, run_id, n_cases, pack),
         "rules": rules,
         "units": halls.unit_tables(con, run_id, scope.where, catalog, settings, min_cases, all_staff),

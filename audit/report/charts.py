@@ -55,66 +55,165 @@ def _new_figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=72)
 
 
-def city_comparison(ranking: pd.DataFrame, colors: dict[str, str]) -> Markup:
-    """Grouped bars: each rate figure on one 0–100 % yardstick, one bar per city."""
-    import matplotlib
-    from matplotlib.ticker import PercentFormatter
+def city_comparison(df: pd.DataFrame, colors: dict[str, str], min_cases: int) -> dict:
+    """Each rate of each city as a point with its 95 % interval (one small panel per figure, cities
+    down the side), value and k/n beside it; a hollow point rests on fewer than `min_cases`, a
+    diamond is the case-mix-adjusted rate. Each panel's axis spans its own values (not from 0).
 
+    `df` is `audit.report.comparison.city_frame`. Returns {"svg", "caption"}.
+    """
+    import matplotlib
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    figs = [f for f in RATE_FIGURES if pd.to_numeric(df[f], errors="coerce").notna().any()]
+    cities = list(df["city"])
+    ncols = 2
+    nrows = max(1, -(-len(figs) // ncols))
+    panel_h = 0.62 + 0.24 * len(cities)
     with matplotlib.rc_context(_rc()):
-        cities = list(ranking["city"])
-        figs = list(RATE_FIGURES)
-        fig = _new_figure(7.2, 2.9)
-        ax = fig.add_subplot()
-        width = 0.8 / max(len(cities), 1)
-        for i, city in enumerate(cities):
-            values = [pd.to_numeric(ranking.loc[ranking["city"] == city, f], errors="coerce").iloc[0] for f in figs]
-            xs = [j + (i - (len(cities) - 1) / 2) * width for j in range(len(figs))]
-            ax.bar(xs, [0 if pd.isna(v) else v for v in values], width * 0.92, label=city, color=colors.get(city))
-        ax.set_xticks(range(len(figs)), [figure_zh(f) for f in figs])
-        ax.set_ylim(0, 1.0)
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-        ax.grid(axis="y", color="#dddddd", linewidth=0.6)
-        ax.set_axisbelow(True)
-        ax.legend(ncols=min(len(cities), 6), loc="upper center", bbox_to_anchor=(0.5, 1.14))
-        fig.subplots_adjust(left=0.07, right=0.99, top=0.86, bottom=0.1)
-        return to_svg(fig, "chart-cities", "各地市指标对比")
+        fig = _new_figure(7.2, 0.15 + nrows * panel_h)
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        from_zero = True
+        adjusted_shown = False
+        for ax, name in zip(axes.flat, figs):
+            value, low, high = _floats(df, name), _floats(df, f"{name}_low"), _floats(df, f"{name}_high")
+            den = _floats(df, f"{name}_den")
+            adjusted = _floats(df, f"{name}_adjusted") if f"{name}_adjusted" in df.columns else None
+            known = ~pd.isna(value)
+            lo = float(min(low[known].min(), value[known].min()))
+            hi = float(max(high[known].max(), value[known].max()))
+            pad = max(0.02, (hi - lo) * 0.08)
+            left, right = max(0.0, lo - pad), min(1.0, hi + pad)
+            if right - left < 0.1:  # a narrow span still shows a readable scale
+                left, right = max(0.0, min(left, right - 0.1)), min(1.0, max(right, left + 0.1))
+            from_zero = from_zero and left == 0.0
+            n = len(cities)
+            for i, city in enumerate(cities):
+                y = n - 1 - i
+                color = colors.get(city, "#333333")
+                if not known[i]:
+                    label = "—"
+                else:
+                    ax.hlines(y, low[i], high[i], color=color, linewidth=1.6)
+                    small = den[i] < min_cases
+                    ax.plot([value[i]], [y], marker="o", markersize=5, color=color,
+                            markerfacecolor="white" if small else color, markeredgewidth=1.3)
+                    if adjusted is not None and not pd.isna(adjusted[i]) and len(cities) > 1:
+                        ax.plot([adjusted[i]], [y], marker="D", markersize=3.4, color="#333333",
+                                markerfacecolor="none", markeredgewidth=0.9)
+                        adjusted_shown = True
+                    label = f"{value[i] * 100:.1f}%  {int(df[f'{name}_num'].iloc[i]):,}/{int(den[i]):,}"
+                ax.text(1.03, y, label, transform=ax.get_yaxis_transform(), va="center", ha="left", fontsize=7.5)
+            ax.set_xlim(left, right)
+            ax.set_ylim(-0.6, n - 0.4)
+            ax.set_yticks(range(n), list(reversed(cities)))
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+            ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+            ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+            ax.set_axisbelow(True)
+            ax.set_title(figure_zh(name), loc="left", fontsize=9)
+            ax.tick_params(axis="y", length=0)
+        for ax in list(axes.flat)[len(figs):]:
+            ax.set_visible(False)
+        fig.subplots_adjust(left=0.08, right=0.84, top=1 - 0.3 / (0.15 + nrows * panel_h),
+                            bottom=0.35 / (0.15 + nrows * panel_h), wspace=0.62, hspace=0.75)
+        svg = to_svg(fig, "chart-cities", "各地市比率及其 95% 区间")
+    caption = (f"点为比率，横线为其 95% 区间，右侧为比率与分子/分母；空心点表示分母不足 {min_cases}"
+               + ("；◇ 为按服务类型与服务对象类别调整后的比率" if adjusted_shown else "")
+               + ("。各小图横轴只截取数值所在的范围，不从 0 开始，请看刻度。" if not from_zero else "。"))
+    return {"svg": svg, "caption": caption}
+
+
+def _floats(df: pd.DataFrame, column: str):
+    return pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float, na_value=float("nan"))
+
+
+def month_range(months: list[str]) -> list[str]:
+    """Every month from the first to the last of `months` (YYYY-MM), those without data included."""
+    if not months:
+        return []
+    first, last = min(months), max(months)
+    out, year, mon = [], int(first[:4]), int(first[5:])
+    while f"{year}-{mon:02d}" <= last:
+        out.append(f"{year}-{mon:02d}")
+        year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
+    return out
 
 
 def trend_charts(monthly: pd.DataFrame, months: list[str], colors: dict[str, str],
-                 highlight: str | None) -> list[dict]:
-    """One line chart per figure: months across, one line per city; `highlight` month shaded."""
+                 highlight: str | None, min_cases: int) -> list[dict]:
+    """One line chart per figure: months across (every month, a gap where a city has none), one
+    line per city, its latest value written at the line's end; a hollow point rests on fewer than
+    `min_cases`; `highlight` month shaded. Rate axes span the values, not from 0 (`from_zero`)."""
     import matplotlib
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
     charts = []
+    axis = month_range(months)
+    x = {m: i for i, m in enumerate(axis)}
     with matplotlib.rc_context(_rc()):
         for fig_name in TREND_FIGURES:
             fig = _new_figure(3.6, 2.5)
             ax = fig.add_subplot()
-            x = {m: i for i, m in enumerate(months)}
-            low = 1.0
+            low, high = 1.0, 0.0
+            ends = []
             for city, part in monthly.groupby("city", sort=True):
-                values = pd.to_numeric(part[fig_name], errors="coerce")
-                keep = values.notna() & part["month"].isin(x)
-                xs = [x[m] for m in part.loc[keep, "month"]]
-                ax.plot(xs, values[keep], marker="o", markersize=2.5, linewidth=1.4, label=city,
-                        color=colors.get(city))
-                if fig_name != "cases" and keep.any():
-                    low = min(low, float(values[keep].min()))
+                series = part.set_index("month")[fig_name].reindex(axis)
+                values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+                color = colors.get(city)
+                ax.plot(range(len(axis)), values, linewidth=1.4, label=city, color=color)  # NaN: a gap
+                if fig_name == "cases":
+                    small = [False] * len(axis)
+                else:
+                    den = pd.to_numeric(part.set_index("month")[f"{fig_name}_den"].reindex(axis),
+                                        errors="coerce").fillna(0).to_numpy()
+                    small = list(den < min_cases)
+                for filled in (True, False):
+                    pts = [(i, v) for i, v in enumerate(values) if not pd.isna(v) and small[i] != filled]
+                    if pts:
+                        ax.plot([p[0] for p in pts], [p[1] for p in pts], linestyle="none", marker="o",
+                                markersize=3 if filled else 3.6, color=color,
+                                markerfacecolor=color if filled else "white", markeredgewidth=1.0)
+                known = [(i, v) for i, v in enumerate(values) if not pd.isna(v)]
+                if known:
+                    ends.append((known[-1][0], known[-1][1], color))
+                    if fig_name != "cases":
+                        low = min(low, min(v for _, v in known))
+                        high = max(high, max(v for _, v in known))
             if highlight in x:
                 ax.axvspan(x[highlight] - 0.4, x[highlight] + 0.4, color="#fff1c2", zorder=0)
-            ax.set_xticks(range(len(months)), [m[2:] for m in months], rotation=0)
+            ax.set_xticks(range(len(axis)), [m[2:] for m in axis], rotation=0)
+            ax.set_xlim(-0.5, len(axis) - 0.5 + 0.9)
             if fig_name == "cases":
                 ax.set_ylim(bottom=0)
                 ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
             else:
-                ax.set_ylim(max(0.0, (int(low * 10) - 1) / 10), 1.02)
+                bottom = max(0.0, (int(low * 10) - 1) / 10) if low <= high else 0.0
+                ax.set_ylim(bottom, 1.02)
                 ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+            _end_labels(ax, ends, fig_name)
             ax.grid(axis="y", color="#dddddd", linewidth=0.6)
             ax.set_title(f"{figure_zh(fig_name)} 月度趋势")
             ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=min(len(colors), 5),
                       handlelength=1.5, columnspacing=1.0)
             fig.subplots_adjust(left=0.13, right=0.97, top=0.89, bottom=0.23)
             charts.append({"figure": fig_name, "title": f"{figure_zh(fig_name)} 月度趋势",
+                           "from_zero": fig_name == "cases" or ax.get_ylim()[0] == 0.0,
                            "svg": to_svg(fig, f"chart-{fig_name.replace('_', '-')}", f"{figure_zh(fig_name)} 月度趋势")})
     return charts
+
+
+def _end_labels(ax, ends: list[tuple[int, float, str]], fig_name: str) -> None:
+    """The latest value of each line written right of its last point, nudged apart so that no two
+    labels overlap (at least 7 % of the axis height between them)."""
+    if not ends:
+        return
+    bottom, top = ax.get_ylim()
+    gap = (top - bottom) * 0.07
+    placed: list[float] = []
+    for i, v, color in sorted(ends, key=lambda e: e[1]):
+        y = max([v] + [p + gap for p in placed])
+        placed.append(y)
+        text = f"{int(v):,}" if fig_name == "cases" else f"{v * 100:.0f}%"
+        ax.annotate(text, (i, v), xytext=(i + 0.15, y), textcoords="data", fontsize=6.5, color=color,
+                    va="center", ha="left", annotation_clip=False)

@@ -1,4 +1,4 @@
-"""The figures of the report: scope, summary with month-on-month change, city ranking, breakdowns.
+"""The figures of the report: scope, summary with month-on-month change, breakdowns.
 
 All figures come from `audit.figures.metrics.compute_kpis` over the sums stored with the run
 (``run_kpi_cells``, as `audit kpi` reads them; contract §5), restricted to the report's scope: the chosen cities and, with ``--month``, the cases requested in that month.
@@ -14,7 +14,7 @@ import pandas as pd
 from audit.errors import UsageError
 from audit.figures.metrics import FIGURES, compute_kpis, kpi_cells
 from audit.known import refuse, unknown_values
-from audit.report.text import KEY_ZH, RANKED_FIGURES, figure_zh, fmt_basis, fmt_change, fmt_count, fmt_figure, is_empty
+from audit.report.text import KEY_ZH, figure_zh, fmt_basis, fmt_change, fmt_count, fmt_figure, is_empty
 
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 BREAKDOWNS = (  # (title, grouping keys); halls and staff have tables of their own (`audit.report.halls`)
@@ -108,29 +108,9 @@ def summary(con, run_id: int, scope: Scope) -> dict:
             "has_previous": prev in monthly.index if prev else False}
 
 
-def city_kpis(con, run_id: int, scope: Scope) -> pd.DataFrame:
-    """Figures by city over the scope."""
-    return kpis(con, run_id, ["city"], scope.where)
-
-
-def city_ranking(df: pd.DataFrame) -> list[dict]:
-    """One row per city of `df` (`city_kpis`): every figure with its rank (1 = best, empty → unranked)."""
-    ranks = {fig: pd.to_numeric(df[fig], errors="coerce").rank(ascending=False, method="min")
-             for fig in RANKED_FIGURES}
-    rows = []
-    for i, rec in enumerate(df.to_dict("records")):
-        cells = []
-        for fig in FIGURES:
-            rank = ranks[fig].iloc[i] if fig in ranks else None
-            cells.append({"figure": fig, "value": fmt_figure(fig, rec[fig]),
-                          "rank": "" if is_empty(rank) else str(int(rank))})
-        rows.append({"city": rec["city"], "cells": cells})
-    return rows
-
-
 def monthly_by_city(con, run_id: int, scope: Scope) -> pd.DataFrame:
-    """Figures by city and month over every month of the chosen cities (for the trend charts)."""
-    return kpis(con, run_id, ["city", "month"], scope.city_where)
+    """Figures by city and month, with k/n, over every month of the chosen cities (trend charts)."""
+    return kpis(con, run_id, ["city", "month"], scope.city_where, with_counts=True)
 
 
 def breakdowns(con, run_id: int, scope: Scope) -> list[dict]:

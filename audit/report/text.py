@@ -9,7 +9,6 @@ import re
 from audit.figures.metrics import FIGURE_ZH, FIGURES
 
 RATE_FIGURES = tuple(f for f in FIGURES if f.endswith("_rate"))
-RANKED_FIGURES = RATE_FIGURES + ("mean_rating",)  # higher is better for every one of them
 
 SEVERITY_ZH = {"error": "违规", "warning": "警告", "info": "提示"}
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
