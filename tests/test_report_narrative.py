@@ -1,6 +1,5 @@
-"""The report on a small database whose answers are known by construction: the fair city
-comparison and the city × rule matrix, the hall and staff tables (worst first, staff below
-min_cases folded per hall, sortable in the page).
+"""主要结论, the fair city comparison, the city × rule matrix, the hall and staff tables, and rule
+titles with their values — on a small database whose answers are known by construction.
 
 Three cities, 80 帮办 cases each, 40 requested in 2026-02 and 40 in 2026-03, every case complete
 and on time; what differs is planted: a fee (REQ-INTEGRITY, error), three visits to a 线下 hall
@@ -26,12 +25,15 @@ So compliance is 宝鸡 76/80, 延安 68/80, 榆林 46/80; month on month 宝鸡
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
+from audit.db import connect
 from audit.figures.fair import wilson
+from audit.report.conclusions import for_scope
 from tests import test_report_browser as report_browser
 from tests.conftest import write_csv
 from tests.test_report import invoke, make_report, parse
@@ -93,11 +95,101 @@ def narrative_db(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def said(narrative_db):
+    con = connect(narrative_db)
+    try:
+        return for_scope(con)
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
 def page(narrative_db, tmp_path_factory):
     return parse(make_report(narrative_db, tmp_path_factory.mktemp("page") / "r.html"))
 
 
-# --- the city comparison ---------------------------------------------------------------
+def rate(r) -> tuple[int, int]:
+    return r.num, r.den
+
+
+# --- the statements -----------------------------------------------------------------------
+def test_best_and_worst_city_and_whether_they_differ(said):
+    assert said.cities == ["宝鸡", "延安", "榆林"] and said.min_cases == 30
+    got = {e.figure: e for e in said.extremes}
+    # response, resolution and on-time are 100 % everywhere: no best, no worst; follow-up has one city
+    assert list(got) == ["satisfaction_rate", "compliance_rate"]
+    comp = got["compliance_rate"]
+    assert (comp.best, rate(comp.best_rate), comp.worst, rate(comp.worst_rate)) == ("宝鸡", (76, 80), "榆林", (46, 80))
+    assert wilson(76, 80)[0] > wilson(46, 80)[1] and comp.distinguishable
+    sat = got["satisfaction_rate"]  # 宝鸡 and 延安 both 100 %: the first by name is named
+    assert (sat.best, rate(sat.best_rate), sat.worst, rate(sat.worst_rate)) == ("宝鸡", (78, 78), "榆林", (77, 80))
+    assert not sat.distinguishable
+    assert "不宜据此排先后" in sat.text(30) and "可以区分" in comp.text(30)
+    assert comp.small == () and comp.adjusted_best is None  # one stratum: adjusted = crude
+
+
+def test_biggest_month_on_month_moves(said):
+    assert (said.month, said.previous, said.has_previous) == ("2026-03", "2026-02", True)
+    moves = [(m.city, m.figure, rate(m.before), rate(m.after), round(m.change_pp, 6)) for m in said.moves]
+    assert moves == [
+        ("榆林", "compliance_rate", (30, 40), (16, 40), round((16 / 40 - 30 / 40) * 100, 6)),    # −35.0
+        ("延安", "compliance_rate", (32, 40), (36, 40), round((36 / 40 - 32 / 40) * 100, 6)),    # +10.0
+        ("榆林", "satisfaction_rate", (40, 40), (37, 40), round((37 / 40 - 40 / 40) * 100, 6)),  # −7.5
+    ]  # 宝鸡 38/40 → 38/40 did not move; every other rate is 100 % in both months
+    assert said.moves_small == 0
+    assert said.moves[0].distinguishable and not said.moves[1].distinguishable
+    assert said.moves[0].text().startswith("榆林 合规率 下降 35.0 pp：2026-02 75.0% (30/40) → 2026-03 40.0% (16/40)")
+
+
+def test_three_rules_with_most_cases_per_city(said):
+    got = {c.city: [(r.rule_id, r.cases) for r in c.rules] for c in said.city_rules}
+    assert got == {
+        "宝鸡": [("REQ-ONE-STOP", 6), ("REQ-INTEGRITY", 4), ("EVAL-RATED", 2)],
+        "延安": [("REQ-INTEGRITY", 12), ("EVAL-RATED", 5), ("REQ-ONE-STOP", 3)],
+        "榆林": [("REQ-INTEGRITY", 34), ("REQ-ONE-STOP", 1)],
+    }
+    titles = {c.city: {r.rule_id: r.title for r in c.rules} for c in said.city_rules}
+    assert titles["榆林"]["REQ-ONE-STOP"].endswith("不超过 2") and titles["宝鸡"]["REQ-ONE-STOP"].endswith("不超过 1")
+
+
+def test_weakest_halls_among_those_with_enough_cases(said):
+    # 榆林大厅B (5/20) is the worst of all but rests on 20 cases: left out and counted
+    assert [(h.city, h.hall, rate(h.compliance), h.errors) for h in said.weak_halls] == [
+        ("榆林", "榆林大厅A", (41, 60), 19), ("延安", "延安大厅", (68, 80), 12), ("宝鸡", "宝鸡大厅", (76, 80), 4)]
+    assert said.halls_small == 1
+
+
+def test_data_quality_notice(said):
+    assert len(said.data_quality) == 1 and said.data_quality[0].startswith("隔离的行 1 行")
+
+
+def test_one_month_and_one_city(narrative_db):
+    con = connect(narrative_db)
+    try:
+        one = for_scope(con, ["延安"], "2026-03")
+    finally:
+        con.close()
+    assert one.single_city and one.extremes == []
+    assert [(m.city, m.figure, round(m.change_pp, 6)) for m in one.moves] == [("延安", "compliance_rate", 10.0)]
+    assert [(c.city, c.cases) for c in one.city_rules] == [("延安", 40)]
+    assert [(h.hall, rate(h.compliance)) for h in one.weak_halls] == [("延安大厅", (36, 40))]
+
+
+# --- the page -----------------------------------------------------------------------------
+def test_conclusions_open_the_report(page):
+    main = page.find_all("main")[0]
+    first = [n for n in main.children if not isinstance(n, str)][0]
+    assert first.attrs["id"] == "conclusions" and first.find_all("h2")[0].text() == "主要结论"
+    extremes = {li.attrs["data-figure"]: li.attrs for li in page.by_id("concl-extremes").find_all("li")}
+    assert extremes["compliance_rate"]["data-best"] == "宝鸡" and extremes["compliance_rate"]["data-worst"] == "榆林"
+    assert extremes["compliance_rate"]["data-distinguishable"] == "true"
+    assert extremes["satisfaction_rate"]["data-distinguishable"] == "false"
+    moves = [(li.attrs["data-city"], li.attrs["data-change"]) for li in page.by_id("concl-moves").find_all("li")]
+    assert moves == [("榆林", "-35.0"), ("延安", "10.0"), ("榆林", "-7.5")]
+    assert [li.attrs["data-hall"] for li in page.by_id("concl-halls").find_all("li")] == ["榆林大厅A", "延安大厅", "宝鸡大厅"]
+    assert "隔离的行 1 行" in page.by_id("data-quality").text()
+
+
 def city_cells(page, figure: str) -> dict:
     table = page.by_id("city-table")
     return {tr.attrs["data-city"]: tr.find_all("td", **{"data-figure": figure})[0]
@@ -149,19 +241,11 @@ def test_single_city_has_no_ranking(narrative_db, tmp_path):
     cities = doc.by_id("cities")
     assert "排名" not in cities.find_all("h2")[0].text()
     assert not cities.find_all("span", class_="rank") and not [n for n in cities.iter() if "data-rank" in n.attrs]
-    assert not doc.find_all(id="city-rule-matrix")
-    assert "只有一个地市" in doc.by_id("single-city-note").text()
+    assert not doc.find_all(id="city-rule-matrix") and not doc.find_all(id="concl-extremes")
+    assert "只有一个地市" in doc.by_id("concl-no-ranking").text() and "不排名" in doc.by_id("single-city-note").text()
     assert doc.by_id("city-table").rows()[0][0] == "延安"
 
 
-def test_charts_say_where_axes_start(page):
-    caption = page.by_id("cities").find_all("figcaption")[0].text()
-    assert "95% 区间" in caption and "不从 0 开始" in caption
-    assert "不从 0 开始" in page.by_id("trends").text()
-    assert len(page.by_id("trends").find_all("svg")) == 7
-
-
-# --- the hall and staff tables ---------------------------------------------------------
 def test_hall_table_worst_first_and_sortable(page):
     table = page.by_id("by-hall")
     rows = table.rows()
@@ -182,6 +266,37 @@ def test_staff_below_min_cases_folded_per_hall(page, narrative_db, tmp_path):
     assert rows[-1][4] == "48.0%12/25"  # 李二 15 and 张三 10 cases summed: 7 + 5 compliant
     everyone = parse(make_report(narrative_db, tmp_path / "all.html", "--all-staff")).by_id("by-staff").rows()
     assert {r[2].rstrip(" *") for r in everyone} == {"周六", "王一", "吴七", "孙五", "赵四", "李二", "张三"}
+
+
+def test_titles_show_values_in_force(page, narrative_db, tmp_path):
+    titles = {r[0]: r[3] for r in page.by_id("rule-table").rows()}
+    assert titles["REQ-RESPONSE"] == "及时响应：受理 (帮办) / 需求分析 (代办) 在 1 个工作日 (榆林: 2) 内"
+    assert titles["REQ-ONE-STOP"].endswith("不超过 1 (榆林: 2)")
+    assert titles["ARCHIVE-TIMELY"] == "办结或终止后 5 个工作日内资料归档"
+    assert "response_days" not in page.by_id("figure-definitions").text()
+    defs = {r[0]: r for r in page.by_id("rule-definitions").rows()}
+    names = ("max_visits", "response_days", "archive_days", "followup_days", "rating_grace_days")
+    assert not [r for r in defs.values() if any(n in r[3] for n in names)]  # titles and rationales
+    assert "add_workdays(评价日期, 5)" in defs["EVAL-FOLLOWUP"][3]
+    assert defs["REQ-RESPONSE"][4] == "response_days = 1 (榆林: 2)"  # the setting itself, by its name
+    yulin = parse(make_report(narrative_db, tmp_path / "yl.html", "--city", "榆林"))
+    titles = {r[0]: r[3] for r in yulin.by_id("rule-table").rows()}
+    assert titles["REQ-RESPONSE"].endswith("在 2 个工作日内") and titles["REQ-ONE-STOP"].endswith("不超过 2")
+
+
+def test_findings_table_titles_per_city(page):
+    data = json.loads(page.by_id("findings-data").text())
+    col = {c: i for i, c in enumerate(data["columns"])}
+    seen = {(r[col["city"]], r[col["title"]]) for r in data["rows"] if r[col["rule_id"]] == "REQ-ONE-STOP"}
+    assert {t[-5:] for c, t in seen if c == "榆林"} == {"不超过 2"}
+    assert {t[-5:] for c, t in seen if c != "榆林"} == {"不超过 1"}
+
+
+def test_charts_say_where_axes_start(page):
+    caption = page.by_id("cities").find_all("figcaption")[0].text()
+    assert "95% 区间" in caption and "不从 0 开始" in caption
+    assert "不从 0 开始" in page.by_id("trends").text()
+    assert len(page.by_id("trends").find_all("svg")) == 7
 
 
 # --- in a real browser --------------------------------------------------------------------

@@ -1,9 +1,12 @@
 """The HTML report (`audit report`): one self-contained, reproducible file in Chinese.
 
-See `audit.report.build.write_report`. Modules: ``figures`` (scope, summary, ranking,
-breakdowns), ``compliance`` (per rule and clause), ``casetable`` (the findings table), ``charts``
-(matplotlib → inline SVG), ``fonts`` (the embedded CJK font), ``mask`` (personal data),
-``provenance`` (inputs, pack, settings, calendar), ``text`` (definitions and number formats).
+See `audit.report.build.write_report`. Modules: ``scope`` (the stored run and the chosen cities
+and month, prepared for reading), ``conclusions`` (主要结论: statements generated from the
+figures), ``figures`` (scope, summary, breakdowns), ``comparison`` (cities on one yardstick, the
+city × rule matrix), ``compliance`` (per rule and clause), ``halls`` (hall and staff tables),
+``casetable`` (the findings table), ``charts`` (matplotlib → inline SVG), ``fonts`` (the embedded
+CJK font), ``provenance`` (inputs, pack, settings, calendar), ``text`` (definitions, number
+formats, rule titles with the values in force).
 """
 
 from audit.report.build import ReportInfo, render_report, write_report

@@ -15,13 +15,10 @@ from pathlib import Path
 
 import jinja2
 
-from audit.check.dataquality import notice_lines
-from audit.check.runstore import require_cases, select_run, stored_pack
-from audit.db import ensure_schema
-from audit.figures.fair import min_cases as pack_min_cases
-from audit.figures.metrics import FIGURES, use_run_cases
-from audit.report import casetable, charts, comparison, compliance, figures, halls, provenance
+from audit.figures.metrics import FIGURES
+from audit.report import casetable, charts, comparison, compliance, conclusions, figures, halls, provenance
 from audit.report.fonts import PAGE_FAMILY, font_face_css
+from audit.report.scope import ReportScope, open_scope
 from audit.report.text import FIGURE_DEFINITIONS, SEVERITY_ZH, figure_zh, fill_settings, rule_title
 from audit.resources import templates_dir
 
@@ -81,25 +78,14 @@ def render_report(con, cities: list[str] | None = None, month: str | None = None
                   template_dir: Path | None = None, run_id: int | None = None,
                   all_staff: bool = False) -> tuple[str, ReportInfo]:
     """The report's HTML text and what it holds (see `write_report`)."""
-    ensure_schema(con)
-    run = select_run(con, run_id, as_of)
-    require_cases(con, run)
-    run_id, run_as_of = run.run_id, run.as_of
-    pack = stored_pack(con, run_id)
-    use_run_cases(con, run_id)
-    scope = figures.make_scope(con, cities, month)
-    where, params = scope.where
-    con.execute(f"CREATE OR REPLACE TEMP TABLE report_scope AS SELECT city, case_id FROM case_kpi WHERE {where}",
-                params)
-    n_cases = con.execute("SELECT count(*) FROM report_scope").fetchall()[0][0]
-    meta = provenance.load_meta(con, run_id)
-    notices = month_notice(scope.month, run_as_of, run_id)
-    context = _context(con, run_id, scope, n_cases, meta, pack, show_personal, all_staff)
+    rs = open_scope(con, cities, month, as_of, run_id)
+    notices = month_notice(rs.scope.month, rs.as_of, rs.run_id)
+    context = _context(con, rs, show_personal, all_staff)
     context["notices"] = notices
     html = environment(template_dir).get_template("report.html").render(**context)
     html = html.replace(FONT_PLACEHOLDER, font_face_css(html), 1)
-    info = ReportInfo(Path(), 0, n_cases, len(context["findings"]["rows"]), context["findings"]["total"],
-                      run_id, run_as_of, scope.cities, scope.month, notices)
+    info = ReportInfo(Path(), 0, rs.cases, len(context["findings"]["rows"]), rs.findings,
+                      rs.run_id, rs.as_of, rs.scope.cities, rs.scope.month, notices)
     return html, info
 
 
@@ -116,50 +102,43 @@ def month_notice(month: str | None, as_of: dt.date, run_id: int) -> list[str]:
             f"按月末判定请运行 audit check --as-of {end}"]
 
 
-def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, pack, show_personal: bool,
-             all_staff: bool) -> dict:
-    settings = meta.get("settings")
-    # Values in force: one city's own, or the default with the cities of the scope whose values differ.
-    in_force = {"city": scope.cities[0]} if len(scope.cities) == 1 else {"cities": scope.cities}
-    min_cases = pack_min_cases(pack.settings if pack else {})
+def _context(con, rs: ReportScope, show_personal: bool, all_staff: bool) -> dict:
+    run_id, scope, settings, min_cases = rs.run_id, rs.scope, rs.settings, rs.min_cases
     colors = charts.city_colors(scope.all_cities)
     city_df = comparison.city_frame(con, run_id, scope, min_cases)
     monthly = figures.monthly_by_city(con, run_id, scope)
-    total = compliance.scope_findings(con, run_id)
-    catalog = compliance.rule_catalog(con, run_id, pack, settings, **in_force)
-    rules = compliance.rule_table(con, catalog, n_cases)
-    rows = casetable.findings_rows(con, run_id, show_personal, limit=casetable.MAX_ROWS, pack=pack)
-    _titles_in_force(rows, catalog, settings)
-    prov = provenance.provenance(meta)
+    rules = compliance.rule_table(con, rs.rules, rs.cases)
+    rows = casetable.findings_rows(con, run_id, show_personal, limit=casetable.MAX_ROWS, pack=rs.pack)
+    _titles_in_force(rows, rs.rules, settings)
     return {
         "font_face": FONT_PLACEHOLDER, "page_family": PAGE_FAMILY,
         "scope": {"cities": scope.cities, "all": scope.cities == scope.all_cities, "month": scope.month,
-                  "months": scope.months, "cases": n_cases},
-        "prov": prov, "show_personal": show_personal, "min_cases": min_cases,
+                  "months": scope.months, "cases": rs.cases},
+        "prov": provenance.provenance(rs.meta), "show_personal": show_personal, "min_cases": min_cases,
+        "conclusions": conclusions.conclusions(con, run_id, scope, rs.rules, min_cases, settings, rs.data_quality),
         "summary": figures.summary(con, run_id, scope),
-        "data_quality": notice_lines(meta.get("data_quality")),
         "severity_counts": compliance.severity_counts(con),
         "severity_zh": SEVERITY_ZH,
         "figure_names": [figure_zh(f) for f in FIGURES],
         "cities": comparison.city_table(city_df, min_cases),
         "ranked": len(city_df) >= 2,
         "city_chart": charts.city_comparison(city_df, colors, min_cases) if len(city_df) else None,
-        "matrix": comparison.city_rule_matrix(con, catalog, scope.cities),
+        "matrix": comparison.city_rule_matrix(con, rs.rules, scope.cities),
         "trends": (charts.trend_charts(monthly, scope.months, colors, scope.month, min_cases)
                    if len(monthly) else []),
-        "clauses": compliance.clause_table(con, run_id, n_cases, pack),
+        "clauses": compliance.clause_table(con, run_id, rs.cases, rs.pack),
         "rules": rules,
-        "units": halls.unit_tables(con, run_id, scope.where, catalog, settings, min_cases, all_staff),
+        "units": halls.unit_tables(con, run_id, scope.where, rs.rules, settings, min_cases, all_staff),
         "breakdowns": figures.breakdowns(con, run_id, scope),
-        "findings": {"rows": rows, "total": total, "capped": total > len(rows), "limit": casetable.MAX_ROWS,
-                     "json": casetable.script_json(casetable.table_data(rows)),
+        "findings": {"rows": rows, "total": rs.findings, "capped": rs.findings > len(rows),
+                     "limit": casetable.MAX_ROWS, "json": casetable.script_json(casetable.table_data(rows)),
                      "cities": casetable.options(rows, "city"), "rules": casetable.options(rows, "rule_id"),
                      "xlsx_hint": XLSX_HINT},
         "definitions": [{"figure": f, "name": figure_zh(f),
-                         "numerator": fill_settings(FIGURE_DEFINITIONS[f][0], settings, **in_force),
+                         "numerator": fill_settings(FIGURE_DEFINITIONS[f][0], settings, **rs.in_force),
                          "denominator": FIGURE_DEFINITIONS[f][1], "note": FIGURE_DEFINITIONS[f][2]}
                         for f in FIGURES],
-        "rule_definitions": provenance.rule_definitions(rules, pack, settings, **in_force),
+        "rule_definitions": provenance.rule_definitions(rules, rs.pack, settings, **rs.in_force),
     }
 
 

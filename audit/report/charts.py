@@ -119,7 +119,7 @@ def city_comparison(df: pd.DataFrame, colors: dict[str, str], min_cases: int) ->
                             bottom=0.35 / (0.15 + nrows * panel_h), wspace=0.62, hspace=0.75)
         svg = to_svg(fig, "chart-cities", "各地市比率及其 95% 区间")
     caption = (f"点为比率，横线为其 95% 区间，右侧为比率与分子/分母；空心点表示分母不足 {min_cases}"
-               + ("；◇ 为按服务类型与服务对象类别调整后的比率" if adjusted_shown else "")
+               + ("；空心菱形为按服务类型与服务对象类别调整后的比率" if adjusted_shown else "")
                + ("。各小图横轴只截取数值所在的范围，不从 0 开始，请看刻度。" if not from_zero else "。"))
     return {"svg": svg, "caption": caption}
 
