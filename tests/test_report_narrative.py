@@ -33,6 +33,7 @@ import pytest
 
 from audit.db import connect
 from audit.figures.fair import wilson
+from audit.report import halls
 from audit.report.conclusions import for_scope
 from tests import test_report_browser as report_browser
 from tests.conftest import write_csv
@@ -297,6 +298,14 @@ def test_charts_say_where_axes_start(page):
     assert "95% 区间" in caption and "不从 0 开始" in caption
     assert "不从 0 开始" in page.by_id("trends").text()
     assert len(page.by_id("trends").find_all("svg")) == 7
+
+
+def test_hall_and_staff_tables_capped_worst_kept(narrative_db, tmp_path, monkeypatch):
+    monkeypatch.setattr(halls, "MAX_ROWS", 2)
+    doc = parse(make_report(narrative_db, tmp_path / "cap.html"))
+    assert [r[1] for r in doc.by_id("by-hall").rows()] == ["榆林大厅A", "延安大厅"]
+    note = doc.by_id("breakdowns").text()
+    assert "共 4 行，仅列出排在最前 (最差) 的 2 行" in note and "audit kpi --by city,hall --detail" in note
 
 
 # --- in a real browser --------------------------------------------------------------------

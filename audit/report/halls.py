@@ -22,6 +22,7 @@ UNIT_FIGURES = ("response_rate", "on_time_rate", "satisfaction_rate")  # shown b
 TOP_RULE_CELL = 3  # the place of the top rule among a row's cells (after cases, compliance, errors)
 COLUMNS = ["办件数", figure_zh("compliance_rate"), "违规发现", "办件最多的规则", *(figure_zh(f) for f in UNIT_FIGURES)]
 MISSING = "(未填写)"
+MAX_ROWS = 300  # rows shown per table
 # Rows of a kind: reliable (>= min_cases), small, and the folded staff lines.
 RELIABLE, SMALL, FOLDED = 0, 1, 2
 FOLDED_KEY = "\0folded"  # the staff key of a folded line: no name from the data holds a NUL
@@ -41,12 +42,22 @@ def unit_tables(con, run_id: int, where: tuple[str, list], rules: dict[str, dict
     n_folded = sum(r["folded_staff"] for r in staff)
     staff_note = (f"办件少于 {min_cases} 件的帮办代办员按服务大厅合并为一行 (共 {n_folded:,} 名)；"
                   "列出每一名请用 audit report --all-staff。" if n_folded else "")
+    halls, hall_cap = _cap(halls, "city,hall")
+    staff, staff_cap = _cap(staff, "city,hall,staff")
     return [
         {"id": "by-hall", "title": "服务大厅", "headers": ["地市", "服务大厅"], "columns": COLUMNS, "rows": halls,
-         "note": ""},
+         "note": hall_cap},
         {"id": "by-staff", "title": "帮办代办员", "headers": ["地市", "服务大厅", "帮办代办员"], "columns": COLUMNS,
-         "rows": staff, "note": staff_note},
+         "rows": staff, "note": " ".join(n for n in (staff_note, staff_cap) if n)},
     ]
+
+
+def _cap(rows: list[dict], by: str) -> tuple[list[dict], str]:
+    """The first `MAX_ROWS` rows (the worst: rows are in that order) and a note when some are left out."""
+    if len(rows) <= MAX_ROWS:
+        return rows, ""
+    return rows[:MAX_ROWS], (f"共 {len(rows):,} 行，仅列出排在最前 (最差) 的 {MAX_ROWS} 行；全部数字见 "
+                             f"audit kpi --by {by} --detail。")
 
 
 def _unit_rows(con, run_id: int, where: tuple[str, list], keys: list[str], rules: dict[str, dict],
