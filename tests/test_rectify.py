@@ -470,11 +470,28 @@ def test_files_that_are_not_lists_exit_3_and_store_nothing(db, exported, tmp_pat
     wb.active.append(["办件编号", "整改状态"])
     wb.active.append(["A1", "已整改"])
     wb.save(plain)
-    for bad, reason in ((text, "不是可读的 XLSX"), (plain, "没有整改清单工作表"), (tmp_path / "missing.xlsx", "无法读取")):
+    ole2 = tmp_path / "旧版.xls"
+    ole2.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    for bad, reason in ((text, "不是可读的 XLSX"), (plain, "没有整改清单工作表"), (tmp_path / "missing.xlsx", "无法读取"),
+                        (ole2, "另存为 .xlsx")):
         code, out = invoke("rectify", "import", good, bad, "--db", db)
         assert code == 3 and reason in out and str(bad) in out, out
         assert "Traceback" not in out
     assert query(db, "SELECT count(*) FROM rectify_imports") == [(0,)]
+    renamed = tmp_path / "交回.xls"                     # the content decides, not the extension
+    shutil.copy(good, renamed)
+    code, out = invoke("rectify", "import", renamed, "--db", db)
+    assert code == 0 and "交回.xls" in out, out
+
+
+def test_commands_are_documented():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for command in ("export", "import"):
+        assert f"`audit rectify {command}" in readme
+        code, out = invoke("rectify", command, "--help")
+        assert code == 0 and "--db" in out and "Example" in out
+    for table_name in ("db_meta", "rectify_imports", "rectify_answers", "rectify_superseded"):
+        assert f"| `{table_name}` |" in readme
 
 
 def test_usage_errors_exit_2(db, tmp_path):

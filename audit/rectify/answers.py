@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import re
 import unicodedata
 import zipfile
@@ -40,6 +41,7 @@ from audit.rectify.keys import FindingKey, KeyProblem, authentic, read_key
 from audit.rectify.lists import ACTION, DONE, KEY_HEADER, OWNER, STATUS
 from audit.spreadsheet import unguard_cell
 
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"   # .xls, and .xlsx encrypted with a password
 HEADER_ROWS = 30             # a list's header is within the first rows of its sheet
 CHECKED = {"地市": "city", "办件编号": "case_id", "规则编号": "rule_id"}   # visible cells checked against the key
 _DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:\s+0?0:00(?::00)?)?$")
@@ -118,16 +120,20 @@ class ImportReport:
 def read_workbook(path: Path) -> FileAnswers:
     """The data rows of every list sheet of a returned workbook, with their keys and answers parsed
     (nothing checked against a database yet). InputError when the file is not such a workbook."""
-    import openpyxl
+    import openpyxl  # here: `audit rectify export` does without it
+    from openpyxl.utils.exceptions import InvalidFileException
 
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: 无法读取 ({exc.strerror or exc})") from None
+    if data.startswith(OLE2_MAGIC):
+        raise InputError(f"{path}: 是旧版 Excel (.xls) 或加密的工作簿，无法读取：请在 Excel 中另存为 .xlsx (不加密码) 后交回")
     try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError, TypeError) as exc:
+        # From the bytes, not the path: the content decides, not the file name's extension.
+        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, OSError, KeyError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: 不是可读的 XLSX 工作簿 (not a readable .xlsx workbook: {type(exc).__name__})") from None
     found = FileAnswers(path, hashlib.sha256(data).hexdigest(), len(data), [])
     try:
