@@ -18,6 +18,11 @@ Tables (all created on first use; see README "数据模型"):
 The runs of `audit check` (see `audit.check.runstore`): ``runs``, ``run_rules``, ``findings``,
 ``run_cases``, ``run_kpi_cells``, ``run_files``, ``run_calendar`` and ``run_city_calendar``.
 
+The rectification lists (see `audit.rectify`): ``db_meta`` (the database's identity and the secret
+of its finding keys, made once by `database_identity`), ``rectify_imports`` (one row per file read
+back by `audit rectify import`), ``rectify_answers`` (each finding's current answer from the halls,
+with its provenance) and ``rectify_superseded`` (answers a later file replaced).
+
 This module owns the schema (every table, created or migrated when a database is opened) and the
 transactions (`transaction`): the ingest and the check each write in exactly one.
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,7 +237,51 @@ CREATE TABLE IF NOT EXISTS run_cases (
     compliant     INTEGER
 );
 CREATE TABLE IF NOT EXISTS run_kpi_cells (run_id BIGINT, {', '.join(f'{k} VARCHAR' for k in GROUP_KEYS)}, {', '.join(f'{f} BIGINT' for f in FLAGS)});
+-- The case's start date (受理 / 委托), for the rectification lists; NULL in runs stored before it.
+ALTER TABLE run_cases ADD COLUMN IF NOT EXISTS start_date DATE;
 """
+
+# The rectification lists (audit.rectify): the database's identity, and what the halls answered.
+ANSWER_COLUMNS = """
+    run_id        BIGINT NOT NULL,   -- the finding: findings (run_id, city, case_id, rule_id)
+    city          VARCHAR NOT NULL,
+    case_id       VARCHAR NOT NULL,
+    rule_id       VARCHAR NOT NULL,
+    owner         VARCHAR,           -- 责任人
+    status        VARCHAR NOT NULL,  -- 整改状态: 已整改 / 整改中 / 申请豁免 / 有异议
+    action        VARCHAR,           -- 整改情况
+    done_on       DATE,              -- 整改完成日期
+    import_id     BIGINT NOT NULL,   -- provenance: with file_id, the rectify_imports row
+    file_id       INTEGER NOT NULL,
+    file_name     VARCHAR,
+    sha256        VARCHAR,
+    sheet         VARCHAR,
+    -- the sheet row (1 = the sheet's first row)
+    source_row    BIGINT
+"""
+RECTIFY_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS db_meta (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+CREATE SEQUENCE IF NOT EXISTS rectify_import_seq START 1;
+CREATE TABLE IF NOT EXISTS rectify_imports (
+    import_id     BIGINT,
+    file_id       INTEGER,     -- the file's place in the command (0, 1, …)
+    path          VARCHAR,
+    file_name     VARCHAR,
+    sha256        VARCHAR,
+    size_bytes    BIGINT,
+    imported_at   TIMESTAMP,
+    rows_read     BIGINT,      -- = recorded + rejected + unchanged
+    recorded      BIGINT,
+    rejected      BIGINT,
+    unchanged     BIGINT,
+    superseded    BIGINT,      -- recorded rows that replaced an earlier answer
+    PRIMARY KEY (import_id, file_id)
+);
+CREATE TABLE IF NOT EXISTS rectify_answers ({ANSWER_COLUMNS}, PRIMARY KEY (run_id, city, case_id, rule_id));
+-- superseded_by: the import whose answer replaced this one
+CREATE TABLE IF NOT EXISTS rectify_superseded ({ANSWER_COLUMNS}, superseded_by BIGINT);
+"""
+
 # Every table holding a part of a run (the same run again replaces all of them).
 RUN_TABLES = ("findings", "run_rules", "run_kpi_cells", "run_cases", "run_files", "run_calendar",
               "run_city_calendar", "runs")
@@ -297,8 +347,25 @@ def connect(path: str | Path = DEFAULT_DB, read_only: bool = False) -> duckdb.Du
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the tables of the runs if needed (`connect` does it; for connections made otherwise)."""
+    """Create the tables of the runs and of the rectification lists if needed (`connect` does it;
+    for connections made otherwise)."""
     con.execute(RUN_SCHEMA)
+    con.execute(RECTIFY_SCHEMA)
+
+
+def database_identity(con, create: bool = True) -> tuple[str, bytes] | None:
+    """This database's identity: (its id, the secret of its finding keys), both random, made once
+    (when `create`, on first use) and kept in ``db_meta``; None when not made yet and not `create`.
+    A copy of the database file is the same database: it has the same id and secret."""
+    if create:
+        # One statement: both or neither, also when two exports race.
+        con.execute("""INSERT INTO db_meta SELECT * FROM (VALUES ('database_id', $id), ('rectify_secret', $secret))
+                       WHERE NOT EXISTS (SELECT 1 FROM db_meta WHERE name = 'database_id')""",
+                    {"id": secrets.token_hex(8), "secret": secrets.token_hex(32)})
+    rows = dict(con.execute("SELECT name, value FROM db_meta WHERE name IN ('database_id', 'rectify_secret')").fetchall())
+    if len(rows) < 2:
+        return None
+    return rows["database_id"], bytes.fromhex(rows["rectify_secret"])
 
 
 @contextlib.contextmanager

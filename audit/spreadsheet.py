@@ -14,6 +14,11 @@ Sheet names. Excel refuses ``[ ] : * ? / \\`` in a sheet name, a name that start
 apostrophe, an empty name, a name over 31 characters (UTF-16 units) and two names that differ only
 by case; ``History`` is reserved. `sheet_names` turns any list of labels (cities) into valid,
 unique names, in order and reproducibly.
+
+File names. `file_names` does the same for the files of a folder (a workbook per hall): no
+``< > : " / \\ | ? *`` or control characters, no leading or trailing dots and spaces, none of the
+names Windows reserves (CON, NUL, COM1 …), at most 200 bytes of UTF-8, unique ignoring case and
+Unicode normalisation (Windows and macOS file systems do).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ SHEET_NAME_MAX = 31                      # UTF-16 code units, as Excel counts
 SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 SHEET_RESERVED = {"history"}             # Excel keeps it for the change history
 EMPTY_SHEET = "(空)"
+FILE_FORBIDDEN = re.compile(r'[<>:"/\\|?*]')
+FILE_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+FILE_NAME_MAX = 200                      # bytes of UTF-8 before the suffix (file systems allow 255)
 
 
 def safe_cell(value: object) -> object:
@@ -40,6 +48,14 @@ def safe_cell(value: object) -> object:
     leading apostrophe; anything else (numbers, dates, None) is returned unchanged."""
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
+    return value
+
+
+def unguard_cell(value: object) -> object:
+    """The text `safe_cell` was given, from a cell read back: the apostrophe it put before a
+    formula character is dropped; anything else is returned unchanged."""
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_START):
+        return value[1:]
     return value
 
 
@@ -154,3 +170,32 @@ def _cut(text: str, units: int) -> str:
             break
         out.append(ch)
     return "".join(out)
+
+
+def file_names(labels: Iterable[object], suffix: str = "") -> list[str]:
+    """A valid, unique file name (ending in `suffix`) for each label, in order (see the module doc):
+    forbidden and control characters become ``_``; dots and spaces at either end are dropped; an
+    empty label is ``(空)``; a reserved name gets ``_``; a long one is cut; a name already taken
+    (case and Unicode normalisation ignored) gets `` (2)``, `` (3)`` …"""
+    taken: set[str] = set()
+    names = []
+    for label in labels:
+        text = label if isinstance(label, str) else "" if label is None or _missing(label) else str(label)
+        text = unicodedata.normalize("NFC", text)
+        text = "".join("_" if unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch for ch in text)
+        base = _cut_bytes(FILE_FORBIDDEN.sub("_", text).strip(" ."), FILE_NAME_MAX).rstrip(" .") or EMPTY_SHEET
+        if base.split(".")[0].casefold() in FILE_RESERVED:
+            base += "_"
+        name, n = base, 1
+        while (name + suffix).casefold() in taken:
+            n += 1
+            name = _cut_bytes(base, FILE_NAME_MAX - len(f" ({n})")).rstrip(" .") + f" ({n})"
+        taken.add((name + suffix).casefold())
+        names.append(name + suffix)
+    return names
+
+
+def _cut_bytes(text: str, limit: int) -> str:
+    """The longest start of `text` that is at most `limit` bytes of UTF-8."""
+    data = text.encode("utf-8")
+    return text if len(data) <= limit else data[:limit].decode("utf-8", errors="ignore")

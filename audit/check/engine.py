@@ -25,6 +25,7 @@ from audit.check.dataquality import data_quality
 from audit.check.facts import CalendarDateError, build_facts, build_settings, settings_in_force
 from audit.check.runstore import (
     file_records,
+    keep_answers,
     pack_digest,
     pack_files,
     pack_json,
@@ -237,12 +238,15 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
                        "per_city": {c: [str(f) for f in fs] for c, fs in (per_city_calendars or {}).items()}},
                       ensure_ascii=False)
     with transaction(con, pause_point="check-commit"):
-        # The same run again replaces it (under a new id, so the latest run is the highest id).
-        for (old_id,) in con.execute("SELECT run_id FROM runs WHERE run_key = ?", [run_key]).fetchall():
+        # The same run again replaces it (under a new id, so the latest run is the highest id);
+        # the halls' answers to its findings stay with it.
+        replaced = [r[0] for r in con.execute("SELECT run_id FROM runs WHERE run_key = ?", [run_key]).fetchall()]
+        for old_id in replaced:
             for table in RUN_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [old_id])
         run_id = con.execute("SELECT nextval('run_seq')").fetchall()[0][0]
         result.run_id = run_id
+        keep_answers(con, replaced, run_id)
         # The rules' findings are gathered first and stored with one INSERT: DuckDB then writes
         # them straight to the database file, in parallel, instead of through the log at commit.
         con.execute("CREATE OR REPLACE TEMP TABLE _run_findings AS FROM findings LIMIT 0")

@@ -9,8 +9,9 @@
   ``pack.yaml`` and rule files (and those of the pack it extends) and the calendar override files;
 - ``run_calendar`` / ``run_city_calendar``: the working-day calendars in force (day, working or not)
   and which city used which;
-- ``run_cases``: one row per case judged — the grouping keys, the personal fields the report masks,
-  and the 0/1 numerator and denominator flags of every figure (`audit.figures.metrics.CASE_KPI_SQL`);
+- ``run_cases``: one row per case judged — the grouping keys, the item and start date (for the
+  rectification lists), the personal fields the report masks, and the 0/1 numerator and denominator
+  flags of every figure (`audit.figures.metrics.CASE_KPI_SQL`);
 - ``run_kpi_cells``: those flags summed per combination of all grouping keys (`audit kpi`).
 
 `kpi`, `findings` and `report` read a stored run and never rebuild it: deleting or moving the pack
@@ -91,6 +92,16 @@ def store_calendars(con, run_id: int) -> None:
 def store_cases(con, run_id: int) -> None:
     """Keep ``case_kpi`` (built for this run) as the run's cases."""
     con.execute("INSERT INTO run_cases BY NAME SELECT ?::BIGINT AS run_id, * FROM case_kpi", [run_id])
+
+
+def keep_answers(con, replaced: list[int], run_id: int) -> None:
+    """The halls' answers to the findings of runs that `run_id` replaces (the same run made again:
+    the same findings) now answer `run_id`'s (``rectify_answers``, ``rectify_superseded``; see
+    `audit.rectify`). Call inside the run's transaction."""
+    if not replaced:
+        return
+    for table in ("rectify_answers", "rectify_superseded"):
+        con.execute(f"UPDATE {table} SET run_id = ? WHERE list_contains(?, run_id)", [run_id, replaced])
 
 
 # --- reading ------------------------------------------------------------------------------------

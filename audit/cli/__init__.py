@@ -26,6 +26,7 @@ from audit.cli import findings as _findings  # noqa: E402,F401
 from audit.cli import ingest as _ingest  # noqa: E402,F401
 from audit.cli import kpi as _kpi  # noqa: E402,F401
 from audit.cli import quarantine as _quarantine  # noqa: E402,F401
+from audit.cli import rectify as _rectify  # noqa: E402,F401
 from audit.cli import report as _report  # noqa: E402,F401
 from audit.cli import rules as _rules  # noqa: E402,F401
 from audit.cli import sample as _sample  # noqa: E402,F401

@@ -94,6 +94,7 @@ CASE_KPI_SQL = """
         err AS (SELECT DISTINCT city, case_id FROM findings WHERE run_id = ? AND severity = 'error')
         SELECT f.city, f.county, f.hall, f.month, f.service_type, f.channel, f.object_type,
                f.staff_any AS staff, f.case_id, f.item, f.applicant, f.id_number, f.phone,
+               f.start_time::DATE AS start_date,
                1 AS one,
                (f.response_time IS NOT NULL AND f.response_time::DATE <= f.response_limit)::INT AS resp_ok,
                (f.response_time IS NOT NULL OR (f.response_step IS NOT NULL AND f.request_time IS NOT NULL

@@ -137,6 +137,20 @@ def scrub(text: str | None) -> str | None:
     return masked.text
 
 
+def mask_quoted(text: str | None, applicant: str | None = None, id_number: str | None = None,
+                phone: str | None = None) -> str | None:
+    """`scrub`, and first the case's own applicant, ID number and phone wherever `text` quotes them
+    as stored (a rule's message or evidence may): each replaced by its mask (`mask_name`, `mask_id`,
+    `mask_phone`). A name in free text is masked only this way: it cannot be told by its shape."""
+    if not text:
+        return text
+    for value, mask in ((id_number, mask_id), (phone, mask_phone), (applicant, mask_name)):
+        value = (value or "").strip()
+        if len(value) >= 2 and value in text:
+            text = text.replace(value, mask(value))
+    return scrub(text)
+
+
 def mask_unlabelled(value: str | None) -> str | None:
     """A cell of unknown meaning: ID and phone numbers masked as in `scrub`, and a value shaped
     like a person's name (2–4 Han characters, or Han parts joined by ·; not an organisation's)

@@ -34,6 +34,10 @@ NUMERIC_SETTINGS = ("max_visits", "response_days", "archive_days", "rating_grace
 # Settings of the comparison of groups (contract §5.1), not of a case: no column of ``case_facts`` or
 # ``cfg``, the same for every city, optional (`audit.figures.fair.min_cases` gives the default).
 COMPARISON_SETTINGS = ("min_cases",)
+# Settings of the rectification lists (`audit rectify export`), not of a case either: no column of
+# ``case_facts`` or ``cfg``, optional (`audit.rectify.lists.rectify_days` gives the default), a whole number
+# of working days ≥ 1; a city may have its own (its deadline counts on its own calendar).
+RECTIFY_SETTINGS = ("rectify_days",)
 RULE_KEYS = {"id": True, "clause": True, "severity": True, "title": True, "rationale": True, "sql": True,
              "examples": True, "settings": False, "description": False, "evidence": False}
 PACK_KEYS = {"name": True, "standard": True, "edition": False, "version": True, "clauses": True,
@@ -200,8 +204,10 @@ def _check_settings(path: Path, node, settings: dict, problems: list[str], full:
         where = _where(path, nodes.get(str(key), (node, node))[1])
         if city and key in COMPARISON_SETTINGS:
             problems.append(f"{where}: {key} 用于地市之间的比较，对所有地市相同，不能按市覆盖")
-        elif known is not None and key not in known and key not in COMPARISON_SETTINGS:
+        elif known is not None and key not in known and key not in COMPARISON_SETTINGS + RECTIFY_SETTINGS:
             problems.append(f"{where}: 未知的设置 {key!r}")
+        elif key in RECTIFY_SETTINGS and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            problems.append(f"{where}: {key} 应为正整数 (工作日数)，而不是 {value!r}")
         elif (key in NUMERIC_SETTINGS + COMPARISON_SETTINGS
               and (not isinstance(value, int) or isinstance(value, bool) or value < 0)):
             problems.append(f"{where}: {key} 应为非负整数，而不是 {value!r}")
