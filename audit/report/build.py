@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 from audit.check.dataquality import notice_lines
 from audit.check.runstore import require_cases, select_run, stored_pack
@@ -26,6 +27,7 @@ from audit.resources import templates_dir
 
 FONT_PLACEHOLDER = "/*@@report-font-face@@*/"
 XLSX_HINT = "audit findings --format xlsx --out 整改清单.xlsx"
+_CSS_UNSAFE = frozenset('"\\<>&\'')
 
 
 @dataclass
@@ -45,16 +47,33 @@ class ReportInfo:
 
 
 def environment(template_dir: Path | None = None) -> jinja2.Environment:
-    """The jinja2 environment: package templates, overridable by `template_dir`; autoescape on."""
+    """The jinja2 environment: package templates, overridable by `template_dir`; autoescape on;
+    the filters ``css_string`` and ``keep_dates``."""
     loaders = [jinja2.FileSystemLoader(str(template_dir))] if template_dir else []
     loaders.append(jinja2.FileSystemLoader(str(templates_dir())))
-    return jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["css_string"] = css_string
+    env.filters["keep_dates"] = casetable.keep_dates
+    return env
+
+
+def css_string(value) -> Markup:
+    """`value` as a quoted CSS string for a ``<style>`` element (the page footer's title).
+
+    Autoescape does not apply there (a style element is raw text), so quotes, backslashes,
+    ``<``, ``>``, ``&`` and control characters become CSS escapes (``\\3c `` …): text from a case log
+    can neither end the string nor the style element. Markup (an HTML-escaped block) is unescaped first.
+    """
+    text = value.unescape() if isinstance(value, Markup) else str(value)
+    return Markup('"' + "".join(f"\\{ord(ch):x} " if ch in _CSS_UNSAFE or ord(ch) < 0x20 or ord(ch) == 0x7F else ch
+                                for ch in text) + '"')
 
 
 def write_report(con, out: Path, cities: list[str] | None = None, month: str | None = None,
                  as_of: dt.date | None = None, show_personal: bool = False,
-                 template_dir: Path | None = None, run_id: int | None = None) -> ReportInfo:
+                 template_dir: Path | None = None, run_id: int | None = None,
+                 findings_limit: int | None = None) -> ReportInfo:
     """Write the HTML report of a stored run (`run_id`, or the latest at `as_of`) for the chosen
     cities and month.
 
@@ -62,8 +81,10 @@ def write_report(con, out: Path, cities: list[str] | None = None, month: str | N
     still shows every month of the chosen cities. Personal data is masked unless `show_personal`.
     Everything comes from what `audit check` stored with the run (`audit.check.runstore`): the pack,
     settings and calendars as they were, the cases' figures and the findings.
+    The page lists at most `findings_limit` findings (default `casetable.MAX_ROWS`), each severity
+    with findings among them; the printed page has a digest per city instead of the list.
     """
-    html, info = render_report(con, cities, month, as_of, show_personal, template_dir, run_id)
+    html, info = render_report(con, cities, month, as_of, show_personal, template_dir, run_id, findings_limit)
     data = html.encode("utf-8")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +95,8 @@ def write_report(con, out: Path, cities: list[str] | None = None, month: str | N
 
 def render_report(con, cities: list[str] | None = None, month: str | None = None,
                   as_of: dt.date | None = None, show_personal: bool = False,
-                  template_dir: Path | None = None, run_id: int | None = None) -> tuple[str, ReportInfo]:
+                  template_dir: Path | None = None, run_id: int | None = None,
+                  findings_limit: int | None = None) -> tuple[str, ReportInfo]:
     """The report's HTML text and what it holds (see `write_report`)."""
     ensure_schema(con)
     run = select_run(con, run_id, as_of)
@@ -89,11 +111,12 @@ def render_report(con, cities: list[str] | None = None, month: str | None = None
     n_cases = con.execute("SELECT count(*) FROM report_scope").fetchall()[0][0]
     meta = provenance.load_meta(con, run_id)
     notices = month_notice(scope.month, run_as_of, run_id)
-    context = _context(con, run_id, scope, n_cases, meta, pack, show_personal)
+    limit = casetable.MAX_ROWS if findings_limit is None else findings_limit
+    context = _context(con, run_id, scope, n_cases, meta, pack, show_personal, limit)
     context["notices"] = notices
     html = environment(template_dir).get_template("report.html").render(**context)
     html = html.replace(FONT_PLACEHOLDER, font_face_css(html), 1)
-    info = ReportInfo(Path(), 0, n_cases, len(context["findings"]["rows"]), context["findings"]["total"],
+    info = ReportInfo(Path(), 0, n_cases, len(context["findings"]["list"].rows), context["findings"]["list"].total,
                       run_id, run_as_of, scope.cities, scope.month, notices)
     return html, info
 
@@ -111,13 +134,14 @@ def month_notice(month: str | None, as_of: dt.date, run_id: int) -> list[str]:
             f"按月末判定请运行 audit check --as-of {end}"]
 
 
-def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, pack, show_personal: bool) -> dict:
+def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, pack, show_personal: bool,
+             findings_limit: int) -> dict:
     colors = charts.city_colors(scope.all_cities)
     city_df = figures.city_kpis(con, run_id, scope)
     monthly = figures.monthly_by_city(con, run_id, scope)
-    total = compliance.scope_findings(con, run_id)
+    compliance.scope_findings(con, run_id)  # the temp table report_findings, read by the compliance tables
     rules = compliance.rule_table(con, run_id, n_cases, pack)
-    rows = casetable.findings_rows(con, run_id, show_personal, limit=casetable.MAX_ROWS, pack=pack)
+    listed = casetable.findings_list(con, run_id, show_personal, limit=findings_limit, pack=pack)
     prov = provenance.provenance(meta)
     return {
         "font_face": FONT_PLACEHOLDER, "page_family": PAGE_FAMILY,
@@ -135,10 +159,11 @@ def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, p
         "clauses": compliance.clause_table(con, run_id, n_cases, pack),
         "rules": rules,
         "breakdowns": figures.breakdowns(con, run_id, scope),
-        "findings": {"rows": rows, "total": total, "capped": total > len(rows), "limit": casetable.MAX_ROWS,
-                     "json": casetable.script_json(casetable.table_data(rows)),
-                     "cities": casetable.options(rows, "city"), "rules": casetable.options(rows, "rule_id"),
-                     "xlsx_hint": XLSX_HINT},
+        "findings": {"list": listed, "json": casetable.script_json(casetable.table_data(listed.rows)),
+                     "cities": casetable.options(listed.rows, "city"),
+                     "rules": casetable.options(listed.rows, "rule_id"),
+                     "digest": casetable.city_digest(con, run_id, show_personal, pack=pack),
+                     "per_city": casetable.DIGEST_PER_CITY, "xlsx_hint": XLSX_HINT},
         "definitions": [{"figure": f, "name": figure_zh(f), "numerator": FIGURE_DEFINITIONS[f][0],
                          "denominator": FIGURE_DEFINITIONS[f][1], "note": FIGURE_DEFINITIONS[f][2]}
                         for f in FIGURES],

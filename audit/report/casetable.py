@@ -1,43 +1,163 @@
-"""The non-compliant cases table: findings in scope, most serious first, capped for the page.
+"""The non-compliant cases of the report: the page's findings list and its printed digest.
 
+On screen: every finding in scope, most serious first, up to `MAX_ROWS`. When there are more,
+each severity that has findings keeps its share of the rows (`severity_quotas`), so that the
+warning and info filters still find something, and the page says how many of each it left out.
 Rows go to the page as JSON in a ``<script type="application/json">`` block that the page's
-script renders (sort, filter). Personal data is masked unless asked otherwise; every string is
-escaped for that block (``<``, ``>``, ``&`` as ``\\u003c`` …), and the script writes cells as text.
+script renders (sort, filter); every string is escaped for that block (``<``, ``>``, ``&`` as
+``\\u003c`` …), and the script writes cells as text.
+
+In print: a digest per city (`city_digest`): how many findings each rule has there and the
+`DIGEST_PER_CITY` most serious of them, rendered by the template; the full list is the XLSX.
+
+Personal data is masked unless asked otherwise.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from audit.outputs.findings import evidence_text, rule_labels
 from audit.outputs.mask import mask_id, mask_name, mask_phone, scrub
-from audit.report.text import SEVERITY_ZH
+from audit.report.text import SEVERITY_RANK, SEVERITY_ZH
 
-MAX_ROWS = 3000
+MAX_ROWS = 3000         # findings on the page
+DIGEST_PER_CITY = 10    # findings per city in the printed digest
 COLUMNS = ("severity", "rule_id", "clause", "city", "hall", "case_id", "month", "applicant", "id_number",
            "phone", "staff", "message", "evidence", "title")
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_SEVERITY_ORDER = "CASE f.severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END"
+# The findings of the cases in report_scope with their case's columns, before any ORDER BY.
+_FINDINGS = """
+    SELECT f.severity, f.rule_id, f.clause, f.city, c.hall, f.case_id, c.month, c.applicant, c.id_number,
+           c.phone, c.staff, f.message, CAST(f.evidence AS VARCHAR), r.title
+    FROM findings f
+    JOIN case_kpi c ON c.city = f.city AND c.case_id = f.case_id
+    SEMI JOIN report_scope s ON s.city = f.city AND s.case_id = f.case_id
+    LEFT JOIN run_rules r ON r.run_id = f.run_id AND r.rule_id = f.rule_id
+    WHERE f.run_id = ?"""
+# A date (2026-03-09), a month (2026-03), with a time (2026-03-09 09:30): Chromium breaks a line after
+# any of their hyphens, so the digest keeps each whole (`keep_dates`).
+_DATE = re.compile(r"\d{4}-\d{2}(?:-\d{2}(?: \d{1,2}:\d{2}(?::\d{2})?)?)?")
+# Most serious first; then the most recent request month; then place, case and rule.
+_ORDER = "c.month DESC NULLS LAST, f.city, c.hall NULLS LAST, f.case_id, f.rule_id"
 
 
-def findings_rows(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS, pack=None) -> list[list]:
-    """The first `limit` findings of the cases in ``report_scope``, masked unless `show_personal`;
-    evidence reads with the labels of `pack` (the run's).
+@dataclass
+class FindingsList:
+    """The findings on the page: `rows` (in `COLUMNS` order) and, per severity with findings, how
+    many there are in scope (`totals`) and how many of them the page lists (`shown`)."""
 
-    Order: error, warning, info; then the most recent request month first; then city, hall, case, rule.
+    rows: list[list[str]]
+    totals: dict[str, int]
+    shown: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.totals.values())
+
+    @property
+    def capped(self) -> bool:
+        return len(self.rows) < self.total
+
+    def left_out(self) -> list[dict]:
+        """Per severity, most serious first: listed and total findings (what the page says it left out)."""
+        return [{"severity": s, "severity_zh": SEVERITY_ZH.get(s, s), "shown": self.shown.get(s, 0), "total": n}
+                for s, n in self.totals.items()]
+
+
+def severity_totals(con, run_id: int) -> dict[str, int]:
+    """Findings of the cases in ``report_scope`` per severity, most serious first (only those with findings)."""
+    rows = con.execute(f"""
+        SELECT f.severity, count(*) FROM findings f
+        SEMI JOIN report_scope s ON s.city = f.city AND s.case_id = f.case_id
+        WHERE f.run_id = ? GROUP BY f.severity ORDER BY min({_SEVERITY_ORDER}), f.severity""", [run_id]).fetchall()
+    return {severity: int(n) for severity, n in rows}
+
+
+def severity_quotas(totals: dict[str, int], limit: int) -> dict[str, int]:
+    """How many findings of each severity a list of at most `limit` rows holds.
+
+    All of them when they fit. Otherwise every severity with findings gets an equal share of
+    `limit` (all of its findings when it has fewer), and the rows left over go to the more
+    serious first: 30,000 errors, 4,000 warnings and 900 infos in 3,000 rows are 1,100 + 1,000 + 900.
+    `totals` is ordered most serious first (as `severity_totals` gives it).
     """
-    rows = con.execute("""
-        SELECT f.severity, f.rule_id, f.clause, f.city, c.hall, f.case_id, c.month, c.applicant, c.id_number,
-               c.phone, c.staff, f.message, CAST(f.evidence AS VARCHAR), r.title
+    present = [s for s, n in totals.items() if n > 0]
+    if sum(totals[s] for s in present) <= limit:
+        return {s: totals[s] for s in present}
+    share = limit // len(present)
+    quotas = {s: min(totals[s], share) for s in present}
+    left = limit - sum(quotas.values())
+    for s in present:
+        extra = min(left, totals[s] - quotas[s])
+        quotas[s] += extra
+        left -= extra
+    return quotas
+
+
+def findings_list(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS, pack=None) -> FindingsList:
+    """The findings of the cases in ``report_scope`` for the page: at most `limit`, split between
+    the severities by `severity_quotas`, masked unless `show_personal`; evidence reads with the
+    labels of `pack` (the run's).
+
+    Order: error, warning, info; within each, the most recent request month first, then city,
+    hall, case, rule (each severity keeps its first rows in that order).
+    """
+    totals = severity_totals(con, run_id)
+    quotas = severity_quotas(totals, limit)
+    rows = con.execute(f"""
+        WITH quota AS (SELECT unnest(?::VARCHAR[]) AS severity, unnest(?::BIGINT[]) AS n),
+        ranked AS ({_FINDINGS}
+            QUALIFY row_number() OVER (PARTITION BY f.severity ORDER BY {_ORDER})
+                    <= (SELECT q.n FROM quota q WHERE q.severity = f.severity))
+        SELECT * FROM ranked f
+        ORDER BY {_SEVERITY_ORDER}, f.month DESC NULLS LAST, f.city, f.hall NULLS LAST, f.case_id, f.rule_id""",
+                       [list(quotas), list(quotas.values()), run_id]).fetchall()
+    out = _present(rows, show_personal, pack)
+    shown = {s: 0 for s in totals}
+    for r in out:
+        shown[r[0]] = shown.get(r[0], 0) + 1
+    return FindingsList(out, totals, shown)
+
+
+def city_digest(con, run_id: int, show_personal: bool, per_city: int = DIGEST_PER_CITY, pack=None) -> list[dict]:
+    """The printed digest of the findings in ``report_scope``, one entry per city (by name):
+    its findings per severity, per rule (most serious rule first, then the most frequent) and its
+    `per_city` most serious findings (in the page's order), masked unless `show_personal`."""
+    counts = con.execute(f"""
+        SELECT f.city, f.rule_id, f.severity, any_value(r.title), any_value(f.clause), count(*)
         FROM findings f
-        JOIN case_kpi c ON c.city = f.city AND c.case_id = f.case_id
         SEMI JOIN report_scope s ON s.city = f.city AND s.case_id = f.case_id
         LEFT JOIN run_rules r ON r.run_id = f.run_id AND r.rule_id = f.rule_id
         WHERE f.run_id = ?
-        ORDER BY CASE f.severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
-                 c.month DESC NULLS LAST, f.city, c.hall NULLS LAST, f.case_id, f.rule_id
-        LIMIT ?""", [run_id, limit]).fetchall()
+        GROUP BY f.city, f.rule_id, f.severity
+        ORDER BY f.city, min({_SEVERITY_ORDER}), count(*) DESC, f.rule_id""", [run_id]).fetchall()
+    top = con.execute(f"""{_FINDINGS}
+        QUALIFY row_number() OVER (PARTITION BY f.city ORDER BY {_SEVERITY_ORDER}, {_ORDER}) <= ?
+        ORDER BY f.city, {_SEVERITY_ORDER}, {_ORDER}""", [run_id, per_city]).fetchall()
+    cities: dict[str, dict] = {}
+    for city, rule_id, severity, title, clause, n in counts:
+        entry = cities.setdefault(city, {"city": city, "total": 0, "severities": {}, "rules": [], "top": []})
+        entry["total"] += n
+        entry["severities"][severity] = entry["severities"].get(severity, 0) + n
+        entry["rules"].append({"rule_id": rule_id, "severity": severity, "severity_zh": SEVERITY_ZH.get(severity, severity),
+                               "title": title or "", "clause": clause or "", "findings": n})
+    for row in _present(top, show_personal, pack):
+        cities[row[COLUMNS.index("city")]]["top"].append(dict(zip(COLUMNS, row)))
+    for entry in cities.values():
+        entry["severities"] = [{"severity": s, "severity_zh": SEVERITY_ZH.get(s, s), "findings": n}
+                               for s, n in sorted(entry["severities"].items(), key=lambda kv: SEVERITY_RANK.get(kv[0], 9))]
+        entry["shown"] = len(entry["top"])
+    return list(cities.values())
+
+
+def _present(rows: list[tuple], show_personal: bool, pack) -> list[list[str]]:
+    """Rows of `_FINDINGS` as text: evidence in the rule's words, personal data masked unless `show_personal`."""
     labels = rule_labels(pack)
     out = []
     for row in rows:
@@ -51,6 +171,19 @@ def findings_rows(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS, 
             rec["evidence"] = scrub(rec["evidence"])
         out.append(["" if rec[k] is None else str(rec[k]) for k in COLUMNS])
     return out
+
+
+def keep_dates(text: object) -> Markup:
+    """`text` escaped as HTML, each date, month or date-time in it inside ``<span class="nowrap">``
+    (a printed line never ends in the middle of one)."""
+    text = "" if text is None else str(text)
+    out, at = [], 0
+    for m in _DATE.finditer(text):
+        out.append(escape(text[at:m.start()]))
+        out.append(Markup('<span class="nowrap">') + escape(m.group(0)) + Markup("</span>"))
+        at = m.end()
+    out.append(escape(text[at:]))
+    return Markup("").join(out)
 
 
 def options(rows: list[list], column: str) -> list[str]:
