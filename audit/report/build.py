@@ -162,7 +162,6 @@ def _context(con, run_id: int, scope: figures.Scope, n_cases: int, meta: dict, p
         "findings": {"list": listed, "json": casetable.script_json(casetable.table_data(listed.rows)),
                      "cities": casetable.options(listed.rows, "city"),
                      "rules": casetable.options(listed.rows, "rule_id"),
-                     "digest": casetable.city_digest(con, run_id, show_personal, pack=pack),
                      "per_city": casetable.DIGEST_PER_CITY, "xlsx_hint": XLSX_HINT},
         "definitions": [{"figure": f, "name": figure_zh(f), "numerator": FIGURE_DEFINITIONS[f][0],
                          "denominator": FIGURE_DEFINITIONS[f][1], "note": FIGURE_DEFINITIONS[f][2]}

@@ -7,8 +7,9 @@ Rows go to the page as JSON in a ``<script type="application/json">`` block that
 script renders (sort, filter); every string is escaped for that block (``<``, ``>``, ``&`` as
 ``\\u003c`` …), and the script writes cells as text.
 
-In print: a digest per city (`city_digest`): how many findings each rule has there and the
+In print: a digest per city instead: how many findings each rule has there and the
 `DIGEST_PER_CITY` most serious of them, rendered by the template; the full list is the XLSX.
+Both are picked in one pass over the findings (`findings_list`).
 
 Personal data is masked unless asked otherwise.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from markupsafe import Markup, escape
 
@@ -31,30 +32,27 @@ COLUMNS = ("severity", "rule_id", "clause", "city", "hall", "case_id", "month", 
            "phone", "staff", "message", "evidence", "title")
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 _SEVERITY_ORDER = "CASE f.severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END"
-# The findings of the cases in report_scope with their case's columns, before any ORDER BY.
-_FINDINGS = """
-    SELECT f.severity, f.rule_id, f.clause, f.city, c.hall, f.case_id, c.month, c.applicant, c.id_number,
-           c.phone, c.staff, f.message, CAST(f.evidence AS VARCHAR), r.title
-    FROM findings f
-    JOIN case_kpi c ON c.city = f.city AND c.case_id = f.case_id
-    SEMI JOIN report_scope s ON s.city = f.city AND s.case_id = f.case_id
-    LEFT JOIN run_rules r ON r.run_id = f.run_id AND r.rule_id = f.rule_id
-    WHERE f.run_id = ?"""
+# The order of the findings as one sortable value (a struct compares field by field): most serious
+# first; then the most recent request month (months are YYYY-MM; none, last); then city, hall (none,
+# last), case, rule. One value lets `min_by` keep the first n of a group without sorting it whole.
+_ORDER_KEY = f"""struct_pack(s := {_SEVERITY_ORDER},
+                             m := coalesce(-TRY_CAST(replace(c.month, '-', '') AS INTEGER), 0),
+                             ci := f.city, hn := c.hall IS NULL, h := c.hall, k := f.case_id, r := f.rule_id)"""
 # A date (2026-03-09), a month (2026-03), with a time (2026-03-09 09:30): Chromium breaks a line after
 # any of their hyphens, so the digest keeps each whole (`keep_dates`).
 _DATE = re.compile(r"\d{4}-\d{2}(?:-\d{2}(?: \d{1,2}:\d{2}(?::\d{2})?)?)?")
-# Most serious first; then the most recent request month; then place, case and rule.
-_ORDER = "c.month DESC NULLS LAST, f.city, c.hall NULLS LAST, f.case_id, f.rule_id"
 
 
 @dataclass
 class FindingsList:
-    """The findings on the page: `rows` (in `COLUMNS` order) and, per severity with findings, how
-    many there are in scope (`totals`) and how many of them the page lists (`shown`)."""
+    """The findings of the report: `rows` for the page (lists in `COLUMNS` order); per severity
+    with findings, how many there are in scope (`totals`) and how many the page lists (`shown`);
+    the printed `digest`, one entry per city (see `findings_list`)."""
 
     rows: list[list[str]]
     totals: dict[str, int]
     shown: dict[str, int]
+    digest: list[dict] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -100,54 +98,70 @@ def severity_quotas(totals: dict[str, int], limit: int) -> dict[str, int]:
     return quotas
 
 
-def findings_list(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS, pack=None) -> FindingsList:
-    """The findings of the cases in ``report_scope`` for the page: at most `limit`, split between
-    the severities by `severity_quotas`, masked unless `show_personal`; evidence reads with the
-    labels of `pack` (the run's).
+def findings_list(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS,
+                  per_city: int = DIGEST_PER_CITY, pack=None) -> FindingsList:
+    """The findings of the cases in ``report_scope``, masked unless `show_personal`, evidence in
+    the labels of `pack` (the run's): at most `limit` for the page, split between the severities
+    by `severity_quotas`; and the printed digest, per city (by name): its findings per severity,
+    per rule (the most serious rule first, then the most frequent) and its `per_city` most serious.
 
-    Order: error, warning, info; within each, the most recent request month first, then city,
-    hall, case, rule (each severity keeps its first rows in that order).
+    Order everywhere: error, warning, info; within each, the most recent request month first, then
+    city, hall, case, rule. Both are picked in one pass over narrow keys (the row id and the order
+    as one value), keeping the first n of each severity and of each city; only the rows picked
+    are read whole.
     """
     totals = severity_totals(con, run_id)
     quotas = severity_quotas(totals, limit)
-    rows = con.execute(f"""
+    picked = con.execute(f"""
         WITH quota AS (SELECT unnest(?::VARCHAR[]) AS severity, unnest(?::BIGINT[]) AS n),
-        ranked AS ({_FINDINGS}
-            QUALIFY row_number() OVER (PARTITION BY f.severity ORDER BY {_ORDER})
-                    <= (SELECT q.n FROM quota q WHERE q.severity = f.severity))
-        SELECT * FROM ranked f
-        ORDER BY {_SEVERITY_ORDER}, f.month DESC NULLS LAST, f.city, f.hall NULLS LAST, f.case_id, f.rule_id""",
-                       [list(quotas), list(quotas.values()), run_id]).fetchall()
-    out = _present(rows, show_personal, pack)
+        keyed AS (
+            SELECT f.rowid AS row_id, f.severity, f.city, {_ORDER_KEY} AS key
+            FROM findings f
+            JOIN case_kpi c ON c.city = f.city AND c.case_id = f.case_id
+            SEMI JOIN report_scope s ON s.city = f.city AND s.case_id = f.case_id
+            WHERE f.run_id = ?),
+        listed AS (
+            SELECT unnest(list_slice(min_by(k.row_id, k.key, ?), 1, any_value(q.n))) AS row_id
+            FROM keyed k JOIN quota q USING (severity)         -- every severity with findings has a quota
+            GROUP BY k.severity),
+        top AS (SELECT unnest(min_by(row_id, key, ?)) AS row_id FROM keyed GROUP BY city)
+        SELECT f.rowid IN (SELECT row_id FROM listed), f.rowid IN (SELECT row_id FROM top),
+               f.severity, f.rule_id, f.clause, f.city, c.hall, f.case_id, c.month, c.applicant,
+               c.id_number, c.phone, c.staff, f.message, CAST(f.evidence AS VARCHAR), r.title
+        FROM findings f
+        JOIN case_kpi c ON c.city = f.city AND c.case_id = f.case_id
+        LEFT JOIN run_rules r ON r.run_id = f.run_id AND r.rule_id = f.rule_id
+        WHERE f.rowid IN (SELECT row_id FROM listed UNION ALL SELECT row_id FROM top)
+        ORDER BY {_ORDER_KEY}""",
+                         [list(quotas), list(quotas.values()), run_id, max([1, *quotas.values()]),
+                          max(per_city, 1)]).fetchall()
+    rows = _present([r[2:] for r in picked], show_personal, pack)
+    listed = [row for row, r in zip(rows, picked) if r[0]]
     shown = {s: 0 for s in totals}
-    for r in out:
-        shown[r[0]] = shown.get(r[0], 0) + 1
-    return FindingsList(out, totals, shown)
+    for row in listed:
+        shown[row[0]] = shown.get(row[0], 0) + 1
+    top = [row for row, r in zip(rows, picked) if r[1]]
+    return FindingsList(listed, totals, shown, _digest(con, run_id, top))
 
 
-def city_digest(con, run_id: int, show_personal: bool, per_city: int = DIGEST_PER_CITY, pack=None) -> list[dict]:
-    """The printed digest of the findings in ``report_scope``, one entry per city (by name):
-    its findings per severity, per rule (most serious rule first, then the most frequent) and its
-    `per_city` most serious findings (in the page's order), masked unless `show_personal`."""
+def _digest(con, run_id: int, top: list[list[str]]) -> list[dict]:
+    """The printed digest per city: counts per severity and rule, and the city's rows of `top`."""
     counts = con.execute(f"""
-        SELECT f.city, f.rule_id, f.severity, any_value(r.title), any_value(f.clause), count(*)
+        SELECT f.city, f.rule_id, f.severity, any_value(r.title), count(*)
         FROM findings f
         SEMI JOIN report_scope s ON s.city = f.city AND s.case_id = f.case_id
         LEFT JOIN run_rules r ON r.run_id = f.run_id AND r.rule_id = f.rule_id
         WHERE f.run_id = ?
         GROUP BY f.city, f.rule_id, f.severity
         ORDER BY f.city, min({_SEVERITY_ORDER}), count(*) DESC, f.rule_id""", [run_id]).fetchall()
-    top = con.execute(f"""{_FINDINGS}
-        QUALIFY row_number() OVER (PARTITION BY f.city ORDER BY {_SEVERITY_ORDER}, {_ORDER}) <= ?
-        ORDER BY f.city, {_SEVERITY_ORDER}, {_ORDER}""", [run_id, per_city]).fetchall()
     cities: dict[str, dict] = {}
-    for city, rule_id, severity, title, clause, n in counts:
+    for city, rule_id, severity, title, n in counts:
         entry = cities.setdefault(city, {"city": city, "total": 0, "severities": {}, "rules": [], "top": []})
         entry["total"] += n
         entry["severities"][severity] = entry["severities"].get(severity, 0) + n
-        entry["rules"].append({"rule_id": rule_id, "severity": severity, "severity_zh": SEVERITY_ZH.get(severity, severity),
-                               "title": title or "", "clause": clause or "", "findings": n})
-    for row in _present(top, show_personal, pack):
+        entry["rules"].append({"rule_id": rule_id, "severity": severity, "findings": n, "title": title or "",
+                               "severity_zh": SEVERITY_ZH.get(severity, severity)})
+    for row in top:
         cities[row[COLUMNS.index("city")]]["top"].append(dict(zip(COLUMNS, row)))
     for entry in cities.values():
         entry["severities"] = [{"severity": s, "severity_zh": SEVERITY_ZH.get(s, s), "findings": n}
@@ -157,7 +171,7 @@ def city_digest(con, run_id: int, show_personal: bool, per_city: int = DIGEST_PE
 
 
 def _present(rows: list[tuple], show_personal: bool, pack) -> list[list[str]]:
-    """Rows of `_FINDINGS` as text: evidence in the rule's words, personal data masked unless `show_personal`."""
+    """Finding rows (`COLUMNS`) as text: evidence in the rule's words, personal data masked unless `show_personal`."""
     labels = rule_labels(pack)
     out = []
     for row in rows:
