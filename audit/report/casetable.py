@@ -124,7 +124,7 @@ def findings_list(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS,
             SELECT unnest(list_slice(min_by(k.row_id, k.key, ?), 1, any_value(q.n))) AS row_id
             FROM keyed k JOIN quota q USING (severity)         -- every severity with findings has a quota
             GROUP BY k.severity),
-        top AS (SELECT unnest(min_by(row_id, key, ?)) AS row_id FROM keyed GROUP BY city)
+        top AS (SELECT unnest(list_slice(min_by(row_id, key, ?), 1, ?)) AS row_id FROM keyed GROUP BY city)
         SELECT f.rowid IN (SELECT row_id FROM listed), f.rowid IN (SELECT row_id FROM top),
                f.severity, f.rule_id, f.clause, f.city, c.hall, f.case_id, c.month, c.applicant,
                c.id_number, c.phone, c.staff, f.message, CAST(f.evidence AS VARCHAR), r.title
@@ -134,7 +134,7 @@ def findings_list(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS,
         WHERE f.rowid IN (SELECT row_id FROM listed UNION ALL SELECT row_id FROM top)
         ORDER BY {_ORDER_KEY}""",
                          [list(quotas), list(quotas.values()), run_id, max([1, *quotas.values()]),
-                          max(per_city, 1)]).fetchall()
+                          max(per_city, 1), per_city]).fetchall()
     rows = _present([r[2:] for r in picked], show_personal, pack)
     listed = [row for row, r in zip(rows, picked) if r[0]]
     shown = {s: 0 for s in totals}
