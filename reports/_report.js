@@ -19,16 +19,42 @@
   var sortKey = null;
   var sortDir = 1;
 
+  /* Text into `parent`, each date (2026-03-09, 2026-03-09 09:30) or month in a nowrap span: the
+     browser would otherwise end a line after one of its hyphens. */
+  var DATE = /\d{4}-\d{2}(?:-\d{2}(?: \d{1,2}:\d{2}(?::\d{2})?)?)?/g;
+  function addText(parent, text) {
+    var at = 0, m;
+    DATE.lastIndex = 0;
+    while ((m = DATE.exec(text)) !== null) {
+      if (m.index > at) { parent.appendChild(document.createTextNode(text.slice(at, m.index))); }
+      var span = document.createElement("span");
+      span.className = "nowrap";
+      span.textContent = m[0];
+      parent.appendChild(span);
+      at = m.index + m[0].length;
+    }
+    if (at < text.length) { parent.appendChild(document.createTextNode(text.slice(at))); }
+  }
+
   function td(tr, main, sub, cls) {
     var cell = document.createElement("td");
     if (cls) { cell.className = cls; }
-    cell.appendChild(document.createTextNode(main));
+    if (cls === "msg") {
+      addText(cell, main);
+    } else if (cls === "rule") {          // a rule id stays whole (it has hyphens too)
+      var id = document.createElement("span");
+      id.className = "nowrap";
+      id.textContent = main;
+      cell.appendChild(id);
+    } else {
+      cell.appendChild(document.createTextNode(main));
+    }
     (sub || []).forEach(function (s) {
       var text = Array.isArray(s) ? s[0] : s;
       if (!text) { return; }
       var span = document.createElement("span");
       span.className = Array.isArray(s) ? "sub " + s[1] : "sub";
-      span.textContent = text;
+      addText(span, text);
       cell.appendChild(span);
     });
     tr.appendChild(cell);
@@ -44,7 +70,7 @@
     badge.className = "sev sev-" + r[C.severity];
     badge.textContent = data.severity[r[C.severity]] || r[C.severity];
     sev.appendChild(badge);
-    td(tr, r[C.rule_id], [[r[C.title], "title"], r[C.clause]]);
+    td(tr, r[C.rule_id], [[r[C.title], "title"], r[C.clause]], "rule");
     td(tr, r[C.city], null, "nowrap");
     td(tr, r[C.hall]);
     td(tr, r[C.case_id], null, "nowrap case-id");

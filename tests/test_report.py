@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from markupsafe import Markup
 from typer.testing import CliRunner
 
 import audit.cli.report  # noqa: F401  registers `audit report` even before audit/cli/__init__ imports it
@@ -21,6 +22,9 @@ from audit.cli import app
 from audit.db import connect
 from audit.figures.metrics import FIGURES, compute_kpis, use_run_cases
 from audit.ingest import ingest
+from audit.report import casetable, write_report
+from audit.report.build import css_string
+from audit.report.casetable import severity_quotas
 from tests.conftest import write_csv
 from tests.test_check import ingest_sample
 
@@ -356,17 +360,118 @@ def test_charts_are_inline_svg_with_text_as_paths(report_db, tmp_path, caplog):
     assert "matplotlib" not in html.lower().split("<svg", 1)[1][:500]
 
 
-def test_findings_capped_with_pointer_to_xlsx(report_db, tmp_path, monkeypatch):
-    import audit.report.casetable as casetable
+def severity_totals(db: Path) -> dict[str, int]:
+    con = connect(db)
+    try:
+        return dict(con.execute("""SELECT severity, count(*) FROM findings
+                                   WHERE run_id = (SELECT max(run_id) FROM runs) GROUP BY ALL""").fetchall())
+    finally:
+        con.close()
 
-    monkeypatch.setattr(casetable, "MAX_ROWS", 40)
-    doc = parse(make_report(report_db, tmp_path / "cap.html"))
+
+def first_findings(db: Path, where: str, params: list, n: int) -> list[tuple[str, str, str]]:
+    """(severity, case, rule) of the first `n` findings matching `where`, in the page's order, by plain SQL."""
+    con = connect(db)
+    try:
+        run_id = select_run(con).run_id
+        use_run_cases(con, run_id)
+        return con.execute(f"""
+            SELECT f.severity, f.case_id, f.rule_id FROM findings f JOIN case_kpi c USING (city, case_id)
+            WHERE f.run_id = ? AND {where}
+            ORDER BY CASE f.severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
+                     c.month DESC NULLS LAST, f.city, c.hall NULLS LAST, f.case_id, f.rule_id
+            LIMIT ?""", [run_id, *params, n]).fetchall()
+    finally:
+        con.close()
+
+
+def report_with_cap(db: Path, out: Path, limit: int) -> Node:
+    con = connect(db)
+    try:
+        info = write_report(con, out, findings_limit=limit)
+    finally:
+        con.close()
+    assert info.findings_shown == min(limit, info.findings_total)
+    return parse(out.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("limit", [40, 200])
+def test_capped_list_keeps_every_severity_and_says_what_it_left_out(report_db, tmp_path, limit):
+    totals = severity_totals(report_db)
+    assert min(totals[s] for s in ("error", "warning", "info")) > 20  # many findings of each severity
+    doc = report_with_cap(report_db, tmp_path / "cap.html", limit)
     data = findings_json(doc)
-    assert len(data["rows"]) == 40
-    note = doc.by_id("findings-capped").text()
-    assert "前 40 条" in note and "audit findings --format xlsx --out 整改清单.xlsx" in note
-    severities = [r[data["columns"].index("severity")] for r in data["rows"]]
-    assert severities == sorted(severities, key=["error", "warning", "info"].index)
+    col = {c: i for i, c in enumerate(data["columns"])}
+    assert len(data["rows"]) == limit
+    severities = [r[col["severity"]] for r in data["rows"]]
+    assert severities == sorted(severities, key=["error", "warning", "info"].index)  # errors first
+    shown = {s: severities.count(s) for s in totals}
+    share = limit // 3
+    for s in totals:  # each severity its share, or all of its findings; what is left goes to errors
+        assert shown[s] >= min(share, totals[s])
+    assert shown["error"] == limit - shown["warning"] - shown["info"]
+    for s in ("warning", "info"):
+        assert shown[s] == min(share, totals[s])
+    listed = [(r[col["severity"]], r[col["case_id"]], r[col["rule_id"]]) for r in data["rows"]]
+    assert listed == [f for s in ("error", "warning", "info") for f in first_findings(report_db, "f.severity = ?", [s], shown[s])]
+    note = doc.by_id("findings-capped")
+    text = note.text()
+    assert f"本页列出 {limit} 条 (共 {sum(totals.values()):,} 条)" in text
+    assert "audit findings --format xlsx --out 整改清单.xlsx" in text
+    lines = {n.attrs["data-severity"]: re.sub(r"\s+", " ", n.text()) for n in note.find_all("span", class_="left-out")}
+    assert list(lines) == ["error", "warning", "info"]
+    for s, line in lines.items():
+        assert f"{shown[s]:,} / {totals[s]:,} 条" in line
+        assert (f"未列出 {totals[s] - shown[s]:,} 条" in line) == (shown[s] < totals[s])
+
+
+def test_severity_quotas():
+    assert severity_quotas({"error": 30_000, "warning": 4_000, "info": 900}, 3000) == \
+        {"error": 1100, "warning": 1000, "info": 900}
+    assert severity_quotas({"error": 10, "warning": 5, "info": 1}, 3000) == {"error": 10, "warning": 5, "info": 1}
+    assert severity_quotas({"error": 0, "warning": 5000, "info": 7000}, 3000) == {"warning": 1500, "info": 1500}
+    assert severity_quotas({"warning": 5000}, 3000) == {"warning": 3000}
+    assert severity_quotas({}, 3000) == {}
+
+
+def test_uncapped_list_has_no_note(report_db, tmp_path):
+    doc = report_with_cap(report_db, tmp_path / "all.html", 100_000)
+    assert len(findings_json(doc)["rows"]) == sum(severity_totals(report_db).values())
+    assert not doc.find_all(id="findings-capped")
+
+
+def test_printed_digest_per_city(report, report_db):
+    _, doc = report
+    con = connect(report_db)
+    by_city = dict(con.execute("""SELECT city, count(*) FROM findings
+                                  WHERE run_id = (SELECT max(run_id) FROM runs) GROUP BY ALL""").fetchall())
+    con.close()
+    digest = doc.by_id("findings-digest")
+    assert "print-only" in digest.attrs["class"] and "screen-only" in doc.by_id("findings-list").attrs["class"]
+    assert "audit findings --format xlsx --out 整改清单.xlsx" in digest.text()
+    blocks = {b.attrs["data-city"]: b for b in digest.find_all("div", class_="digest-city")}
+    assert list(blocks) == sorted(by_city)
+    for city, block in blocks.items():
+        assert f"{city}：{by_city[city]:,} 条" in block.find_all("h3")[0].text()
+        counts = [int(r[3].replace(",", "")) for r in block.find_all("table", class_="data compact digest-rules")[0].rows()]
+        assert sum(counts) == by_city[city]
+        table = block.find_all("table", class_="data compact digest-top")[0]
+        rows = [tr for tr in table.find_all("tr") if "data-case" in tr.attrs]
+        assert len(rows) == min(casetable.DIGEST_PER_CITY, by_city[city])
+        top = [(tr.attrs["data-severity"], tr.attrs["data-case"], tr.find_all("code")[0].text()) for tr in rows]
+        assert top == first_findings(report_db, "f.city = ?", [city], casetable.DIGEST_PER_CITY)
+        assert "服务对象" not in table.text()  # no personal data column in print
+    # a date in a message stays whole on its line
+    spans = [n.text() for n in digest.find_all("span", class_="nowrap")]
+    assert spans and all(re.fullmatch(r"\d{4}-\d{2}(-\d{2}( \d{1,2}:\d{2}(:\d{2})?)?)?", t) for t in spans)
+
+
+def test_page_footer_title_is_a_safe_css_string(report):
+    html, doc = report
+    title = doc.find_all("title")[0].text()
+    assert f"@page {{ @bottom-left {{ content: {css_string(title)}; }} }}" in html
+    assert css_string('延安"</style><script>\\') == '"延安\\22 \\3c /style\\3e \\3c script\\3e \\5c "'
+    assert css_string(Markup("&lt;b&gt;")) == '"\\3c b\\3e "'
 
 
 @pytest.mark.parametrize("args, message", [

@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 
 from audit.report import casetable
-from tests.test_report import build_report_db, make_report
+from tests.pdfpages import fill_colours, page_texts
+from tests.test_report import build_report_db, invoke, make_report
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -163,16 +164,39 @@ class Browser:
         os.close(self._cmd_w)
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def require_browser() -> str:
+    """The browser's path; the test is skipped without one, except in CI (``CI`` set), where it fails."""
     exe = browser_path()
     if exe is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is required in CI: apt-get install -y chromium")
         pytest.skip("chromium not installed (apt-get install -y chromium); runs in CI")
-    b = Browser(exe, tmp_path_factory.mktemp("chromium-profile"))
+    return exe
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    b = Browser(require_browser(), tmp_path_factory.mktemp("chromium-profile"))
     yield b
     b.close()
+
+
+def open_report(browser: Browser, path: Path, width: int = 1280) -> None:
+    """Load a report from its file:// URL in `browser`, fonts included, at `width` CSS px."""
+    browser.page("Emulation.setDeviceMetricsOverride", width=width, height=1600, deviceScaleFactor=1, mobile=False)
+    browser.events.clear()
+    browser.page("Page.navigate", url=path.as_uri())
+    browser.wait_event("Page.loadEventFired")
+    browser.js("document.fonts.ready.then(() => true)")
+
+
+def print_pdf(browser: Browser) -> bytes:
+    """The page printed as the browser's own "Save as PDF" does: the page's @page size and margins,
+    no background graphics, the browser's own header and footer off."""
+    data = browser.page("Page.printToPDF", preferCSSPageSize=True, printBackground=False, displayHeaderFooter=False)
+    pdf = base64.b64decode(data["data"])
+    assert pdf.startswith(b"%PDF")
+    return pdf
 
 
 @pytest.fixture(scope="module")
@@ -185,11 +209,7 @@ def loaded(browser, tmp_path_factory):
         make_report(build_report_db(tmp / "audit.duckdb"), out)
     for domain in ("Network", "Runtime", "Log", "Page"):
         browser.page(f"{domain}.enable")
-    browser.page("Emulation.setDeviceMetricsOverride", width=1280, height=1600, deviceScaleFactor=1, mobile=False)
-    browser.events.clear()
-    browser.page("Page.navigate", url=out.as_uri())
-    browser.wait_event("Page.loadEventFired")
-    browser.js("document.fonts.ready.then(() => true)")
+    open_report(browser, out)
     return browser, out
 
 
@@ -263,9 +283,114 @@ def test_screenshot_and_print(loaded):
     browser.js("window.scrollTo(0, 0)")
     browser.screenshot(ARTIFACTS / "report.png", x=0, y=0, width=1280, height=2400)
     assert (ARTIFACTS / "report.png").stat().st_size > 50_000
-    pdf = base64.b64decode(browser.page("Page.printToPDF", preferCSSPageSize=True, printBackground=False)["data"])
-    assert pdf.startswith(b"%PDF")
+    pdf = print_pdf(browser)
     (ARTIFACTS / "report.pdf").write_bytes(pdf)
     boxes = re.findall(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", pdf)
-    assert len(boxes) >= 8  # every section starts a page
+    assert len(boxes) == len(page_texts(pdf)) > 1
     assert all(abs(float(w) - 595.3) < 1.5 and abs(float(h) - 841.9) < 1.5 for w, h in boxes)  # A4 portrait
+
+
+# --- the demo report printed and on a narrow screen ---------------------------------------
+A4_CONTENT_PX = round((210 - 22) / 25.4 * 96)  # A4 less the @page side margins (11 mm each), in CSS px
+NARROW = 420
+
+# Dates, months, date-times and case ids (two letters and ten or more digits) whose text runs over
+# more than one line box, in the elements the page shows.
+BROKEN_STRINGS = r"""(() => {
+  const re = /\d{4}-\d{2}(?:-\d{2}(?: \d{1,2}:\d{2})?)?|[A-Z]{2}\d{10,}/g, out = [];
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    if (!n.parentElement.getClientRects().length) { continue; }
+    for (const m of n.data.matchAll(re)) {
+      const r = document.createRange();
+      r.setStart(n, m.index);
+      r.setEnd(n, m.index + m[0].length);
+      const tops = new Set([...r.getClientRects()].filter(b => b.width > 0).map(b => Math.round(b.top)));
+      if (tops.size > 1) { out.push(m[0] + " in: " + n.data.slice(0, 80)); }
+    }
+  }
+  return out;
+})()"""
+
+# Table cells whose content is wider than the cell (a header running into the next column).
+OVERFLOWING_CELLS = r"""[...document.querySelectorAll("table th, table td")]
+  .filter(c => c.getClientRects().length && c.scrollWidth > c.clientWidth + 1)
+  .map(c => c.closest("table").id + ": " + c.textContent.trim().slice(0, 40))"""
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo's report (`audit demo`: 900 cases of three cities) in a browser of its own."""
+    exe = require_browser()
+    out = tmp_path_factory.mktemp("demo")
+    code, output = invoke("demo", "--out", out)
+    assert code == 0, output
+    b = Browser(exe, tmp_path_factory.mktemp("chromium-demo"))
+    b.page("Page.enable")
+    open_report(b, out / "report.html")
+    yield b
+    b.close()
+
+
+def test_demo_prints_on_few_numbered_pages(demo):
+    """The printed demo: at most 20 A4 pages, each with "第 n 页 / 共 N 页" and the report's title
+    in its footer (the @page margin boxes, read back from the PDF's text), the digest per city in
+    place of the interactive list, severity badges in their colours without background graphics."""
+    pdf = print_pdf(demo)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "demo_report.pdf").write_bytes(pdf)
+    pages = [re.sub(r"\s", "", text) for text in page_texts(pdf)]
+    assert len(pages) == len(re.findall(rb"/Type\s*/Page\b", pdf))
+    assert len(pages) <= 20, f"{len(pages)} pages"
+    title = re.sub(r"\s", "", demo.js("document.title"))
+    assert title.startswith("帮办代办服务审计报告")
+    for n, text in enumerate(pages, 1):
+        assert f"第{n}页/共{len(pages)}页" in text, f"page {n} has no page number"
+        assert title in text, f"page {n} has no title"
+    printed = "".join(pages)
+    for city in ("宝鸡", "延安", "榆林"):
+        assert f"{city}：" in printed and "最严重的10条" in printed
+    assert "显示542/542条" not in printed and "auditfindings--formatxlsx" in printed
+    badges = demo.js("""['warning', 'info'].map(s => getComputedStyle(document.querySelector('.sev-' + s))
+                        .backgroundColor.match(/\\d+/g).map(Number))""")
+    assert {tuple(c) for c in badges} <= fill_colours(pdf)
+
+
+def test_demo_print_layout_keeps_strings_whole(demo):
+    """In print (emulated at the A4 text width): no date, month or case id split over two lines,
+    no cell (header or body) whose content runs past its edge."""
+    open_report(demo, Path(demo.js("decodeURI(location.pathname)")), width=A4_CONTENT_PX)
+    demo.page("Emulation.setEmulatedMedia", media="print")
+    try:
+        assert demo.js("getComputedStyle(document.getElementById('findings-digest')).display") == "block"
+        assert not demo.js(BROKEN_STRINGS)
+        assert not demo.js(OVERFLOWING_CELLS)
+    finally:
+        demo.page("Emulation.setEmulatedMedia", media="")
+
+
+def test_demo_at_420px(demo):
+    """At 420 px the page never scrolls sideways: a wider table scrolls in its own box; chart text
+    is drawn at 9 px or more (matplotlib draws text as paths scaled by font size / 100, so a glyph
+    group's size on screen is 100 × its screen transform's scale)."""
+    open_report(demo, Path(demo.js("decodeURI(location.pathname)")), width=NARROW)
+    try:
+        assert demo.js("document.documentElement.scrollWidth") <= NARROW
+        tables = demo.js("""[...document.querySelectorAll('table')].filter(t => t.getClientRects().length).map(t => ({
+            id: t.id, right: t.getBoundingClientRect().right, wide: t.scrollWidth > t.clientWidth,
+            scrolls: ['auto', 'scroll'].includes(getComputedStyle(t).overflowX)
+                     || ['auto', 'scroll'].includes(getComputedStyle(t.parentElement).overflowX)}))""")
+        assert tables and all(t["right"] <= NARROW for t in tables), tables
+        assert all(t["scrolls"] for t in tables if t["wide"]), tables
+        assert any(t["wide"] for t in tables)  # the case is exercised: some table is wider than the screen
+        figures = demo.js("[...document.querySelectorAll('figure')].map(f => f.getBoundingClientRect().right)")
+        assert figures and max(figures) <= NARROW
+        sizes = demo.js("""[...document.querySelectorAll('svg.chart-svg g[transform*="scale("]')]
+            .map(g => Math.abs(g.getScreenCTM().d) * 100)""")
+        assert sizes and min(sizes) >= 9, f"chart text {min(sizes):.1f} px"
+        assert not demo.js(BROKEN_STRINGS)
+        ARTIFACTS.mkdir(exist_ok=True)
+        demo.js("document.getElementById('cities').scrollIntoView()")
+        demo.screenshot(ARTIFACTS / "demo_420.png")
+    finally:
+        open_report(demo, Path(demo.js("decodeURI(location.pathname)")))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 from audit.figures.metrics import FIGURES
 from audit.report import casetable, charts, comparison, compliance, conclusions, figures, halls, provenance
@@ -24,6 +25,7 @@ from audit.resources import templates_dir
 
 FONT_PLACEHOLDER = "/*@@report-font-face@@*/"
 XLSX_HINT = "audit findings --format xlsx --out 整改清单.xlsx"
+_CSS_UNSAFE = frozenset('"\\<>&\'')
 
 
 @dataclass
@@ -43,17 +45,33 @@ class ReportInfo:
 
 
 def environment(template_dir: Path | None = None) -> jinja2.Environment:
-    """The jinja2 environment: package templates, overridable by `template_dir`; autoescape on."""
+    """The jinja2 environment: package templates, overridable by `template_dir`; autoescape on;
+    the filters ``css_string`` and ``keep_dates``."""
     loaders = [jinja2.FileSystemLoader(str(template_dir))] if template_dir else []
     loaders.append(jinja2.FileSystemLoader(str(templates_dir())))
-    return jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["css_string"] = css_string
+    env.filters["keep_dates"] = casetable.keep_dates
+    return env
+
+
+def css_string(value) -> Markup:
+    """`value` as a quoted CSS string for a ``<style>`` element (the page footer's title).
+
+    Autoescape does not apply there (a style element is raw text), so quotes, backslashes,
+    ``<``, ``>``, ``&`` and control characters become CSS escapes (``\\3c `` …): text from a case log
+    can neither end the string nor the style element. Markup (an HTML-escaped block) is unescaped first.
+    """
+    text = value.unescape() if isinstance(value, Markup) else str(value)
+    return Markup('"' + "".join(f"\\{ord(ch):x} " if ch in _CSS_UNSAFE or ord(ch) < 0x20 or ord(ch) == 0x7F else ch
+                                for ch in text) + '"')
 
 
 def write_report(con, out: Path, cities: list[str] | None = None, month: str | None = None,
                  as_of: dt.date | None = None, show_personal: bool = False,
                  template_dir: Path | None = None, run_id: int | None = None,
-                 all_staff: bool = False) -> ReportInfo:
+                 all_staff: bool = False, findings_limit: int | None = None) -> ReportInfo:
     """Write the HTML report of a stored run (`run_id`, or the latest at `as_of`) for the chosen
     cities and month.
 
@@ -63,8 +81,11 @@ def write_report(con, out: Path, cities: list[str] | None = None, month: str | N
     `all_staff`.
     Everything comes from what `audit check` stored with the run (`audit.check.runstore`): the pack,
     settings and calendars as they were, the cases' figures and the findings.
+    The page lists at most `findings_limit` findings (default `casetable.MAX_ROWS`), each severity
+    with findings among them; the printed page has a digest per city instead of the list.
     """
-    html, info = render_report(con, cities, month, as_of, show_personal, template_dir, run_id, all_staff)
+    html, info = render_report(con, cities, month, as_of, show_personal, template_dir, run_id, all_staff,
+                               findings_limit)
     data = html.encode("utf-8")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -76,15 +97,17 @@ def write_report(con, out: Path, cities: list[str] | None = None, month: str | N
 def render_report(con, cities: list[str] | None = None, month: str | None = None,
                   as_of: dt.date | None = None, show_personal: bool = False,
                   template_dir: Path | None = None, run_id: int | None = None,
-                  all_staff: bool = False) -> tuple[str, ReportInfo]:
+                  all_staff: bool = False, findings_limit: int | None = None) -> tuple[str, ReportInfo]:
     """The report's HTML text and what it holds (see `write_report`)."""
     rs = open_scope(con, cities, month, as_of, run_id)
     notices = month_notice(rs.scope.month, rs.as_of, rs.run_id)
-    context = _context(con, rs, show_personal, all_staff)
+    limit = casetable.MAX_ROWS if findings_limit is None else findings_limit
+    context = _context(con, rs, show_personal, all_staff, limit)
     context["notices"] = notices
     html = environment(template_dir).get_template("report.html").render(**context)
     html = html.replace(FONT_PLACEHOLDER, font_face_css(html), 1)
-    info = ReportInfo(Path(), 0, rs.cases, len(context["findings"]["rows"]), rs.findings,
+    listed = context["findings"]["list"]
+    info = ReportInfo(Path(), 0, rs.cases, len(listed.rows), listed.total,
                       rs.run_id, rs.as_of, rs.scope.cities, rs.scope.month, notices)
     return html, info
 
@@ -102,14 +125,14 @@ def month_notice(month: str | None, as_of: dt.date, run_id: int) -> list[str]:
             f"按月末判定请运行 audit check --as-of {end}"]
 
 
-def _context(con, rs: ReportScope, show_personal: bool, all_staff: bool) -> dict:
+def _context(con, rs: ReportScope, show_personal: bool, all_staff: bool, findings_limit: int) -> dict:
     run_id, scope, settings, min_cases = rs.run_id, rs.scope, rs.settings, rs.min_cases
     colors = charts.city_colors(scope.all_cities)
     city_df = comparison.city_frame(con, run_id, scope, min_cases)
     monthly = figures.monthly_by_city(con, run_id, scope)
     rules = compliance.rule_table(con, rs.rules, rs.cases)
-    rows = casetable.findings_rows(con, run_id, show_personal, limit=casetable.MAX_ROWS, pack=rs.pack)
-    _titles_in_force(rows, rs.rules, settings)
+    listed = casetable.findings_list(con, run_id, show_personal, limit=findings_limit, pack=rs.pack)
+    _titles_in_force(listed.rows, rs.rules, settings)
     return {
         "font_face": FONT_PLACEHOLDER, "page_family": PAGE_FAMILY,
         "scope": {"cities": scope.cities, "all": scope.cities == scope.all_cities, "month": scope.month,
@@ -130,10 +153,10 @@ def _context(con, rs: ReportScope, show_personal: bool, all_staff: bool) -> dict
         "rules": rules,
         "units": halls.unit_tables(con, run_id, scope.where, rs.rules, settings, min_cases, all_staff),
         "breakdowns": figures.breakdowns(con, run_id, scope),
-        "findings": {"rows": rows, "total": rs.findings, "capped": rs.findings > len(rows),
-                     "limit": casetable.MAX_ROWS, "json": casetable.script_json(casetable.table_data(rows)),
-                     "cities": casetable.options(rows, "city"), "rules": casetable.options(rows, "rule_id"),
-                     "xlsx_hint": XLSX_HINT},
+        "findings": {"list": listed, "json": casetable.script_json(casetable.table_data(listed.rows)),
+                     "cities": casetable.options(listed.rows, "city"),
+                     "rules": casetable.options(listed.rows, "rule_id"),
+                     "per_city": casetable.DIGEST_PER_CITY, "xlsx_hint": XLSX_HINT},
         "definitions": [{"figure": f, "name": figure_zh(f),
                          "numerator": fill_settings(FIGURE_DEFINITIONS[f][0], settings, **rs.in_force),
                          "denominator": FIGURE_DEFINITIONS[f][1], "note": FIGURE_DEFINITIONS[f][2]}

@@ -1,43 +1,177 @@
-"""The non-compliant cases table: findings in scope, most serious first, capped for the page.
+"""The non-compliant cases of the report: the page's findings list and its printed digest.
 
+On screen: every finding in scope, most serious first, up to `MAX_ROWS`. When there are more,
+each severity that has findings keeps its share of the rows (`severity_quotas`), so that the
+warning and info filters still find something, and the page says how many of each it left out.
 Rows go to the page as JSON in a ``<script type="application/json">`` block that the page's
-script renders (sort, filter). Personal data is masked unless asked otherwise; every string is
-escaped for that block (``<``, ``>``, ``&`` as ``\\u003c`` …), and the script writes cells as text.
+script renders (sort, filter); every string is escaped for that block (``<``, ``>``, ``&`` as
+``\\u003c`` …), and the script writes cells as text.
+
+In print: a digest per city instead: how many findings each rule has there and the
+`DIGEST_PER_CITY` most serious of them, rendered by the template; the full list is the XLSX.
+Both are picked in one pass over the findings (`findings_list`).
+
+Personal data is masked unless asked otherwise.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass, field
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from audit.outputs.findings import evidence_text, rule_labels
 from audit.outputs.mask import mask_id, mask_name, mask_phone, scrub
-from audit.report.text import SEVERITY_ZH
+from audit.report.text import SEVERITY_RANK, SEVERITY_ZH
 
-MAX_ROWS = 3000
+MAX_ROWS = 3000         # findings on the page
+DIGEST_PER_CITY = 10    # findings per city in the printed digest
 COLUMNS = ("severity", "rule_id", "clause", "city", "hall", "case_id", "month", "applicant", "id_number",
            "phone", "staff", "message", "evidence", "title")
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_SEVERITY_ORDER = "CASE f.severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END"
+# The order of the findings as one sortable value (a struct compares field by field): most serious
+# first; then the most recent request month (months are YYYY-MM; none, last); then city, hall (none,
+# last), case, rule. One value lets `min_by` keep the first n of a group without sorting it whole.
+_ORDER_KEY = f"""struct_pack(s := {_SEVERITY_ORDER},
+                             m := coalesce(-TRY_CAST(replace(c.month, '-', '') AS INTEGER), 0),
+                             ci := f.city, hn := c.hall IS NULL, h := c.hall, k := f.case_id, r := f.rule_id)"""
+# A date (2026-03-09), a month (2026-03), with a time (2026-03-09 09:30): Chromium breaks a line after
+# any of their hyphens, so the digest keeps each whole (`keep_dates`).
+_DATE = re.compile(r"\d{4}-\d{2}(?:-\d{2}(?: \d{1,2}:\d{2}(?::\d{2})?)?)?")
 
 
-def findings_rows(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS, pack=None) -> list[list]:
-    """The first `limit` findings of the cases in ``report_scope``, masked unless `show_personal`;
-    evidence reads with the labels of `pack` (the run's).
+@dataclass
+class FindingsList:
+    """The findings of the report: `rows` for the page (lists in `COLUMNS` order); per severity
+    with findings, how many there are in scope (`totals`) and how many the page lists (`shown`);
+    the printed `digest`, one entry per city (see `findings_list`)."""
 
-    Order: error, warning, info; then the most recent request month first; then city, hall, case, rule.
+    rows: list[list[str]]
+    totals: dict[str, int]
+    shown: dict[str, int]
+    digest: list[dict] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.totals.values())
+
+    @property
+    def capped(self) -> bool:
+        return len(self.rows) < self.total
+
+    def left_out(self) -> list[dict]:
+        """Per severity, most serious first: listed and total findings (what the page says it left out)."""
+        return [{"severity": s, "severity_zh": SEVERITY_ZH.get(s, s), "shown": self.shown.get(s, 0), "total": n}
+                for s, n in self.totals.items()]
+
+
+def severity_totals(con, run_id: int) -> dict[str, int]:
+    """Findings of the cases in ``report_scope`` per severity, most serious first (only those with findings)."""
+    rows = con.execute(f"""
+        SELECT f.severity, count(*) FROM findings f
+        SEMI JOIN report_scope s ON s.city = f.city AND s.case_id = f.case_id
+        WHERE f.run_id = ? GROUP BY f.severity ORDER BY min({_SEVERITY_ORDER}), f.severity""", [run_id]).fetchall()
+    return {severity: int(n) for severity, n in rows}
+
+
+def severity_quotas(totals: dict[str, int], limit: int) -> dict[str, int]:
+    """How many findings of each severity a list of at most `limit` rows holds.
+
+    All of them when they fit. Otherwise every severity with findings gets an equal share of
+    `limit` (all of its findings when it has fewer), and the rows left over go to the more
+    serious first: 30,000 errors, 4,000 warnings and 900 infos in 3,000 rows are 1,100 + 1,000 + 900.
+    `totals` is ordered most serious first (as `severity_totals` gives it).
     """
-    rows = con.execute("""
-        SELECT f.severity, f.rule_id, f.clause, f.city, c.hall, f.case_id, c.month, c.applicant, c.id_number,
-               c.phone, c.staff, f.message, CAST(f.evidence AS VARCHAR), r.title
+    present = [s for s, n in totals.items() if n > 0]
+    if sum(totals[s] for s in present) <= limit:
+        return {s: totals[s] for s in present}
+    share = limit // len(present)
+    quotas = {s: min(totals[s], share) for s in present}
+    left = limit - sum(quotas.values())
+    for s in present:
+        extra = min(left, totals[s] - quotas[s])
+        quotas[s] += extra
+        left -= extra
+    return quotas
+
+
+def findings_list(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS,
+                  per_city: int = DIGEST_PER_CITY, pack=None) -> FindingsList:
+    """The findings of the cases in ``report_scope``, masked unless `show_personal`, evidence in
+    the labels of `pack` (the run's): at most `limit` for the page, split between the severities
+    by `severity_quotas`; and the printed digest, per city (by name): its findings per severity,
+    per rule (the most serious rule first, then the most frequent) and its `per_city` most serious.
+
+    Order everywhere: error, warning, info; within each, the most recent request month first, then
+    city, hall, case, rule. Both are picked in one pass over narrow keys (the row id and the order
+    as one value), keeping the first n of each severity and of each city; only the rows picked
+    are read whole.
+    """
+    totals = severity_totals(con, run_id)
+    quotas = severity_quotas(totals, limit)
+    picked = con.execute(f"""
+        WITH quota AS (SELECT unnest(?::VARCHAR[]) AS severity, unnest(?::BIGINT[]) AS n),
+        keyed AS (
+            SELECT f.rowid AS row_id, f.severity, f.city, {_ORDER_KEY} AS key
+            FROM findings f
+            JOIN case_kpi c ON c.city = f.city AND c.case_id = f.case_id
+            SEMI JOIN report_scope s ON s.city = f.city AND s.case_id = f.case_id
+            WHERE f.run_id = ?),
+        listed AS (
+            SELECT unnest(list_slice(min_by(k.row_id, k.key, ?), 1, any_value(q.n))) AS row_id
+            FROM keyed k JOIN quota q USING (severity)         -- every severity with findings has a quota
+            GROUP BY k.severity),
+        top AS (SELECT unnest(list_slice(min_by(row_id, key, ?), 1, ?)) AS row_id FROM keyed GROUP BY city)
+        SELECT f.rowid IN (SELECT row_id FROM listed), f.rowid IN (SELECT row_id FROM top),
+               f.severity, f.rule_id, f.clause, f.city, c.hall, f.case_id, c.month, c.applicant,
+               c.id_number, c.phone, c.staff, f.message, CAST(f.evidence AS VARCHAR), r.title
         FROM findings f
         JOIN case_kpi c ON c.city = f.city AND c.case_id = f.case_id
+        LEFT JOIN run_rules r ON r.run_id = f.run_id AND r.rule_id = f.rule_id
+        WHERE f.rowid IN (SELECT row_id FROM listed UNION ALL SELECT row_id FROM top)
+        ORDER BY {_ORDER_KEY}""",
+                         [list(quotas), list(quotas.values()), run_id, max([1, *quotas.values()]),
+                          max(per_city, 1), per_city]).fetchall()
+    rows = _present([r[2:] for r in picked], show_personal, pack)
+    listed = [row for row, r in zip(rows, picked) if r[0]]
+    shown = {s: 0 for s in totals}
+    for row in listed:
+        shown[row[0]] = shown.get(row[0], 0) + 1
+    top = [row for row, r in zip(rows, picked) if r[1]]
+    return FindingsList(listed, totals, shown, _digest(con, run_id, top))
+
+
+def _digest(con, run_id: int, top: list[list[str]]) -> list[dict]:
+    """The printed digest per city: counts per severity and rule, and the city's rows of `top`."""
+    counts = con.execute(f"""
+        SELECT f.city, f.rule_id, f.severity, any_value(r.title), count(*)
+        FROM findings f
         SEMI JOIN report_scope s ON s.city = f.city AND s.case_id = f.case_id
         LEFT JOIN run_rules r ON r.run_id = f.run_id AND r.rule_id = f.rule_id
         WHERE f.run_id = ?
-        ORDER BY CASE f.severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
-                 c.month DESC NULLS LAST, f.city, c.hall NULLS LAST, f.case_id, f.rule_id
-        LIMIT ?""", [run_id, limit]).fetchall()
+        GROUP BY f.city, f.rule_id, f.severity
+        ORDER BY f.city, min({_SEVERITY_ORDER}), count(*) DESC, f.rule_id""", [run_id]).fetchall()
+    cities: dict[str, dict] = {}
+    for city, rule_id, severity, title, n in counts:
+        entry = cities.setdefault(city, {"city": city, "total": 0, "severities": {}, "rules": [], "top": []})
+        entry["total"] += n
+        entry["severities"][severity] = entry["severities"].get(severity, 0) + n
+        entry["rules"].append({"rule_id": rule_id, "severity": severity, "findings": n, "title": title or "",
+                               "severity_zh": SEVERITY_ZH.get(severity, severity)})
+    for row in top:
+        cities[row[COLUMNS.index("city")]]["top"].append(dict(zip(COLUMNS, row)))
+    for entry in cities.values():
+        entry["severities"] = [{"severity": s, "severity_zh": SEVERITY_ZH.get(s, s), "findings": n}
+                               for s, n in sorted(entry["severities"].items(), key=lambda kv: SEVERITY_RANK.get(kv[0], 9))]
+        entry["shown"] = len(entry["top"])
+    return list(cities.values())
+
+
+def _present(rows: list[tuple], show_personal: bool, pack) -> list[list[str]]:
+    """Finding rows (`COLUMNS`) as text: evidence in the rule's words, personal data masked unless `show_personal`."""
     labels = rule_labels(pack)
     out = []
     for row in rows:
@@ -51,6 +185,19 @@ def findings_rows(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS, 
             rec["evidence"] = scrub(rec["evidence"])
         out.append(["" if rec[k] is None else str(rec[k]) for k in COLUMNS])
     return out
+
+
+def keep_dates(text: object) -> Markup:
+    """`text` escaped as HTML, each date, month or date-time in it inside ``<span class="nowrap">``
+    (a printed line never ends in the middle of one)."""
+    text = "" if text is None else str(text)
+    out, at = [], 0
+    for m in _DATE.finditer(text):
+        out.append(escape(text[at:m.start()]))
+        out.append(Markup('<span class="nowrap">') + escape(m.group(0)) + Markup("</span>"))
+        at = m.end()
+    out.append(escape(text[at:]))
+    return Markup("").join(out)
 
 
 def options(rows: list[list], column: str) -> list[str]:
