@@ -62,8 +62,9 @@ def _cap(rows: list[dict], by: str) -> tuple[list[dict], str]:
 
 def _unit_rows(con, run_id: int, where: tuple[str, list], keys: list[str], rules: dict[str, dict],
                min_cases: int, fold: bool = False) -> list[dict]:
-    df = compute_kpis(con, keys, run_id, where[0], where[1], with_counts=True, source=kpi_cells(run_id))
-    counts = _rule_counts(con, keys, rules)
+    df = _text_keys(compute_kpis(con, keys, run_id, where[0], where[1], with_counts=True, source=kpi_cells(run_id)),
+                    keys)
+    counts = {name: _text_keys(frame, keys) for name, frame in _rule_counts(con, keys, rules).items()}
     df = df.merge(counts["errors"], on=keys, how="left") if len(df) else df.assign(errors=0)
     df["errors"] = df["errors"].fillna(0).astype(int)
     df["kind"] = [RELIABLE if n >= min_cases else SMALL for n in df["cases"]]
@@ -79,6 +80,13 @@ def _unit_rows(con, run_id: int, where: tuple[str, list], keys: list[str], rules
     df = df.sort_values(["kind", "_sort_rate", "errors", "cases"], ascending=[True, True, False, False],
                         kind="stable")
     return [_row(rec, keys, rules) for rec in df.to_dict("records")]
+
+
+def _text_keys(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The key columns as Python objects: a key that is empty in every row (no hall column in the
+    export) comes back from DuckDB as float NaN in one frame and object in another, and pandas
+    refuses to merge the two."""
+    return df.astype({k: object for k in keys if k in df.columns})
 
 
 def _rule_counts(con, keys: list[str], rules: dict[str, dict]) -> dict[str, pd.DataFrame]:
