@@ -25,6 +25,7 @@ from pathlib import Path
 from audit.check.runstore import require_cases, select_run, stored_pack
 from audit.db import ensure_schema
 from audit.errors import UsageError
+from audit.figures import fair
 from audit.figures.metrics import compute_kpis, kpi_cells, use_run_cases
 from audit.known import listing
 from audit.outputs import bulletin_text as words
@@ -148,6 +149,8 @@ def build_bulletin(con, month: str, cities: list[str] | None = None, issuer: str
     now = _figures(con, run.run_id, scope, month)
     before = _figures(con, run.run_id, scope, previous_month(month))
     problems, typical = _problems(con, run.run_id, scope, pack)
+    least = fair.min_cases(pack.settings if pack else {})
+    halls, red, black = _hall_lists(con, run.run_id, scope, period, least)
     return Bulletin(
         title=f"关于{period}{area}帮办代办服务情况的通报",
         number=number,
@@ -156,13 +159,13 @@ def build_bulletin(con, month: str, cities: list[str] | None = None, issuer: str
                           period, area, run.as_of),
         notices=month_notice(month, run.as_of, run.run_id),
         overview=[words.overview(period, area, now, before)],
-        city_table=_city_table(con, run.run_id, scope, now, period, area),
-        halls=[],
-        red_list=None,
-        black_list=None,
+        city_table=_city_table(con, run.run_id, scope, now, period, area, least),
+        halls=halls,
+        red_list=red,
+        black_list=black,
         problems=problems,
         typical_cases=typical,
-        requirements=words.requirements(deadline, days, run.as_of, issuer, has_black_list=False),
+        requirements=words.requirements(deadline, days, run.as_of, issuer, has_black_list=black is not None),
         issuer=issuer,
         date=date or run.as_of,
         deadline=deadline,
@@ -201,15 +204,56 @@ def _figures(con, run_id: int, scope: Scope, month: str, by: list[str] | None = 
     return df.iloc[0].to_dict()
 
 
-def _city_table(con, run_id: int, scope: Scope, total: dict, period: str, area: str) -> Table:
-    """Each city's figures in the month with k/n; the total row last."""
+def _city_table(con, run_id: int, scope: Scope, total: dict, period: str, area: str, least: int) -> Table:
+    """Each city's figures in the month with k/n and ranks marked as `audit.figures.fair` says
+    (≈ indistinguishable, † fewer than `least` in the denominator), best 合规率 first; the total
+    row last."""
     df = _figures(con, run_id, scope, scope.month, ["city"])
-    rows = [[rec["city"], words.count(rec["cases"]), *(words.share(rec, f, "\n") for f in words.TABLE_FIGURES)]
+    df = fair.add_intervals(df, words.TABLE_FIGURES)
+    for fig in words.TABLE_FIGURES:
+        df = fair.rank_with_marks(df, fig, least)
+    df = df.sort_values(["compliance_rate_rank", "city"], na_position="last", kind="stable")
+    rows = [[rec["city"], words.count(rec["cases"]),
+             *(words.share(rec, f, "\n") + words.rank_line(rec, f) for f in words.TABLE_FIGURES)]
             for rec in df.to_dict("records")]
     rows.append([words.total_label(area), words.count(total["cases"]),
                  *(words.share(total, f, "\n") for f in words.TABLE_FIGURES)])
     headers = ["地市", "办件数", *(words.figure_name(f) for f in words.TABLE_FIGURES)]
-    return Table(words.city_table_caption(period), headers, rows)
+    return Table(words.city_table_caption(period), headers, rows, words.rank_notes(least, "地市"))
+
+
+def _hall_lists(con, run_id: int, scope: Scope, period: str, least: int) -> tuple[list[str], Table | None, Table | None]:
+    """The 红榜 and 黑榜: the halls with at least `least` cases in the month ranked by 合规率 (ties:
+    more cases first, then city and hall); at most `HALL_LIST_MAX` on each, and never more than half
+    of the ranked halls, so that no hall is on both; a hall on the 黑榜 has a lower 合规率 than every
+    hall on the 红榜. Returns the paragraph introducing them (naming the halls left out) and the two
+    tables (None when there is no ranking to make)."""
+    df = _figures(con, run_id, scope, scope.month, ["city", "hall"])
+    named = df["hall"].notna() & (df["hall"].astype(str).str.strip() != "")
+    eligible = df[named & (df["cases"] >= least)]
+    left_out = df[~(named & (df["cases"] >= least))].sort_values(["city", "hall"], na_position="last")
+    ranked = fair.rank_with_marks(fair.add_intervals(eligible, ["compliance_rate"]), "compliance_rate", least)
+    ranked = ranked.sort_values(["compliance_rate_rank", "cases", "city", "hall"],
+                                ascending=[True, False, True, True], kind="stable").to_dict("records")
+    each = min(HALL_LIST_MAX, len(ranked) // 2)
+    red = ranked[:each]
+    floor = min((r["compliance_rate"] for r in red), default=None)
+    black = [r for r in reversed(ranked[each:]) if floor is not None and r["compliance_rate"] < floor][:each]
+    intro = words.halls_intro(period, least, len(ranked), len(red), len(black),
+                              [(r["city"], r["hall"], r["cases"]) for r in left_out.to_dict("records")])
+    if not red or not black:
+        return [intro], None, None
+    headers = ["地市", "服务大厅", "办件数", "合规率", "名次"]
+
+    def table(caption: str, recs: list[dict]) -> Table:
+        rows = [[r["city"], r["hall"], words.count(r["cases"]), words.share(r, "compliance_rate"),
+                 words.rank_line(r, "compliance_rate").strip()] for r in recs]
+        return Table(caption, headers, rows, [])
+
+    notes = words.rank_notes(least, "服务大厅")
+    red_table, black_table = table(words.red_caption(period), red), table(words.black_caption(period), black)
+    black_table.notes = notes
+    return [intro], red_table, black_table
 
 
 # --- problems and typical cases -----------------------------------------------------------------

@@ -24,6 +24,7 @@ TABLE_FIGURES = OVERVIEW_FIGURES
 FIGURE_NAMES = {"response_rate": "响应率", "resolution_rate": "解决率", "on_time_rate": "按时办结率",
                 "satisfaction_rate": "满意率", "followup_rate": "差评回访率", "compliance_rate": "合规率"}
 _DIGITS = "零一二三四五六七八九"
+NAMED_MAX = 20          # halls named as not ranked; the rest are counted
 
 
 def figure_name(fig: str) -> str:
@@ -129,6 +130,56 @@ def city_table_caption(period: str) -> str:
     return f"表1　{period}各市帮办代办服务指标"
 
 
+def rank_line(rec: dict, fig: str) -> str:
+    """'\n第2名' with its marks (from `audit.figures.fair.rank_with_marks`): ≈ when the figure's
+    interval overlaps another ranked one's (the rank cannot be told apart), † when its denominator is
+    below min_cases; '' for an unranked (empty) figure."""
+    rank = rec.get(f"{fig}_rank")
+    if is_empty(rank):
+        return ""
+    distinct, small = rec.get(f"{fig}_distinct"), rec.get(f"{fig}_small")
+    marks = ("≈" if not is_empty(distinct) and not bool(distinct) else "") + ("†" if bool(small) else "")
+    return f"\n第{int(rank)}名{marks}"
+
+
+def rank_notes(least: int, unit: str) -> list[str]:
+    """The notes under a ranked table."""
+    return [f"注：名次按指标由高到低排列 (1 = 最好)，并列同名次，空指标不排名。“≈”表示该指标的 95% 置信区间 (Wilson) "
+            f"与其他{unit}的区间重叠，名次不能区分；“†”表示该指标的分母少于 {least} 件，名次依据的办件少。"]
+
+
+def halls_intro(period: str, least: int, ranked: int, red: int, black: int,
+                left_out: list[tuple[str, str | None, int]]) -> str:
+    """The paragraph before the 红榜 and 黑榜, naming the halls that were not ranked."""
+    if red and black:
+        text = (f"{period}受理办件不少于{least}件的服务大厅共{ranked}个，按合规率排名，"
+                f"合规率最高的{red}个列入红榜、最低的{black}个列入黑榜。")
+    elif ranked:
+        text = f"{period}受理办件不少于{least}件的服务大厅共{ranked}个，合规率无高低之分，本月不设红黑榜。"
+    else:
+        text = f"{period}没有受理办件不少于{least}件的服务大厅，本月不设红黑榜。"
+    if left_out:
+        names = "、".join(f"{_place(city, hall)}（{int(n)}件）" for city, hall, n in left_out[:NAMED_MAX])
+        more = f"等{len(left_out)}个" if len(left_out) > NAMED_MAX else ""
+        text += f"办件不足{least}件、未参加排名的服务大厅{len(left_out)}个：{names}{more}。"
+    return text
+
+
+def red_caption(period: str) -> str:
+    return f"表2　{period}服务大厅红榜 (合规率最高)"
+
+
+def black_caption(period: str) -> str:
+    return f"表3　{period}服务大厅黑榜 (合规率最低，最低者在前)"
+
+
+def _place(city: str, hall: str | None) -> str:
+    """A hall named with its city unless its name starts with it: 宝鸡甲大厅, 延安 市民中心."""
+    if not hall or (isinstance(hall, float)):
+        return f"{city}（未填写服务大厅）"
+    return hall if hall.startswith(city) else f"{city}{hall}"
+
+
 def total_label(area: str) -> str:
     """The label of the table's total row."""
     return "合计" if area == "全省" else f"合计（{area}）"
@@ -146,8 +197,7 @@ def typical_case(i: int, city: str, hall: str | None, case_id: str, service_type
     """One typical case: where, which case, what went wrong, the evidence."""
     who = [p for p in (service_type, f"服务对象{applicant}" if applicant else "",
                        f"帮办代办员{staff}" if staff else "") if p]
-    place = hall if hall and hall.startswith(city) else f"{city}{hall or ''}"
-    head = f"{chinese_number(i + 1)}是{place}办件{case_id}（{'，'.join(who)}）{_sentence(title)}"
+    head = f"{chinese_number(i + 1)}是{_place(city, hall)}办件{case_id}（{'，'.join(who)}）{_sentence(title)}"
     body = _sentence(message) if message else ""
     proof = f"证据：{evidence}。" if evidence else ""
     return head + body + proof
