@@ -203,3 +203,30 @@ def test_a_month_the_run_does_not_cover_is_said_in_the_document_and_on_stderr(bu
     paragraphs, _ = read_back(out)
     assert paragraphs[0] == "关于2026年4月延安帮办代办服务情况的通报"
     assert any("早于 2026-04 月末" in p for p in paragraphs)
+
+
+def test_the_structure_before_the_document(bulletin_db):
+    """`build_bulletin` gives the plain structure the writer lays out: blocks in order, the deadline
+    per city, the lists' rows."""
+    import datetime as dt
+
+    from audit.db import connect
+    from audit.outputs.bulletin import build_bulletin
+
+    con = connect(bulletin_db)
+    try:
+        b = build_bulletin(con, "2026-04", deadline_days=0)
+    finally:
+        con.close()
+    kinds = [kind for kind, _ in b.blocks()]
+    assert kinds[:3] == ["title", "addressee", "body"] and kinds[-1] == "date"     # no 文号, no issuer given
+    assert [c for k, c in b.blocks() if k == "h1"] == ["一、基本情况", "二、存在问题", "三、整改要求"]
+    assert kinds.count("table") == 3
+    assert b.deadline == {c: dt.date(2026, 4, 30) for c in ("宝鸡", "延安", "榆林")}   # 0 working days: the audit date
+    assert (b.cases, b.run_id, b.as_of) == (26, 1, dt.date(2026, 4, 30))
+    assert [r[1] for r in b.red_list.rows] == ["延安甲大厅", "宝鸡乙大厅"]
+    assert [c.city for c in b.typical_cases] == ["宝鸡", "延安", "榆林"]
+    assert all(c.rule_id == "REQ-INTEGRITY" for c in b.typical_cases)
+    # The rules broken in April (errors and warnings; EVAL-RATED is info): the fee, 9 cases.
+    assert len(b.problems) == 1 and b.problems[0].startswith("1．")
+    assert "共9件，其中宝鸡6件、延安2件、榆林1件" in b.problems[0] and "REQ-INTEGRITY" in b.problems[0]

@@ -186,10 +186,11 @@ def total_label(area: str) -> str:
 
 
 def problem_line(i: int, title: str, clause: str, rule_id: str, n: int, per_city: list[tuple[str, int]]) -> str:
-    """（一）办结超过时限。共3件，其中延安2件、宝鸡1件（规范第10章，规则 REQ-TIME-LIMIT）。"""
+    """1．限时办结……。共3件，其中延安2件、宝鸡1件（规范条款 10 限时办结，规则 REQ-TIME-LIMIT）。
+    Numbered 1．2．… : the third level of an official document, under the heading （一）主要问题."""
     cities = "、".join(f"{city}{k}件" for city, k in per_city)
     where = f"，其中{cities}" if len(per_city) > 1 else f"，均在{per_city[0][0]}" if per_city else ""
-    return f"（{chinese_number(i + 1)}）{_sentence(title)}共{n}件{where}（规范条款 {clause}，规则 {rule_id}）。"
+    return f"{i + 1}．{_sentence(title)}共{n}件{where}（规范条款 {clause}，规则 {rule_id}）。"
 
 
 def typical_case(i: int, city: str, hall: str | None, case_id: str, service_type: str | None,
