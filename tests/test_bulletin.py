@@ -18,22 +18,25 @@ HEADER = ["办件编号", "地市", "服务中心", "服务类型", "服务方�
 APPLICANT, ID_NUMBER, PHONE = "欧阳娜娜", "610102199001011234", "13812345678"
 
 
-def case(cid: str, city: str, hall: str, day: str, fee: bool = False, rated: bool = True) -> list[list[str]]:
+def case(cid: str, city: str, hall: str, day: str, fee: bool = False, rated: bool = True,
+         visits: int = 1) -> list[list[str]]:
     """A 帮办 case requested, handled, closed and archived on `day` (on time, responded the same day).
     `fee`: a fee is charged (REQ-INTEGRITY, an error) and the applicant rates 不满意, followed up the
-    same day (in time); otherwise rated 满意 when `rated`, unrated when not (EVAL-RATED: info only)."""
+    same day (in time); otherwise rated 满意 when `rated`, unrated when not (EVAL-RATED: info only).
+    More than `max_visits` visits break REQ-ONE-STOP, a warning: no figure changes."""
     rating = "不满意" if fee else "满意" if rated else ""
     steps = [("咨询", "09:00"), ("申请", "09:30"), ("受理", "10:00"), ("承办", "11:00"), ("办结", "14:00"),
              ("资料归档", "15:00")] + ([("回访", "17:00")] if fee else [])
-    return [[cid, city, hall, "帮办", "线下", APPLICANT, ID_NUMBER, PHONE, "3", "200" if fee else "0", "1", rating,
+    return [[cid, city, hall, "帮办", "线下", APPLICANT, ID_NUMBER, PHONE, "3", "200" if fee else "0", str(visits), rating,
              f"{day} 16:00" if rating else "", "受理单、办结单", "张三", step, f"{day} {time}", "张三"]
             for step, time in steps]
 
 
-def hall_cases(prefix: str, city: str, hall: str, day: str, good: int, paid: int, rated: bool = True) -> list:
+def hall_cases(prefix: str, city: str, hall: str, day: str, good: int, paid: int, rated: bool = True,
+               visits: int = 1) -> list:
     rows = []
     for i in range(good):
-        rows += case(f"{prefix}G{i}", city, hall, day, rated=rated)
+        rows += case(f"{prefix}G{i}", city, hall, day, rated=rated, visits=visits)
     for i in range(paid):
         rows += case(f"{prefix}F{i}", city, hall, day, fee=True)
     return rows
@@ -46,7 +49,7 @@ MARCH = (hall_cases("YA3A", "延安", "延安甲大厅", "2026-03-03", good=2, p
          + hall_cases("YL3A", "榆林", "榆林甲大厅", "2026-03-05", good=1, paid=1))
 # April 2026 (the bulletin's month): 26 cases, 17 compliant; 延安甲's cases are unrated.
 APRIL = (hall_cases("YA4A", "延安", "延安甲大厅", "2026-04-08", good=6, paid=0, rated=False)   # 6/6
-         + hall_cases("YA4B", "延安", "延安乙大厅", "2026-04-08", good=3, paid=2)             # 3/5
+         + hall_cases("YA4B", "延安", "延安乙大厅", "2026-04-08", good=3, paid=2, visits=2)   # 3/5; 3 × 2 visits
          + hall_cases("BJ4A", "宝鸡", "宝鸡甲大厅", "2026-04-09", good=1, paid=5)             # 1/6
          + hall_cases("BJ4B", "宝鸡", "宝鸡乙大厅", "2026-04-09", good=4, paid=1)             # 4/5
          + hall_cases("YL4A", "榆林", "榆林甲大厅", "2026-04-10", good=3, paid=1))            # 3/4: fewer than min_cases
@@ -60,8 +63,8 @@ def bulletin_db(tmp_path_factory):
     db = tmp / "b.duckdb"
     pack = tmp / "pack"
     pack.mkdir()
-    (pack / "pack.yaml").write_text(f"name: 测试规则包\nversion: '1'\nextends: default\nsettings:\n  min_cases: {MIN_CASES}\n",
-                                    encoding="utf-8")
+    (pack / "pack.yaml").write_text(f"name: 测试规则包\nversion: '1'\nextends: default\nsettings:\n  min_cases: {MIN_CASES}\n"
+                                    "cities:\n  榆林:\n    max_visits: 2\n", encoding="utf-8")
     path = write_csv(tmp / "cases.csv", [HEADER] + MARCH + APRIL, encoding="gbk")
     runner = CliRunner()
     result = runner.invoke(app, ["ingest", str(path), "--db", str(db)])
@@ -227,6 +230,8 @@ def test_the_structure_before_the_document(bulletin_db):
     assert [r[1] for r in b.red_list.rows] == ["延安甲大厅", "宝鸡乙大厅"]
     assert [c.city for c in b.typical_cases] == ["宝鸡", "延安", "榆林"]
     assert all(c.rule_id == "REQ-INTEGRITY" for c in b.typical_cases)
-    # The rules broken in April (errors and warnings; EVAL-RATED is info): the fee, 9 cases.
-    assert len(b.problems) == 1 and b.problems[0].startswith("1．")
+    # The rules broken in April (errors first, then warnings; EVAL-RATED is info): the fee, 9 cases;
+    # the visits, 3 cases, its title with the values in force (榆林's own).
+    assert len(b.problems) == 2 and b.problems[0].startswith("1．") and b.problems[1].startswith("2．")
     assert "共9件，其中宝鸡6件、延安2件、榆林1件" in b.problems[0] and "REQ-INTEGRITY" in b.problems[0]
+    assert "不超过 1 (榆林: 2)" in b.problems[1] and "共3件，均在延安" in b.problems[1] and "REQ-ONE-STOP" in b.problems[1]

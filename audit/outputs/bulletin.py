@@ -33,6 +33,7 @@ from audit.outputs.findings import evidence_text, rule_labels
 from audit.outputs.mask import mask_name, scrub
 from audit.report.build import month_notice
 from audit.report.figures import Scope, make_scope, previous_month, require_month_format
+from audit.report.text import rule_title
 
 DEADLINE_DAYS_DEFAULT = 10          # working days to rectify after the audit date (--deadline-days)
 HALL_LIST_MAX = 5                   # halls on each of the 红榜 and 黑榜
@@ -259,7 +260,9 @@ def _hall_lists(con, run_id: int, scope: Scope, period: str, least: int) -> tupl
 # --- problems and typical cases -----------------------------------------------------------------
 def _problems(con, run_id: int, scope: Scope, pack) -> tuple[list[str], list[TypicalCase]]:
     """The rules broken by the month's cases (DATA-* describe the data, not the service: left
-    out), most serious and most frequent first, and one typical case per city."""
+    out), most serious and most frequent first, and one typical case per city. Rule titles carry
+    the values in force (`rule_title` over the run's stored settings): for the scope's cities in
+    the list, for the case's city in a typical case."""
     where, params = scope.where
     con.execute(f"""CREATE OR REPLACE TEMP TABLE bulletin_findings AS
         SELECT f.rule_id, f.severity, f.clause, f.city, f.case_id, f.message, CAST(f.evidence AS VARCHAR) AS evidence,
@@ -277,16 +280,20 @@ def _problems(con, run_id: int, scope: Scope, pack) -> tuple[list[str], list[Typ
     for rule_id, city, n in con.execute("""SELECT rule_id, city, count(DISTINCT case_id) FROM bulletin_findings
                                            GROUP BY ALL ORDER BY rule_id, city""").fetchall():
         per_city.setdefault(rule_id, []).append((city, n))
-    titles = {rule_id: title or rule_id for rule_id, _, _, title, _ in rules}
-    problems = [words.problem_line(i, titles[rule_id], clause, rule_id, n, per_city[rule_id])
+    by_id = {r.id: r for r in pack.rules} if pack else {}
+    raw = {rule_id: by_id[rule_id].title if rule_id in by_id else title or rule_id
+           for rule_id, _, _, title, _ in rules}
+    settings = con.execute("SELECT settings FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
+    problems = [words.problem_line(i, rule_title(raw[rule_id], settings, cities=scope.cities), clause, rule_id, n,
+                                   per_city[rule_id])
                 for i, (rule_id, _, clause, _, n) in enumerate(rules)]
-    return problems, _typical_cases(con, pack, titles)
+    return problems, _typical_cases(con, pack, raw, settings)
 
 
-def _typical_cases(con, pack, titles: dict[str, str]) -> list[TypicalCase]:
+def _typical_cases(con, pack, titles: dict[str, str], settings) -> list[TypicalCase]:
     """One case per city: of its error-severity rules in the month, the one with the most cases
     (then by rule id); of that rule's cases, the first by case id. The same run always picks the
-    same cases."""
+    same cases. `titles` are the rules' titles as the pack writes them, `settings` the run's."""
     rows = con.execute(f"""
         WITH ranked AS (
             SELECT city, rule_id,
@@ -302,7 +309,7 @@ def _typical_cases(con, pack, titles: dict[str, str]) -> list[TypicalCase]:
     for i, (city, hall, case_id, rule_id, message, evidence, service_type, applicant, staff) in enumerate(rows):
         detail = scrub(evidence_text(evidence, labels.get(rule_id)))
         text = words.typical_case(i, city, hall, case_id, service_type, mask_name(applicant), staff,
-                                  titles[rule_id], scrub(message), detail)
+                                  rule_title(titles[rule_id], settings, city=city), scrub(message), detail)
         out.append(TypicalCase(city, hall or "", case_id, rule_id, text))
     return out
 
