@@ -213,8 +213,8 @@ def test_the_structure_before_the_document(bulletin_db):
     per city, the lists' rows."""
     import datetime as dt
 
+    from audit.bulletin.build import build_bulletin
     from audit.db import connect
-    from audit.outputs.bulletin import build_bulletin
 
     con = connect(bulletin_db)
     try:

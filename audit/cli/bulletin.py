@@ -36,10 +36,10 @@ def bulletin_cmd(
 
     Example: audit bulletin --month 2026-03 --out 通报.docx --issuer 省政务服务中心 --number "陕政服办〔2026〕12号"
     """
+    from audit.bulletin.build import parse_date, write_bulletin
     from audit.check.engine import parse_as_of
     from audit.db import connect
     from audit.known import require_cities
-    from audit.outputs.bulletin import parse_date, write_bulletin
     from audit.report.figures import city_names, require_month_format
 
     require_month_format(month)

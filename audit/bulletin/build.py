@@ -2,7 +2,7 @@
 
 The bulletin is assembled into a plain structure first (`Bulletin`: title, issuing line, the
 sections' paragraphs and tables), then written as an editable Word document by
-`audit.outputs.officedoc`; tests check the structure and the document read back.
+`audit.bulletin.officedoc`; tests check the structure and the document read back.
 
 Shape (domain brief, "The monthly bulletin"): title 关于YYYY年M月…帮办代办服务情况的通报, the 文号,
 the addressee and the basis; 一、基本情况 (the month's figures with their change against the month
@@ -22,13 +22,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from audit.bulletin import text as words
 from audit.check.runstore import require_cases, select_run, stored_pack
 from audit.db import ensure_schema
 from audit.errors import UsageError
 from audit.figures import fair
 from audit.figures.metrics import compute_kpis, kpi_cells, use_run_cases
 from audit.known import listing
-from audit.outputs import bulletin_text as words
 from audit.outputs.findings import evidence_text, rule_labels
 from audit.outputs.mask import mask_name, scrub
 from audit.report.build import month_notice
@@ -176,7 +176,7 @@ def build_bulletin(con, month: str, cities: list[str] | None = None, issuer: str
 
 def write_bulletin(con, out: Path, month: str, **options) -> Bulletin:
     """Build the bulletin (`build_bulletin` takes the `options`) and write it to `out` as .docx."""
-    from audit.outputs.officedoc import write_docx
+    from audit.bulletin.officedoc import write_docx
 
     bulletin = build_bulletin(con, month, **options)
     write_docx(bulletin, Path(out))

@@ -1,4 +1,4 @@
-"""The bulletin (`audit.outputs.bulletin.Bulletin`) written as an editable Word document (python-docx).
+"""The bulletin (`audit.bulletin.build.Bulletin`) written as an editable Word document (python-docx).
 
 Layout after the practice of Chinese official documents (GB/T 9704-2012 《党政机关公文格式》):
 
