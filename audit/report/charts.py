@@ -215,5 +215,5 @@ def _end_labels(ax, ends: list[tuple[int, float, str]], fig_name: str) -> None:
         y = max([v] + [p + gap for p in placed])
         placed.append(y)
         text = f"{int(v):,}" if fig_name == "cases" else f"{v * 100:.0f}%"
-        ax.annotate(text, (i, v), xytext=(i + 0.15, y), textcoords="data", fontsize=6.5, color=color,
+        ax.annotate(text, (i, v), xytext=(i + 0.15, y), textcoords="data", fontsize=7.5, color=color,
                     va="center", ha="left", annotation_clip=False)
