@@ -427,6 +427,16 @@ def transaction(con: duckdb.DuckDBPyConnection, pause_point: str | None = None) 
         raise
 
 
+def insert_rows(con, table: str, rows: list[tuple], columns: str = "", batch: int = 1000) -> None:
+    """Insert `rows` (tuples of one shape) with one statement per `batch` rows: DuckDB's executemany
+    runs one statement per row (100 rows took a third of a second)."""
+    for start in range(0, len(rows), batch):
+        part = rows[start:start + batch]
+        one = "(" + ", ".join("?" for _ in part[0]) + ")"
+        con.execute(f"INSERT INTO {table} {columns} VALUES {', '.join(one for _ in part)}",
+                    [v for row in part for v in row])
+
+
 def interrupt_all() -> None:
     """Interrupt the statement running on every open connection (it raises in its thread). Safe
     to call from any thread."""

@@ -38,7 +38,7 @@ from audit.check.runstore import (
 from audit.check.waiverfile import WaiverFile
 from audit.check.waivers import WaiverStatus, store_findings, waived_by_rule
 from audit.check.workdays import RunCalendars, build_calendars
-from audit.db import RUN_TABLES, ensure_schema, transaction
+from audit.db import RUN_TABLES, ensure_schema, insert_rows, transaction
 from audit.errors import CalendarError, PackError, UsageError
 from audit.figures.metrics import derive_case_kpi, store_kpi_cells
 from audit.rules.contract import RULE_OUTPUT
@@ -277,9 +277,9 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
         waived = waived_by_rule(con, run_id) if result.waivers else {}
         for r in result.results:
             r.waived = waived.get(r.rule.id, 0)
-        con.executemany("INSERT INTO run_rules (run_id, rule_id, severity, clause, title, findings, waived) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)", [[run_id, r.rule.id, r.rule.severity, r.rule.clause,
-                                                          r.rule.title, r.findings, r.waived] for r in result.results])
+        insert_rows(con, "run_rules", [(run_id, r.rule.id, r.rule.severity, r.rule.clause, r.rule.title, r.findings,
+                                        r.waived) for r in result.results],
+                    "(run_id, rule_id, severity, clause, title, findings, waived)")
         # The run's cases and figures, kept with it (see audit.check.runstore): later commands read them.
         derive_case_kpi(con, run_id)
         store_cases(con, run_id)

@@ -20,6 +20,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from audit.check.waiverfile import Waiver, WaiverFile
+from audit.db import insert_rows
 
 IN_FORCE, EXPIRED = "in_force", "expired"
 
@@ -52,12 +53,12 @@ def store_findings(con, run_id: int, waivers: WaiverFile | None, as_of: dt.date)
         con.execute("DROP TABLE _waived; DROP TABLE _waiver_rules")
     statuses = [WaiverStatus(w, IN_FORCE if w.in_force(as_of) else EXPIRED, matched.get(w.waiver_id, 0))
                 for w in (waivers.waivers if waivers else ())]
-    if statuses:
-        con.executemany("INSERT INTO run_waivers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-            (run_id, s.waiver.waiver_id, s.waiver.line, s.waiver.rule, list(s.waiver.rules), s.waiver.case_id,
-             s.waiver.city, s.waiver.hall, s.waiver.reason, s.waiver.approved_by, s.waiver.expires, s.status,
-             s.matched) for s in statuses])
+    insert_rows(con, "run_waivers", [
+        (run_id, s.waiver.waiver_id, s.waiver.line, s.waiver.rule, list(s.waiver.rules), s.waiver.case_id,
+         s.waiver.city, s.waiver.hall, s.waiver.reason, s.waiver.approved_by, s.waiver.expires, s.status,
+         s.matched) for s in statuses])
     return statuses
+
 
 
 def _match(con, in_force: list[Waiver]) -> None:
@@ -65,8 +66,7 @@ def _match(con, in_force: list[Waiver]) -> None:
     ``_run_findings`` with each waiver in force that covers it."""
     con.execute("""CREATE OR REPLACE TEMP TABLE _waiver_rules
                    (waiver_id INTEGER, rule_id VARCHAR, case_id VARCHAR, city VARCHAR, hall VARCHAR)""")
-    con.executemany("INSERT INTO _waiver_rules VALUES (?, ?, ?, ?, ?)",
-                    [(w.waiver_id, r, w.case_id, w.city, w.hall) for w in in_force for r in w.rules])
+    insert_rows(con, "_waiver_rules", [(w.waiver_id, r, w.case_id, w.city, w.hall) for w in in_force for r in w.rules])
     parts = [
         # a case (of its city, when the waiver names one)
         """SELECT f.rule_id, f.city, f.case_id, w.waiver_id FROM _run_findings f JOIN _waiver_rules w
