@@ -337,3 +337,21 @@ def test_an_older_database_gets_the_waiver_columns(tmp_path):
     assert "waiver_id" in cols and "waived" in {r[0] for r in con.execute("DESCRIBE run_rules").fetchall()}
     assert con.execute("SELECT waiver_id FROM findings").fetchall() == [(None,)]
     con.close()
+
+
+def test_the_reports_clause_compliance_leaves_waived_errors_out(db, tmp_path):
+    """The report's compliance per clause agrees with 合规率: clause 10 has violations in B
+    (REQ-TIME-LIMIT), C (REQ-TIME-LIMIT) and H (REQ-INTEGRITY); waiving C's leaves B and H."""
+    from audit.db import connect
+    from audit.report.compliance import clause_table, scope_findings
+
+    waivers = write_yaml(tmp_path / "w.yaml", "- {rule: REQ-TIME-LIMIT, case_id: C, reason: 甲, approved_by: 乙}\n")
+    assert check(db, "--waivers", waivers)[0] == 0
+    con = connect(db)
+    run_id = con.execute("SELECT max(run_id) FROM runs").fetchall()[0][0]
+    con.execute("CREATE TEMP TABLE report_scope AS SELECT city, case_id FROM run_cases WHERE run_id = ?", [run_id])
+    scope_findings(con, run_id)
+    chapter = {row["clause"]: row for row in clause_table(con, run_id, 8, None)}["10"]
+    con.close()
+    assert chapter["cases"] == "3" and chapter["error_cases"] == "2"    # B, C, H flagged; C waived
+    assert chapter["compliance"] == "75.0%"                              # 1 - 2/8
