@@ -133,7 +133,7 @@ def test_the_table_shows_every_part(db):
                  "中止 2026-04-02 至 2026-04-08: 3 个工作日", "违规 (error) REQ-TIME-LIMIT",
                  "已豁免 (waived): 等待省厅批复 (批准人 延安市政务服务中心，有效期至 2026-12-31；豁免文件第 1 行)"):
         assert text in out, text
-    assert "13812345678" not in out and "整改答复" not in out
+    assert "13812345678" not in out and "整改答复" not in out     # no answer read back yet
 
 
 def test_unknown_and_ambiguous_case_ids(db, tmp_path):
@@ -160,15 +160,20 @@ def test_a_case_ingested_after_the_run_and_the_halls_answers(db, tmp_path):
     assert invoke("ingest", later, "--db", copy)[0] == 0
     code, out = invoke("case", "NEW1", "--db", copy)
     assert code == 2 and "在数据库中 (榆林)，但不在审计" in out and "audit check" in out
-    # the rectification answers table (another command fills it): read when present
+    # the hall's answer to the finding, as `audit rectify import` records it
     con = duckdb.connect(str(copy))
-    con.execute("CREATE TABLE rectify_answers (city VARCHAR, case_id VARCHAR, rule_id VARCHAR, answer VARCHAR)")
-    con.execute("INSERT INTO rectify_answers VALUES ('延安', ?, 'REQ-TIME-LIMIT', '已联系 13812345678 说明原因'), "
-                "('宝鸡', ?, 'REQ-TIME-LIMIT', '另一个地市')", [CASE, CASE])
+    run_id = con.execute("SELECT max(run_id) FROM runs").fetchall()[0][0]
+    con.execute("""INSERT INTO rectify_answers (run_id, city, case_id, rule_id, owner, status, action, done_on,
+                                                import_id, file_id, file_name, sheet, source_row)
+                   VALUES (?, '延安', ?, 'REQ-TIME-LIMIT', '张科长', '有异议', '已电话 13812345678 说明原因', NULL,
+                           1, 0, '延安_宝塔区政务服务中心.xlsx', '整改清单', 2)""", [run_id, CASE])
     con.close()
-    answers = view(copy)["answers"]
-    assert answers == [{"city": "延安", "case_id": CASE, "rule_id": "REQ-TIME-LIMIT", "answer": "已联系 138****5678 说明原因"}]
-    assert view(db)["answers"] is None
+    answer = view(copy)["findings"][0]["answer"]
+    assert answer == {"status": "有异议", "owner": "张科长", "action": "已电话 138****5678 说明原因", "done_on": None,
+                      "file_name": "延安_宝塔区政务服务中心.xlsx", "sheet": "整改清单", "source_row": 2}
+    code, out = invoke("case", CASE, "--db", copy)
+    assert "整改答复 (answer): 有异议 (责任人 张科长)：已电话 138****5678 说明原因 (延安_宝塔区政务服务中心.xlsx#整改清单 第 2 行)" in out
+    assert view(db)["findings"][0]["answer"] is None
 
 
 def test_a_run_stored_without_dates_still_shows_the_rest(db, tmp_path):

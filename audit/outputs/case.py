@@ -10,8 +10,8 @@
   days counted — promised plus suspended, each closed suspension with its working days on the run's
   calendar (``run_calendar``) — response, close, archive and follow-up limits;
 - ``findings``: the run's findings of the case with their evidence (labelled in Chinese as the run's
-  pack names it) and the waiver that covers each (``run_waivers``);
-- ``answers``: what the hall answered for the case, when the database has a ``rectify_answers`` table.
+  pack names it), the waiver that covers each (``run_waivers``) and the hall's answer to it read back
+  by `audit rectify import` (``rectify_answers``: owner, status, action, date, and the file and row).
 
 Attributes and events are read from the database as it is now; dates and findings are the run's.
 A case id the run does not hold is a UsageError suggesting close ids (`audit.known.close_case_ids`); a
@@ -51,8 +51,7 @@ def case_view(con, case_id: str, city: str | None = None, run_id: int | None = N
             "attributes": _attributes(con, city, case_id, show_personal),
             "events": _events(con, city, case_id, mask),
             "dates": _dates(con, run, city, case_id),
-            "findings": _findings(con, run.run_id, city, case_id, mask),
-            "answers": _answers(con, city, case_id, mask)}
+            "findings": _findings(con, run.run_id, city, case_id, mask)}
     return view
 
 
@@ -157,35 +156,30 @@ def _findings(con, run_id: int, city: str, case_id: str, mask) -> list[dict]:
     labels = rule_labels(pack_from_json(stored) if stored else None)
     rows = con.execute("""
         SELECT f.rule_id, f.severity, f.clause, r.title, f.message, CAST(f.evidence AS VARCHAR),
-               w.waiver_id, w.reason, w.approved_by, w.expires, w.line, w.rule
+               w.waiver_id, w.reason, w.approved_by, w.expires, w.line, w.rule,
+               a.status, a.owner, a.action, a.done_on, a.file_name, a.sheet, a.source_row
         FROM findings f
         LEFT JOIN run_rules r ON r.run_id = f.run_id AND r.rule_id = f.rule_id
         LEFT JOIN run_waivers w ON w.run_id = f.run_id AND w.waiver_id = f.waiver_id
+        LEFT JOIN rectify_answers a ON a.run_id = f.run_id AND a.city = f.city AND a.case_id = f.case_id
+                                   AND a.rule_id = f.rule_id
         WHERE f.run_id = ? AND f.city = ? AND f.case_id = ?
         ORDER BY CASE f.severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, f.rule_id""",
                        [run_id, city, case_id]).fetchall()
     out = []
-    for rule_id, severity, clause, title, message, evidence, wid, reason, approved_by, expires, line, rule in rows:
+    for (rule_id, severity, clause, title, message, evidence, wid, reason, approved_by, expires, line, rule,
+         status, owner, action, done_on, file_name, sheet, source_row) in rows:
         evidence = mask(evidence)
         waiver = None if wid is None else {"waiver_id": wid, "rule": rule, "line": line, "reason": reason,
                                            "approved_by": approved_by, "expires": _text(expires)}
+        answer = None if status is None else {
+            "status": status, "owner": owner, "action": mask(action), "done_on": _text(done_on),
+            "file_name": file_name, "sheet": sheet, "source_row": source_row}
         out.append({"rule_id": rule_id, "severity": severity, "clause": clause, "title": title,
                     "message": mask(message), "evidence": json.loads(evidence) if evidence else None,
-                    "evidence_text": evidence_text(evidence, labels.get(rule_id)), "waiver": waiver})
+                    "evidence_text": evidence_text(evidence, labels.get(rule_id)), "waiver": waiver,
+                    "answer": answer})
     return out
-
-
-def _answers(con, city: str, case_id: str, mask) -> list[dict] | None:
-    """The rows of ``rectify_answers`` for the case, when the table exists (None otherwise)."""
-    cols = [r[0] for r in con.execute("""SELECT column_name FROM duckdb_columns()
-                                          WHERE table_name = 'rectify_answers' AND database_name = current_database()
-                                          ORDER BY column_index""").fetchall()]
-    if "case_id" not in cols:
-        return None
-    where = "case_id = ?" + (" AND city = ?" if "city" in cols else "")
-    rows = con.execute(f"SELECT * FROM rectify_answers WHERE {where}",
-                       [case_id, city] if "city" in cols else [case_id]).fetchall()
-    return [{k: (mask(v) if isinstance(v, str) else _text(v)) for k, v in zip(cols, r)} for r in rows]
 
 
 # --- rendering --------------------------------------------------------------------------------
@@ -226,10 +220,13 @@ def to_table(view: dict) -> str:
             w = f["waiver"]
             until = f"，有效期至 {w['expires']}" if w["expires"] else ""
             lines.append(f"    已豁免 (waived): {w['reason']} (批准人 {w['approved_by']}{until}；豁免文件第 {w['line']} 行)")
-    if view["answers"] is not None:
-        lines += ["", f"整改答复 (answers) {len(view['answers'])} 条"]
-        for a in view["answers"]:
-            lines.append("  " + "；".join(f"{k}: {v}" for k, v in a.items() if v not in (None, "") and k != "case_id"))
+        if f["answer"]:
+            a = f["answer"]
+            said = "，".join(x for x in (f"责任人 {a['owner']}" if a["owner"] else "",
+                                        f"完成于 {a['done_on']}" if a["done_on"] else "") if x)
+            where = f"{a['file_name']}{'#' + a['sheet'] if a['sheet'] else ''} 第 {a['source_row']} 行"
+            lines.append(f"    整改答复 (answer): {a['status']}{' (' + said + ')' if said else ''}"
+                         f"{'：' + a['action'] if a['action'] else ''} ({where})")
     return "\n".join(lines)
 
 
