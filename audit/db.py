@@ -16,7 +16,8 @@ Tables (all created on first use; see README "数据模型"):
                   loaded, they join ``event_rows`` when a case row naming their case_id arrives.
 
 The runs of `audit check` (see `audit.check.runstore`): ``runs``, ``run_rules``, ``findings``,
-``run_cases``, ``run_kpi_cells``, ``run_files``, ``run_calendar`` and ``run_city_calendar``.
+``run_cases``, ``run_case_dates``, ``run_kpi_cells``, ``run_files``, ``run_calendar``,
+``run_city_calendar`` and ``run_waivers`` (the waivers of the run, `audit.check.waivers`).
 
 The rectification lists (see `audit.rectify`): ``db_meta`` (the database's identity and the secret
 of its finding keys, made once by `database_identity`), ``rectify_imports`` (one row per file read
@@ -198,7 +199,7 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS pack JSON;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS pack_sha256 VARCHAR;
 CREATE TABLE IF NOT EXISTS run_files (
     run_id   BIGINT,
-    kind     VARCHAR,      -- pack | calendar
+    kind     VARCHAR,      -- pack | calendar | waivers
     name     VARCHAR,      -- the file's path as the run used it
     sha256   VARCHAR,
     content  VARCHAR
@@ -239,6 +240,47 @@ CREATE TABLE IF NOT EXISTS run_cases (
 CREATE TABLE IF NOT EXISTS run_kpi_cells (run_id BIGINT, {', '.join(f'{k} VARCHAR' for k in GROUP_KEYS)}, {', '.join(f'{f} BIGINT' for f in FLAGS)});
 -- The case's start date (受理 / 委托), for the rectification lists; NULL in runs stored before it.
 ALTER TABLE run_cases ADD COLUMN IF NOT EXISTS start_date DATE;
+-- The dates a run computed for each case (from case_facts; `audit case` shows them).
+CREATE TABLE IF NOT EXISTS run_case_dates (
+    run_id         BIGINT,
+    city           VARCHAR,
+    case_id        VARCHAR,
+    request_time   TIMESTAMP,   -- the first event
+    start_time     TIMESTAMP,   -- 受理 (帮办) / 委托 (代办)
+    response_step  VARCHAR,     -- 受理 (帮办) / 需求分析 (代办)
+    response_time  TIMESTAMP,
+    response_limit DATE,        -- add_workdays(request date, response_days)
+    complete_time  TIMESTAMP,   -- the first 办结
+    close_time     TIMESTAMP,   -- the earlier of the first 办结 and 终止
+    promised_days  INTEGER,
+    suspended_wd   INTEGER,     -- working days in closed suspensions
+    suspensions    STRUCT("from" VARCHAR, "to" VARCHAR)[],
+    suspended      BOOLEAN,     -- open and suspended: the time limit is not judged
+    deadline       DATE,        -- add_workdays(start date, promised_days + suspended_wd)
+    archive_time   TIMESTAMP,   -- the first 资料归档
+    archive_limit  DATE,        -- add_workdays(close date, archive_days)
+    rating_date    DATE,
+    followup_limit DATE         -- add_workdays(rating date, followup_days)
+);
+-- Waivers (accepted deviations) a run was given: one row per waiver of the file, in its order.
+-- findings.waiver_id names the waiver (in force on the run's audit date) that covers the finding.
+CREATE TABLE IF NOT EXISTS run_waivers (
+    run_id      BIGINT,
+    waiver_id   INTEGER,       -- 1, 2, … in file order
+    line        INTEGER,       -- where it starts in the waiver file (CSV record or YAML item)
+    rule        VARCHAR,       -- as written: a rule id or a glob such as REQ-*
+    rules       VARCHAR[],     -- the rules of the run's pack it names
+    case_id     VARCHAR,
+    city        VARCHAR,
+    hall        VARCHAR,
+    reason      VARCHAR,
+    approved_by VARCHAR,
+    expires     DATE,          -- NULL: no end date
+    status      VARCHAR,       -- in_force | expired (expires before the audit date)
+    matched     BIGINT         -- findings of the run it covers (0: matched nothing)
+);
+ALTER TABLE findings ADD COLUMN IF NOT EXISTS waiver_id INTEGER;
+ALTER TABLE run_rules ADD COLUMN IF NOT EXISTS waived BIGINT;
 """
 
 # The rectification lists (audit.rectify): the database's identity, and what the halls answered.
@@ -283,8 +325,8 @@ CREATE TABLE IF NOT EXISTS rectify_superseded ({ANSWER_COLUMNS}, superseded_by B
 """
 
 # Every table holding a part of a run (the same run again replaces all of them).
-RUN_TABLES = ("findings", "run_rules", "run_kpi_cells", "run_cases", "run_files", "run_calendar",
-              "run_city_calendar", "runs")
+RUN_TABLES = ("findings", "run_rules", "run_kpi_cells", "run_cases", "run_case_dates", "run_files", "run_calendar",
+              "run_city_calendar", "run_waivers", "runs")
 
 
 # Every row keeps the file it came from as (ingest_id, file_id), the key of ingest_files; the
@@ -383,6 +425,16 @@ def transaction(con: duckdb.DuckDBPyConnection, pause_point: str | None = None) 
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def insert_rows(con, table: str, rows: list[tuple], columns: str = "", batch: int = 1000) -> None:
+    """Insert `rows` (tuples of one shape) with one statement per `batch` rows: DuckDB's executemany
+    runs one statement per row (100 rows took a third of a second)."""
+    for start in range(0, len(rows), batch):
+        part = rows[start:start + batch]
+        one = "(" + ", ".join("?" for _ in part[0]) + ")"
+        con.execute(f"INSERT INTO {table} {columns} VALUES {', '.join(one for _ in part)}",
+                    [v for row in part for v in row])
 
 
 def interrupt_all() -> None:

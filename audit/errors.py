@@ -25,6 +25,17 @@ class PackError(AuditError):
         super().__init__(message if not problems else message + "\n" + "\n".join(problems))
 
 
+class WaiverError(AuditError):
+    """The waiver file of `audit check --waivers` is invalid (exit 2). `problems` lists every
+    problem found, each with file, line and column; nothing is stored."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        self.problems = problems or [message]
+        super().__init__(message if not problems else message + "\n" + "\n".join(problems))
+
+
 class CalendarError(AuditError):
     """A date falls in a year the working-day calendar does not cover (exit 2).
 

@@ -107,3 +107,19 @@ def require_finding_filters(con, run_id: int, rule: str | None = None, city: str
     if city is not None:
         problems.append(unknown_values("--city", [city], run_cities(con, run_id), f"不在审计 {run_id} 的地市中"))
     refuse(problems)
+
+
+def close_case_ids(con, run_id: int, case_id: str, limit: int = 5) -> list[str]:
+    """Case ids of a run that `case_id` may have meant, closest first: the same up to letter case
+    and surrounding spaces, one containing the other (four characters or more), or within a few
+    edits (a quarter of its length, at least 2). Found by DuckDB over the run's cases, not in Python:
+    a run may hold millions."""
+    rows = con.execute("""
+        WITH c AS (SELECT DISTINCT case_id FROM run_cases WHERE run_id = $run),
+        d AS (SELECT case_id, levenshtein(lower(case_id), lower(trim($id))) AS dist,
+                     length(trim($id)) >= 4 AND (contains(lower(case_id), lower(trim($id)))
+                                                 OR contains(lower(trim($id)), lower(case_id))) AS nested
+              FROM c)
+        SELECT case_id FROM d WHERE dist <= greatest(2, length(trim($id)) // 4) OR nested
+        ORDER BY dist, case_id LIMIT $limit""", {"run": run_id, "id": case_id, "limit": limit}).fetchall()
+    return [r[0] for r in rows]

@@ -3,8 +3,9 @@
 A run: build the working-day calendar table and the per-case facts (`audit.check.facts`), run each
 rule's SQL (it returns the violating cases with a message and structured evidence), and store
 the findings with the run's metadata in one transaction. A run is identified by what it was
-judged on (pack and version, settings, audit date, city filter, calendar, input files): running
-the same again replaces that run's findings; other runs stay for trends.
+judged on (pack and version, settings, audit date, city filter, calendar, input files, and the waiver
+file's content when one is given): running the same again replaces that run's findings; other runs
+stay for trends. Findings that a waiver in force covers are stored marked (`audit.check.waivers`).
 """
 
 from __future__ import annotations
@@ -30,11 +31,14 @@ from audit.check.runstore import (
     pack_files,
     pack_json,
     store_calendars,
+    store_case_dates,
     store_cases,
     store_run_files,
 )
+from audit.check.waiverfile import WaiverFile
+from audit.check.waivers import WaiverStatus, store_findings, waived_by_rule
 from audit.check.workdays import RunCalendars, build_calendars
-from audit.db import RUN_TABLES, ensure_schema, transaction
+from audit.db import RUN_TABLES, ensure_schema, insert_rows, transaction
 from audit.errors import CalendarError, PackError, UsageError
 from audit.figures.metrics import derive_case_kpi, store_kpi_cells
 from audit.rules.contract import RULE_OUTPUT
@@ -44,10 +48,11 @@ from audit.rules.sqlguard import check_sql, seal, wrap
 
 @dataclass
 class RuleResult:
-    """How many cases one rule flagged."""
+    """How many cases one rule flagged, and how many of those findings a waiver covers."""
 
     rule: Rule
     findings: int
+    waived: int = 0
 
 
 @dataclass
@@ -62,10 +67,16 @@ class RunResult:
     fallback_years: list[int]
     results: list[RuleResult] = field(default_factory=list)
     data_quality: dict = field(default_factory=dict)
+    waivers: list[WaiverStatus] = field(default_factory=list)
+    waiver_file: WaiverFile | None = None
 
     def count(self, severity: str) -> int:
-        """Findings of one severity."""
-        return sum(r.findings for r in self.results if r.rule.severity == severity)
+        """Open findings of one severity (waived ones left out: they do not trigger --fail-on)."""
+        return sum(r.findings - r.waived for r in self.results if r.rule.severity == severity)
+
+    def waived(self, severity: str) -> int:
+        """Waived findings of one severity."""
+        return sum(r.waived for r in self.results if r.rule.severity == severity)
 
 
 def default_as_of(con) -> dt.date | None:
@@ -200,7 +211,8 @@ def execute_rule(con, rule: Rule, run_id: int, into: str = "findings") -> int:
     if refused:
         raise PackError(f"{rule.path}:{_sql_line(rule.path)}: 规则 {rule.id} 的 SQL 不能运行: "
                         + "；".join(map(str, refused)))
-    sql = f"INSERT INTO {into} SELECT ?, ?, ?, ?, city, case_id, message, evidence FROM ({rule_sql(rule)})"
+    sql = (f"INSERT INTO {into} (run_id, rule_id, severity, clause, city, case_id, message, evidence) "
+           f"SELECT ?, ?, ?, ?, city, case_id, message, evidence FROM ({rule_sql(rule)})")
     try:
         inserted = _guard_calendar(lambda: con.execute(sql, [run_id, rule.id, rule.severity, rule.clause]).fetchall())
     except duckdb.Error as exc:
@@ -211,8 +223,10 @@ def execute_rule(con, rule: Rule, run_id: int, into: str = "findings") -> int:
 def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
               cities: list[str] | None = None, calendar: WorkCalendar | None = None,
               on_rule: Callable[[int, int, Rule], None] | None = None,
-              per_city_calendars: dict[str, list[Path]] | None = None) -> RunResult:
-    """Run every rule of `pack` (default pack if None) and store the findings; see module doc."""
+              per_city_calendars: dict[str, list[Path]] | None = None,
+              waivers: WaiverFile | None = None) -> RunResult:
+    """Run every rule of `pack` (default pack if None) and store the findings, marking those that a
+    waiver of `waivers` (`audit.check.waiverfile.load_waivers`) in force covers; see module doc."""
     ensure_schema(con)
     pack = pack or load_pack()
     calendar = calendar or WorkCalendar.load()
@@ -229,11 +243,15 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
     settings = settings_in_force(pack, used_cities)
     # The files the run is judged with, kept whole: later commands never read the directories again.
     files = file_records(pack_files(pack), "pack") + file_records(calendars.files, "calendar")
-    key_src = json.dumps([pack.name, pack.version, pack_digest(files), settings, as_of.isoformat(),
-                          sorted(cities or []), calendars.description, inputs], ensure_ascii=False, sort_keys=True)
+    key_parts = [pack.name, pack.version, pack_digest(files), settings, as_of.isoformat(),
+                 sorted(cities or []), calendars.description, inputs]
+    if waivers is not None:     # a different waiver file (by content) is a different run
+        files.append(("waivers", str(waivers.path), waivers.sha256, waivers.content))
+        key_parts.append({"waivers": waivers.sha256})
+    key_src = json.dumps(key_parts, ensure_ascii=False, sort_keys=True)
     run_key = hashlib.sha256(key_src.encode()).hexdigest()
     result = RunResult(0, as_of, n_cases, pack, calendars.description, calendars.fallback_years,
-                       data_quality=data_quality(con))
+                       data_quality=data_quality(con), waiver_file=waivers)
     spec = json.dumps({"common": [str(f) for f in calendar.files], "fallback": calendar.fallback,
                        "per_city": {c: [str(f) for f in fs] for c, fs in (per_city_calendars or {}).items()}},
                       ensure_ascii=False)
@@ -253,14 +271,19 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
         for i, rule in enumerate(pack.rules):
             if on_rule:
                 on_rule(i, len(pack.rules), rule)
-            n = execute_rule(con, rule, run_id, into="_run_findings")
-            con.execute("INSERT INTO run_rules VALUES (?, ?, ?, ?, ?, ?)", [run_id, rule.id, rule.severity, rule.clause, rule.title, n])
-            result.results.append(RuleResult(rule, n))
-        con.execute("INSERT INTO findings FROM _run_findings")
+            result.results.append(RuleResult(rule, execute_rule(con, rule, run_id, into="_run_findings")))
+        result.waivers = store_findings(con, run_id, waivers, as_of)
         con.execute("DROP TABLE _run_findings")
+        waived = waived_by_rule(con, run_id) if result.waivers else {}
+        for r in result.results:
+            r.waived = waived.get(r.rule.id, 0)
+        insert_rows(con, "run_rules", [(run_id, r.rule.id, r.rule.severity, r.rule.clause, r.rule.title, r.findings,
+                                        r.waived) for r in result.results],
+                    "(run_id, rule_id, severity, clause, title, findings, waived)")
         # The run's cases and figures, kept with it (see audit.check.runstore): later commands read them.
         derive_case_kpi(con, run_id)
         store_cases(con, run_id)
+        store_case_dates(con, run_id)
         store_kpi_cells(con, run_id)
         con.execute("DROP TABLE case_kpi")
         store_calendars(con, run_id)

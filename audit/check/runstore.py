@@ -12,7 +12,12 @@
 - ``run_cases``: one row per case judged — the grouping keys, the item and start date (for the
   rectification lists), the personal fields the report masks, and the 0/1 numerator and denominator
   flags of every figure (`audit.figures.metrics.CASE_KPI_SQL`);
-- ``run_kpi_cells``: those flags summed per combination of all grouping keys (`audit kpi`).
+- ``run_kpi_cells``: those flags summed per combination of all grouping keys (`audit kpi`);
+- ``run_case_dates``: the dates the run computed for each case — request, start, response, close,
+  the deadline with the promised and suspended working days, the archive and follow-up limits
+  (`audit case`);
+- ``run_waivers`` and ``findings.waiver_id``: the waivers the run was given and the findings they
+  cover (`audit.check.waivers`); the waiver file itself is in ``run_files`` (kind ``waivers``).
 
 `kpi`, `findings` and `report` read a stored run and never rebuild it: deleting or moving the pack
 directory or the calendar files changes nothing they show, from any working directory. A run that
@@ -102,6 +107,23 @@ def keep_answers(con, replaced: list[int], run_id: int) -> None:
         return
     for table in ("rectify_answers", "rectify_superseded"):
         con.execute(f"UPDATE {table} SET run_id = ? WHERE list_contains(?, run_id)", [run_id, replaced])
+
+
+# run_case_dates column <- case_facts expression
+CASE_DATES = {
+    "city": "city", "case_id": "case_id", "request_time": "request_time", "start_time": "start_time",
+    "response_step": "response_step", "response_time": "response_time", "response_limit": "response_limit",
+    "complete_time": "t_complete", "close_time": "close_time", "promised_days": "promised_days",
+    "suspended_wd": "suspended_wd", "suspensions": "suspensions", "suspended": "suspended",
+    "deadline": "deadline", "archive_time": "t_archive", "archive_limit": "archive_limit",
+    "rating_date": "rating_date", "followup_limit": "followup_limit",
+}
+
+
+def store_case_dates(con, run_id: int) -> None:
+    """Keep the dates ``case_facts`` computed for each case (``run_case_dates``; `audit case`)."""
+    cols = ", ".join(f"{expr} AS {name}" for name, expr in CASE_DATES.items())
+    con.execute(f"INSERT INTO run_case_dates BY NAME SELECT ?::BIGINT AS run_id, {cols} FROM case_facts", [run_id])
 
 
 # --- reading ------------------------------------------------------------------------------------

@@ -19,16 +19,23 @@ def check_cmd(
     fail_on: str | None = typer.Option(None, "--fail-on", help="有此级别 (error|warning) 的发现时退出码为 1"),
     calendar: list[str] = typer.Option([], "--calendar", help="工作日历覆盖文件 CSV date,is_workday[,note]；城市=FILE 只用于该市 (可多次)"),
     calendar_fallback: str | None = typer.Option(None, "--calendar-fallback", help="weekdays: 无日历的年份按周一至周五计算"),
+    waivers: Path | None = typer.Option(
+        None, "--waivers",
+        help="豁免文件 (YAML 列表或 CSV，列 rule, case_id, city, hall, reason, approved_by, expires)：规则 (编号或 REQ-* "
+             "这样的通配) 与范围 (办件、地市、或地市加服务大厅)；审计日生效的豁免所覆盖的发现照常保存并标注，不计入合规率、"
+             "不触发 --fail-on；文件有误时退出码 2，什么也不保存"),
     db: Path = DbOption,
     debug: bool = DebugOption,
 ) -> int:
     """按规则包审计每个办件并保存审计发现 (run the rule pack).
 
-    Example: audit check --as-of 2026-03-31 --fail-on error
+    Example: audit check --as-of 2026-03-31 --fail-on error --waivers 豁免.yaml
     """
     from audit.calendar.workcalendar import WorkCalendar
     from audit.check.engine import parse_as_of, run_check
     from audit.check.summary import check_summary
+    from audit.check.waiverfile import load_waivers
+    from audit.check.workdays import split_calendar_options
     from audit.db import connect
     from audit.errors import UsageError
     from audit.known import require_cities
@@ -36,19 +43,20 @@ def check_cmd(
 
     if fail_on not in (None, "error", "warning"):
         raise UsageError(f"--fail-on 应为 error 或 warning，而不是 {fail_on!r}")
-    from audit.check.workdays import split_calendar_options
-
     the_pack = load_pack(pack)
+    the_waivers = load_waivers(waivers, the_pack) if waivers is not None else None   # before any database is opened
     common, per_city = split_calendar_options(calendar)
     cal = WorkCalendar.load(common, calendar_fallback)
     con = connect(db)
     try:
         require_cities(con, city)     # before anything runs: a city of no case would store an empty run
         result = run_check(con, the_pack, parse_as_of(as_of), city or None, cal,
-                           on_rule=lambda i, n, r: eprint(f"[{i + 1}/{n}] {r.id}"), per_city_calendars=per_city)
+                           on_rule=lambda i, n, r: eprint(f"[{i + 1}/{n}] {r.id}"), per_city_calendars=per_city,
+                           waivers=the_waivers)
     finally:
         con.close()
     echo(check_summary(result))
+    # waived findings are left out of the counts (RunResult.count): they never fail a check
     if fail_on == "error" and result.count("error"):
         return 1
     if fail_on == "warning" and (result.count("error") or result.count("warning")):

@@ -16,6 +16,7 @@ def findings_cmd(
     rule: str | None = typer.Option(None, "--rule", help="只列出此规则，如 REQ-TIME-LIMIT"),
     city: str | None = typer.Option(None, "--city", help="只列出此地市"),
     severity: str | None = typer.Option(None, "--severity", help="error | warning | info"),
+    status: str | None = typer.Option(None, "--status", help="open (未豁免) | waived (已豁免，见 audit check --waivers)"),
     fmt: str = typer.Option("table", "--format", help="table | csv | json | xlsx (整改清单)"),
     out: Path | None = typer.Option(None, "--out", help="输出文件 (xlsx 必须指定)"),
     run: int | None = typer.Option(None, "--run", help="审计编号 (默认: 最近一次)"),
@@ -24,9 +25,12 @@ def findings_cmd(
     db: Path = DbOption,
     debug: bool = DebugOption,
 ) -> None:
-    """列出审计发现 (list findings); csv/json columns include case_id, city, rule_id, severity, clause, message.
+    """列出审计发现 (list findings); csv/json columns include case_id, city, rule_id, severity, clause, message,
+    and waived, waiver_reason, waiver_approved_by, waiver_expires (a finding covered by a waiver: kept, marked, not
+    counted against 合规率).
 
     Example: audit findings --rule REQ-TIME-LIMIT --city 延安 --format xlsx --out 整改清单.xlsx
+    Example: audit findings --status waived --format csv
     """
     from audit.db import connect
     from audit.errors import UsageError
@@ -38,7 +42,7 @@ def findings_cmd(
         raise UsageError("--format xlsx 需要 --out FILE.xlsx")
     con = connect(db)
     try:
-        run_id, df = query_findings(con, run, rule, city, severity, show_personal_data)
+        run_id, df = query_findings(con, run, rule, city, severity, show_personal_data, status)
         meta = run_metadata(con, run_id)
     finally:
         con.close()

@@ -16,7 +16,7 @@ those cells, the report reads ``run_cases`` (`use_run_cases`): neither rebuilds 
 | satisfaction_rate | rated 非常满意/满意/基本满意 ÷ rated |
 | mean_rating       | mean of ratings (非常满意 = 5 … 非常不满意 = 1) |
 | followup_rate     | bad rating followed up in time ÷ bad rating whose follow-up is recorded or overdue |
-| compliance_rate   | no error-severity finding in the run ÷ cases |
+| compliance_rate   | no error-severity finding in the run ÷ cases (a waived finding does not count) |
 """
 
 from __future__ import annotations
@@ -91,7 +91,9 @@ CASE_KPI_SQL = """
               ON e.city = f.city AND e.case_id = f.case_id AND e.step = '回访'
             WHERE f.rating IN ('不满意', '非常不满意') AND f.rating_date IS NOT NULL
             GROUP BY f.city, f.case_id),
-        err AS (SELECT DISTINCT city, case_id FROM findings WHERE run_id = ? AND severity = 'error')
+        -- 合规率: a finding a waiver covers (audit.check.waivers) does not count against the case
+        err AS (SELECT DISTINCT city, case_id FROM findings
+                WHERE run_id = ? AND severity = 'error' AND waiver_id IS NULL)
         SELECT f.city, f.county, f.hall, f.month, f.service_type, f.channel, f.object_type,
                f.staff_any AS staff, f.case_id, f.item, f.applicant, f.id_number, f.phone,
                f.start_time::DATE AS start_date,

@@ -3,7 +3,8 @@
 Cells that a spreadsheet would take for a formula are made safe as `audit.spreadsheet` says (a
 leading apostrophe, in CSV and XLSX alike); XLSX cells are always written as text, never formulas.
 The XLSX is a rectification list (整改清单): a sheet per city (named by `sheet_names`), grouped by
-hall, with the rule, clause, message and evidence in Chinese, set column widths and a frozen header.
+hall, with the rule, clause, message and evidence in Chinese, the waiver of a waived finding, set
+column widths and a frozen header.
 """
 
 from __future__ import annotations
@@ -23,12 +24,19 @@ from audit.spreadsheet import csv_text, heading_format, safe_cell, sheet_names, 
 
 SEVERITY_ZH = {"error": "违规 (error)", "warning": "警告 (warning)", "info": "提示 (info)"}
 COLUMNS = ["case_id", "city", "rule_id", "severity", "clause", "message", "evidence", "hall", "service_type",
-           "staff", "title"]
+           "staff", "title", "waived", "waiver_reason", "waiver_approved_by", "waiver_expires"]
+STATUSES = ("open", "waived")
 
 
 def query_findings(con, run_id: int | None = None, rule: str | None = None, city: str | None = None,
-                   severity: str | None = None, show_personal: bool = False) -> tuple[int, pd.DataFrame]:
-    """The findings of a stored run (default: the latest), most serious first; (run_id, frame).
+                   severity: str | None = None, show_personal: bool = False,
+                   status: str | None = None) -> tuple[int, pd.DataFrame]:
+    """The findings of a stored run (default: the latest), most serious first (open before waived);
+    (run_id, frame).
+
+    A finding covered by a waiver of the run (``findings.waiver_id``, `audit.check.waivers`) has
+    ``waived`` true and the waiver's reason, approver and end date; `status` keeps only the
+    ``open`` or only the ``waived`` findings.
 
     Hall, service type and staff are the case's as the run judged it (``run_cases``), not as the
     case rows read now. A `rule` the run's pack does not have, or a `city` the run did not judge,
@@ -39,6 +47,8 @@ def query_findings(con, run_id: int | None = None, rule: str | None = None, city
     run_id = select_run(con, run_id).run_id
     if severity and severity not in SEVERITY_ZH:
         raise UsageError(f"--severity 应为 error、warning 或 info，而不是 {severity!r}")
+    if status and status not in STATUSES:
+        raise UsageError(f"--status 应为 open 或 waived，而不是 {status!r}")
     require_finding_filters(con, run_id, rule, city)
     where, params = ["f.run_id = $run"], {"run": run_id}
     if rule:
@@ -50,15 +60,20 @@ def query_findings(con, run_id: int | None = None, rule: str | None = None, city
     if severity:
         where.append("f.severity = $severity")
         params["severity"] = severity
+    if status:
+        where.append(f"f.waiver_id IS {'NOT ' if status == 'waived' else ''}NULL")
     df = con.execute(f"""
         SELECT f.case_id, f.city, f.rule_id, f.severity, f.clause, f.message, CAST(f.evidence AS VARCHAR) AS evidence,
                c.hall, c.service_type, c.staff, r.title,
+               f.waiver_id IS NOT NULL AS waived, w.reason AS waiver_reason, w.approved_by AS waiver_approved_by,
+               strftime(w.expires, '%Y-%m-%d') AS waiver_expires,
                regexp_matches(f.message, $hint) OR regexp_matches(CAST(f.evidence AS VARCHAR), $hint) AS _personal
         FROM findings f
         LEFT JOIN run_cases c ON c.run_id = f.run_id AND c.city = f.city AND c.case_id = f.case_id
         LEFT JOIN run_rules r ON r.run_id = f.run_id AND r.rule_id = f.rule_id
+        LEFT JOIN run_waivers w ON w.run_id = f.run_id AND w.waiver_id = f.waiver_id
         WHERE {' AND '.join(where)}
-        ORDER BY CASE f.severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
+        ORDER BY CASE f.severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, f.waiver_id IS NOT NULL,
                  f.city, c.hall NULLS LAST, f.case_id, f.rule_id""", {"hint": NUMBER_HINT, **params}).df()
     personal = df.pop("_personal").fillna(False).astype(bool)
     if not show_personal and personal.any():    # the Python masks only where a number may be personal
@@ -89,10 +104,12 @@ def to_table(df: pd.DataFrame, limit: int = 200) -> str:
         return "没有符合条件的审计发现 (no findings)"
     lines = []
     for row in df.head(limit).itertuples(index=False):
-        lines.append(f"{row.severity:<7} {row.rule_id:<22} {row.city} {row.case_id}  {row.message}")
+        mark = f"[已豁免: {row.waiver_reason}] " if row.waived else ""
+        lines.append(f"{row.severity:<7} {row.rule_id:<22} {row.city} {row.case_id}  {mark}{row.message}")
     if len(df) > limit:
         lines.append(f"… 另有 {len(df) - limit} 条；用 --format csv/xlsx --out FILE 导出全部")
-    lines.append(f"共 {len(df)} 条")
+    waived = int(df["waived"].sum())
+    lines.append(f"共 {len(df)} 条" + (f"，其中已豁免 {waived} 条 (不计入合规率)" if waived else ""))
     return "\n".join(lines)
 
 
@@ -139,7 +156,15 @@ def evidence_text(evidence: str | None, labels: dict[str, str] | None = None) ->
 XLSX_COLUMNS = [("服务大厅", "hall", 18), ("办件编号", "case_id", 20), ("服务类型", "service_type", 9),
                 ("帮办代办员", "staff", 11), ("严重程度", "severity", 14), ("规则", "rule_id", 22),
                 ("条款", "clause", 16), ("规则名称", "title", 30), ("问题", "message", 60), ("证据", "evidence", 60),
-                ("整改情况", None, 20)]
+                ("豁免", "waiver", 24), ("整改情况", None, 20)]
+
+
+def waiver_text(rec: dict) -> str:
+    """A waived finding's waiver in words (`已豁免：原因 (批准人 …，有效期至 …)`); empty when open."""
+    if not rec.get("waived"):
+        return ""
+    until = f"，有效期至 {rec['waiver_expires']}" if isinstance(rec.get("waiver_expires"), str) else ""
+    return f"已豁免：{rec.get('waiver_reason')} (批准人 {rec.get('waiver_approved_by')}{until})"
 
 
 def to_xlsx(df: pd.DataFrame, path: Path, run_meta: dict | None = None) -> None:
@@ -178,6 +203,8 @@ def to_xlsx(df: pd.DataFrame, path: Path, run_meta: dict | None = None) -> None:
                         value = SEVERITY_ZH.get(value, value)
                     elif key == "evidence":
                         value = evidence_text(value, labels.get(rec["rule_id"]))
+                    elif key == "waiver":
+                        value = waiver_text(rec)
                     write_text(ws, r, j, value, cell)
                 r += 1
         ws.autofilter(1, 0, max(r - 1, 1), len(XLSX_COLUMNS) - 1)

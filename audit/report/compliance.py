@@ -2,7 +2,8 @@
 
 `scope_findings` first keeps the run's findings of the cases in ``report_scope`` (city, case_id of
 every case in scope) in the temp table ``report_findings``. A rule's count is the number of cases in
-scope it flagged; its share is that count over the cases in scope.
+scope it flagged; its share is that count over the cases in scope. A clause's compliance counts, like
+合规率, only the error findings no waiver covers (`audit.check.waivers`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ def scope_findings(con, run_id: int) -> int:
     """Temp table ``report_findings``: (rule, case) pairs of the run within the scope; returns its size."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE report_findings AS
-        SELECT DISTINCT f.rule_id, f.severity, f.clause, f.city, f.case_id
+        SELECT DISTINCT f.rule_id, f.severity, f.clause, f.city, f.case_id, f.waiver_id IS NOT NULL AS waived
         FROM findings f SEMI JOIN report_scope s ON s.city = f.city AND s.case_id = f.case_id
         WHERE f.run_id = ?""", [run_id])
     return con.execute("SELECT count(*) FROM report_findings").fetchall()[0][0]
@@ -61,7 +62,7 @@ def rule_table(con, catalog: dict[str, dict], n_cases: int) -> list[dict]:
 def clause_table(con, run_id: int, n_cases: int, pack: Pack | None) -> list[dict]:
     """One row per clause (chapter) of the standard: cases with any finding, and with a violation."""
     rows = con.execute("""
-        WITH fc AS (SELECT split_part(clause, ' ', 1) AS ck, city, case_id, bool_or(severity = 'error') AS is_error
+        WITH fc AS (SELECT split_part(clause, ' ', 1) AS ck, city, case_id, bool_or(severity = 'error' AND NOT waived) AS is_error
                     FROM report_findings GROUP BY ALL),
         r AS (SELECT split_part(clause, ' ', 1) AS ck, list(rule_id ORDER BY rule_id) AS rules
               FROM run_rules WHERE run_id = ? GROUP BY ALL)
