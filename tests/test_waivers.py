@@ -355,3 +355,32 @@ def test_the_reports_clause_compliance_leaves_waived_errors_out(db, tmp_path):
     con.close()
     assert chapter["cases"] == "3" and chapter["error_cases"] == "2"    # B, C, H flagged; C waived
     assert chapter["compliance"] == "75.0%"                              # 1 - 2/8
+
+
+def test_a_waived_finding_is_not_on_a_halls_rectification_list(db, tmp_path):
+    """An accepted deviation needs no rectification: `audit rectify export` leaves it out, and
+    the open findings of the same hall stay."""
+    import openpyxl
+
+    waivers = write_yaml(tmp_path / "w.yaml", """\
+- rule: REQ-TIME-LIMIT
+  case_id: C
+  city: 延安
+  reason: 等待上级部门批复
+  approved_by: 延安市政务服务中心
+""")
+    assert check(db, "--waivers", waivers)[0] == 0
+    code, out = invoke("rectify", "export", "--db", db, "--out", tmp_path / "lists")
+    assert code == 0, out
+    listed = set()
+    for path in (tmp_path / "lists").glob("*.xlsx"):
+        wb = openpyxl.load_workbook(path, read_only=True)
+        for ws in wb.worksheets:
+            rows = list(ws.iter_rows(values_only=True))
+            head = next((i for i, r in enumerate(rows) if r and "办件编号" in r), None)
+            if head is None:
+                continue
+            ci, ri = rows[head].index("办件编号"), rows[head].index("规则编号")
+            listed |= {(r[ci], r[ri]) for r in rows[head + 1:] if r and r[ci]}
+    assert ("C", "REQ-TIME-LIMIT") not in listed
+    assert ("B", "REQ-TIME-LIMIT") in listed

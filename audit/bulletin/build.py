@@ -270,7 +270,8 @@ def _problems(con, run_id: int, scope: Scope, pack) -> tuple[list[str], list[Typ
         FROM findings f
         JOIN (SELECT * FROM case_kpi WHERE {where}) c ON c.city = f.city AND c.case_id = f.case_id
         LEFT JOIN run_rules r ON r.run_id = f.run_id AND r.rule_id = f.rule_id
-        WHERE f.run_id = ? AND f.severity IN ('error', 'warning') AND f.rule_id NOT LIKE 'DATA-%'""",
+        WHERE f.run_id = ? AND f.severity IN ('error', 'warning') AND f.rule_id NOT LIKE 'DATA-%'
+          AND f.waiver_id IS NULL""",
                 [*params, run_id])
     rules = con.execute("""
         SELECT rule_id, min(severity) AS sev, min(clause), min(title), count(DISTINCT (city, case_id)) AS n

@@ -165,7 +165,8 @@ def export_lists(con, out_dir: Path, run_id: int | None = None, cities: list[str
 
 
 def _where(run_id: int, cities: list[str], severities: list[str]) -> tuple[str, dict]:
-    where, params = ["f.run_id = $run", "f.rule_id NOT LIKE 'DATA-%'"], {"run": run_id}
+    # A waived finding is an accepted deviation: nothing to rectify, so it is not on a hall's list.
+    where, params = ["f.run_id = $run", "f.rule_id NOT LIKE 'DATA-%'", "f.waiver_id IS NULL"], {"run": run_id}
     if cities:
         where.append("list_contains($cities, f.city)")
         params["cities"] = cities

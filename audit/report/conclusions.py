@@ -277,7 +277,7 @@ def weak_halls(con, run_id: int, scope: Scope, min_cases: int) -> tuple[list[Wea
     big = big.sort_values(["_v", "cases", "city", "hall"], ascending=[True, False, True, True], kind="stable")
     errors = dict(((c, h), int(n)) for c, h, n in con.execute("""
         SELECT k.city, k.hall, count(*) FROM report_findings f JOIN case_kpi k USING (city, case_id)
-        WHERE f.severity = 'error' GROUP BY ALL""").fetchall())
+        WHERE f.severity = 'error' AND NOT f.waived GROUP BY ALL""").fetchall())
     halls = [WeakHall(rec["city"], rec["hall"], _rate(rec, "compliance_rate"), errors.get((rec["city"], rec["hall"]), 0))
              for rec in big.head(WEAK_HALLS).to_dict("records")]
     return halls, int((df["cases"] < min_cases).sum())

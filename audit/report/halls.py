@@ -96,6 +96,7 @@ def _rule_counts(con, keys: list[str], rules: dict[str, dict]) -> dict[str, pd.D
     findings = con.execute(f"""
         SELECT {cols}, f.rule_id, f.severity, count(*) AS n
         FROM report_findings f JOIN case_kpi k ON k.city = f.city AND k.case_id = f.case_id
+        WHERE NOT f.waived
         GROUP BY ALL""").df()
     errors = (findings[findings["severity"] == "error"].groupby(keys, dropna=False)["n"].sum()
               .rename("errors").reset_index())
