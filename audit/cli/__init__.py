@@ -23,6 +23,7 @@ from audit.cli import bulletin as _bulletin  # noqa: E402,F401
 from audit.cli import calendar as _calendar  # noqa: E402,F401
 from audit.cli import case as _case  # noqa: E402,F401
 from audit.cli import check as _check  # noqa: E402,F401
+from audit.cli import compare as _compare  # noqa: E402,F401
 from audit.cli import demo as _demo  # noqa: E402,F401
 from audit.cli import findings as _findings  # noqa: E402,F401
 from audit.cli import ingest as _ingest  # noqa: E402,F401

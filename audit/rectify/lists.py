@@ -177,26 +177,15 @@ def _where(run_id: int, cities: list[str], severities: list[str]) -> tuple[str, 
 
 
 def _deadlines(con, run, meta: dict, cities: list[str]) -> dict[str, tuple[int, dt.date]]:
-    """Each city's deadline: the `rectify_days`-th working day after the audit date on the city's
-    calendar as the run stored it. A run stored without its calendar, or a deadline past the end of
-    the stored calendar, is an error saying what to run."""
+    """Each city's deadline (`city_deadlines`). A run stored without its calendar, or a deadline
+    past the end of the stored calendar, is an error saying what to run."""
     if not cities:
         return {}
-    settings = json.loads(meta.get("settings") or "{}")
-    days = [rectify_days(settings, c) for c in cities]
     last = con.execute("SELECT max(d) FROM run_calendar WHERE run_id = ?", [run.run_id]).fetchall()[0][0]
     if last is None:
         raise UsageError(f"审计 {run.run_id} 由旧版本保存，没有保存工作日历，无法计算整改期限；{RERUN}")
-    rows = con.execute("""
-        WITH wanted AS (SELECT unnest($cities) AS city, unnest($days) AS n),
-        keyed AS (SELECT w.city, w.n, coalesce(cc.cal_key, 0) AS cal_key FROM wanted w
-                  LEFT JOIN run_city_calendar cc ON cc.run_id = $run AND cc.city = w.city),
-        ahead AS (SELECT cal_key, d, row_number() OVER (PARTITION BY cal_key ORDER BY d) AS k
-                  FROM run_calendar WHERE run_id = $run AND is_workday AND d > $as_of)
-        SELECT w.city, w.n, a.d FROM keyed w LEFT JOIN ahead a ON a.cal_key = w.cal_key AND a.k = w.n""",
-                       {"cities": cities, "days": days, "run": run.run_id, "as_of": run.as_of}).fetchall()
     out = {}
-    for city, n, deadline in rows:
+    for city, (n, deadline) in city_deadlines(con, run.run_id, run.as_of, meta.get("settings"), cities).items():
         if deadline is None:
             raise CalendarError(
                 f"审计 {run.run_id} 保存的工作日历只到 {last}，{city} 的整改期限 (审计日 {run.as_of} 后 {n} 个工作日) "
@@ -204,6 +193,27 @@ def _deadlines(con, run, meta: dict, cities: list[str]) -> dict[str, tuple[int, 
                 "重新运行 audit check，或明确选择 --calendar-fallback weekdays")
         out[city] = (n, deadline)
     return out
+
+
+def city_deadlines(con, run_id: int, as_of: dt.date, settings: str | None,
+                   cities: list[str]) -> dict[str, tuple[int, dt.date | None]]:
+    """Each city's 整改期限 for a run's findings: the city's `rectify_days`-th working day after the
+    audit date on its calendar as the run stored it (``run_calendar``, ``run_city_calendar``), with
+    that number of days; the deadline is None where the stored calendar ends before it (or the run
+    was stored without one). `settings` is the run's stored ``runs.settings``."""
+    if not cities:
+        return {}
+    stored = json.loads(settings or "{}")
+    days = [rectify_days(stored, c) for c in cities]
+    rows = con.execute("""
+        WITH wanted AS (SELECT unnest($cities) AS city, unnest($days) AS n),
+        keyed AS (SELECT w.city, w.n, coalesce(cc.cal_key, 0) AS cal_key FROM wanted w
+                  LEFT JOIN run_city_calendar cc ON cc.run_id = $run AND cc.city = w.city),
+        ahead AS (SELECT cal_key, d, row_number() OVER (PARTITION BY cal_key ORDER BY d) AS k
+                  FROM run_calendar WHERE run_id = $run AND is_workday AND d > $as_of)
+        SELECT w.city, w.n, a.d FROM keyed w LEFT JOIN ahead a ON a.cal_key = w.cal_key AND a.k = w.n""",
+                       {"cities": cities, "days": days, "run": run_id, "as_of": as_of}).fetchall()
+    return {city: (n, deadline) for city, n, deadline in sorted(rows)}
 
 
 class _ListWriter:
