@@ -18,6 +18,7 @@ def report_cmd(
     month: str | None = typer.Option(None, "--month", help="只包含此月受理的办件 YYYY-MM；没有办件的月份报错 (退出码 2)"),
     as_of: str | None = typer.Option(None, "--as-of", help="审计日 YYYY-MM-DD (默认: 最近一次审计的审计日)"),
     run: int | None = typer.Option(None, "--run", help="审计编号 (默认: 最近一次)"),
+    base: int | None = typer.Option(None, "--base", help="整改跟踪的基准审计编号 (默认: 该次审计之前的一次；没有时不含整改跟踪)"),
     show_personal_data: bool = typer.Option(False, "--show-personal-data",
                                             help="显示完整的姓名、证件号码和联系电话 (默认脱敏)"),
     all_staff: bool = typer.Option(False, "--all-staff",
@@ -44,7 +45,8 @@ def report_cmd(
         # Before a run is chosen (or made): a city the database has no case of is refused at once.
         require_cities(con, city_names(city))
         info = write_report(con, out, cities=city or None, month=month, as_of=parse_as_of(as_of),
-                            show_personal=show_personal_data, run_id=run, all_staff=all_staff)
+                            show_personal=show_personal_data, run_id=run, all_staff=all_staff,
+                            base_run=base)
     finally:
         con.close()
     shown = (f"{info.findings_shown:,} / {info.findings_total:,}" if info.findings_shown < info.findings_total

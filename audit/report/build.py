@@ -17,7 +17,7 @@ import jinja2
 from markupsafe import Markup
 
 from audit.figures.metrics import FIGURES
-from audit.report import casetable, charts, comparison, compliance, conclusions, figures, halls, provenance
+from audit.report import casetable, charts, comparison, compliance, conclusions, figures, halls, provenance, tracking
 from audit.report.fonts import PAGE_FAMILY, font_face_css
 from audit.report.scope import ReportScope, open_scope
 from audit.report.text import FIGURE_DEFINITIONS, SEVERITY_ZH, figure_zh, fill_settings, rule_title
@@ -42,6 +42,7 @@ class ReportInfo:
     cities: list[str] = field(default_factory=list)
     month: str | None = None
     notices: list[str] = field(default_factory=list)
+    base_run_id: int | None = None       # the run of the 整改跟踪 section (None: no section)
 
 
 def environment(template_dir: Path | None = None) -> jinja2.Environment:
@@ -71,7 +72,8 @@ def css_string(value) -> Markup:
 def write_report(con, out: Path, cities: list[str] | None = None, month: str | None = None,
                  as_of: dt.date | None = None, show_personal: bool = False,
                  template_dir: Path | None = None, run_id: int | None = None,
-                 all_staff: bool = False, findings_limit: int | None = None) -> ReportInfo:
+                 all_staff: bool = False, findings_limit: int | None = None,
+                 base_run: int | None = None) -> ReportInfo:
     """Write the HTML report of a stored run (`run_id`, or the latest at `as_of`) for the chosen
     cities and month.
 
@@ -83,9 +85,11 @@ def write_report(con, out: Path, cities: list[str] | None = None, month: str | N
     settings and calendars as they were, the cases' figures and the findings.
     The page lists at most `findings_limit` findings (default `casetable.MAX_ROWS`), each severity
     with findings among them; the printed page has a digest per city instead of the list.
+    The section 整改跟踪 compares the run with `base_run` (default: the run before it; none before
+    it, no section), as `audit compare` does (`audit.report.tracking`).
     """
     html, info = render_report(con, cities, month, as_of, show_personal, template_dir, run_id, all_staff,
-                               findings_limit)
+                               findings_limit, base_run)
     data = html.encode("utf-8")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -97,19 +101,34 @@ def write_report(con, out: Path, cities: list[str] | None = None, month: str | N
 def render_report(con, cities: list[str] | None = None, month: str | None = None,
                   as_of: dt.date | None = None, show_personal: bool = False,
                   template_dir: Path | None = None, run_id: int | None = None,
-                  all_staff: bool = False, findings_limit: int | None = None) -> tuple[str, ReportInfo]:
+                  all_staff: bool = False, findings_limit: int | None = None,
+                  base_run: int | None = None) -> tuple[str, ReportInfo]:
     """The report's HTML text and what it holds (see `write_report`)."""
     rs = open_scope(con, cities, month, as_of, run_id)
     notices = month_notice(rs.scope.month, rs.as_of, rs.run_id)
     limit = casetable.MAX_ROWS if findings_limit is None else findings_limit
     context = _context(con, rs, show_personal, all_staff, limit)
     context["notices"] = notices
+    followup = tracking.tracking(con, rs.run_id, rs.scope.cities, rs.scope.month, base_run)
+    context["tracking"] = followup
+    context["numbers"] = section_numbers(followup is not None)
     html = environment(template_dir).get_template("report.html").render(**context)
     html = html.replace(FONT_PLACEHOLDER, font_face_css(html), 1)
     listed = context["findings"]["list"]
     info = ReportInfo(Path(), 0, rs.cases, len(listed.rows), listed.total,
-                      rs.run_id, rs.as_of, rs.scope.cities, rs.scope.month, notices)
+                      rs.run_id, rs.as_of, rs.scope.cities, rs.scope.month, notices,
+                      followup["base"].run_id if followup else None)
     return html, info
+
+
+NUMERALS = "一二三四五六七八九十"
+
+
+def section_numbers(with_tracking: bool) -> dict[str, str]:
+    """The numbers of the sections after 六、问题办件清单: 整改跟踪 is 七 when the report has it, and
+    the definitions and the provenance follow it."""
+    after = (["tracking"] if with_tracking else []) + ["definitions", "provenance"]
+    return {section: NUMERALS[6 + i] for i, section in enumerate(after)}
 
 
 def month_notice(month: str | None, as_of: dt.date, run_id: int) -> list[str]:
