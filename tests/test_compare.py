@@ -324,6 +324,11 @@ def test_report_tracking_section_equals_the_comparison(cycle, tmp_path):
     toc = [a.attrs["href"] for a in doc.find_all("nav")[0].find_all("a")]
     assert toc[-3:] == ["#tracking", "#definitions", "#provenance"]
     assert doc.by_id("definitions").find_all("h2")[0].text().startswith("八、")
+    again = tmp_path / "again.html"
+    run_ok("report", "--out", again, "--base", 1, "--db", cycle["db"])
+    assert again.read_bytes() == out.read_bytes()          # reproducible; --base 1 is the default here
+    code, text = invoke("report", "--out", tmp_path / "x.html", "--base", 9, "--db", cycle["db"])
+    assert code == 2 and "没有编号为 9 的审计" in text, text
 
 
 def test_report_of_the_first_run_has_no_tracking(cycle, tmp_path):

@@ -108,10 +108,11 @@ def choose_runs(con, base_id: int | None = None, run_id: int | None = None) -> t
 
 
 def compare_runs(con, base_id: int | None = None, run_id: int | None = None, cities: list[str] | None = None,
-                 month: str | None = None) -> Comparison:
+                 month: str | None = None, with_findings: bool = True) -> Comparison:
     """Compare the findings of two stored runs (`choose_runs`) over `cities` (default: every city
     of either run; repeatable or comma-separated) and optionally the cases requested in `month`
-    (YYYY-MM). A city or month that neither run has is a UsageError listing the known ones."""
+    (YYYY-MM). A city or month that neither run has is a UsageError listing the known ones.
+    Without `with_findings` only the summary is read (`findings` is empty: the report's use)."""
     base, run = choose_runs(con, base_id, run_id)
     cities = _scope_cities(con, base, run, split_values(cities))
     if month is not None:
@@ -126,7 +127,7 @@ def compare_runs(con, base_id: int | None = None, run_id: int | None = None, cit
                  "deadline_cities": list(deadlines), "deadline_days": [d for _, d in deadlines.values()],
                  "claimed": CLAIMED})
     findings = con.execute(f"""SELECT {', '.join(FINDING_COLUMNS)} FROM compare_findings
-        ORDER BY city, hall NULLS LAST, case_id, rule_id""").df()
+        ORDER BY city, hall NULLS LAST, case_id, rule_id {'' if with_findings else 'LIMIT 0'}""").df()
     summary = _summary(con)
     return Comparison(base, run, cities, month, findings, summary, deadlines,
                       _notices(con, base, run, deadlines, summary["total"]))

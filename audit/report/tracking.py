@@ -61,12 +61,12 @@ def tracking(con, run_id: int, cities: list[str], month: str | None, base_run: i
         if before is None:
             return None
         try:
-            c = compare_runs(con, before.run_id, run_id, cities, month)
+            c = compare_runs(con, before.run_id, run_id, cities, month, with_findings=False)
         except UsageError as exc:
             return {"unavailable": str(exc), "base": before,
                     "trend": compliance_trend(con, run_id, before.run_id, cities, month)}
     else:
-        c = compare_runs(con, base_run, run_id, cities, month)
+        c = compare_runs(con, base_run, run_id, cities, month, with_findings=False)
     return {"unavailable": None, "base": c.base, "run": c.run, "headers": [h for _, h in COLUMNS],
             "rows": table_rows(c), "total": _row("total", "", None, c.total),
             "deadlines": [{"city": city, "days": n, "deadline": d} for city, (n, d) in c.deadlines.items()],
