@@ -265,6 +265,8 @@ def test_csv_has_the_columns_and_one_row_per_finding(cycle, tmp_path):
                 "done_on", "answer_file"):
         assert col in rows[0]
     assert Counter(r["status"] for r in rows) == Counter(f["status"] for f in cycle["result"]["findings"])
+    titles = {r["rule_id"]: r["title"] for r in rows}
+    assert titles["EVAL-FOLLOWUP"] == "差评须在 5 个工作日内回访"        # the values in force, not setting names
     summary = tmp_path / "summary.csv"
     run_ok("compare", "--format", "csv", "--summary", "--out", summary, "--db", cycle["db"])
     with open(summary, encoding="utf-8-sig", newline="") as fh:

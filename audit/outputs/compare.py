@@ -128,9 +128,27 @@ def compare_runs(con, base_id: int | None = None, run_id: int | None = None, cit
                  "claimed": CLAIMED})
     findings = con.execute(f"""SELECT {', '.join(FINDING_COLUMNS)} FROM compare_findings
         ORDER BY city, hall NULLS LAST, case_id, rule_id {'' if with_findings else 'LIMIT 0'}""").df()
+    _titles_in_force(con, findings, base, run)
     summary = _summary(con)
     return Comparison(base, run, cities, month, findings, summary, deadlines,
                       _notices(con, base, run, deadlines, summary["total"]))
+
+
+def _titles_in_force(con, findings: pd.DataFrame, base: StoredRun, run: StoredRun) -> None:
+    """Each rule title with the values in force for the finding's city (`rule_title`), in the
+    settings of the run the title was taken from (the later run's when it has the finding)."""
+    # Here, not at the top: audit.report (whose package imports the report, which uses this module)
+    # would otherwise be half-imported when this module is imported first.
+    from audit.report.text import rule_title
+
+    if findings.empty:
+        return
+    settings = dict(con.execute("SELECT run_id, settings FROM runs WHERE run_id IN (?, ?)",
+                                [base.run_id, run.run_id]).fetchall())
+    pairs = findings[["title", "city", "in_run"]].drop_duplicates()
+    filled = {(t, c, i): rule_title(t, settings[run.run_id if i else base.run_id], city=c)
+              for t, c, i in pairs.itertuples(index=False) if isinstance(t, str)}
+    findings["title"] = [filled.get(key, key[0]) for key in zip(findings["title"], findings["city"], findings["in_run"])]
 
 
 def _scope_cities(con, base: StoredRun, run: StoredRun, chosen: list[str]) -> list[str]:
