@@ -4,9 +4,10 @@ The sample is written, ingested and checked at the end of its period; the halls'
 filled in with openpyxl as a hall would (the sheet sorted first; some findings marked 已整改, some
 整改中) and read back; some cases are corrected in a re-exported copy of their events (the missing
 资料归档 for 延安 cases flagged ARCHIVE-TIMELY, a 回访 for 宝鸡 cases flagged EVAL-FOLLOWUP),
-re-ingested and checked again a month later. Every expected status is derived here, by set arithmetic
-over the two runs' findings as `audit findings --format json` lists them and the answers this test
-wrote — not from the comparison's code — and 整改期限 on `chinese_calendar`.
+re-ingested and checked again a month later with a waiver file (one rule in a city, another in one
+hall). Every expected status is derived here, by set arithmetic over the two runs' findings as
+`audit findings --format json` lists them and the answers this test wrote — not from the
+comparison's code — and 整改期限 on `chinese_calendar`.
 """
 
 from __future__ import annotations
@@ -131,6 +132,19 @@ def correct_cases(db: Path, first: dict[tuple, dict], out: Path) -> set[tuple]:
     return corrected
 
 
+def write_waivers(first: dict[tuple, dict], path: Path) -> str:
+    """Waive REQ-TIME-LIMIT in 榆林 (findings that persist and new ones) and REQ-ONE-STOP in the 榆林
+    hall with the most such findings in the first run (returned)."""
+    halls = Counter(f["hall"] for (city, _, rule), f in first.items() if city == "榆林" and rule == "REQ-ONE-STOP")
+    hall = halls.most_common(1)[0][0]
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["rule", "case_id", "city", "hall", "reason", "approved_by", "expires"])
+        writer.writerow(["REQ-TIME-LIMIT", "", "榆林", "", "系统升级期间的时限", "榆林市政务服务局", "2026-12-31"])
+        writer.writerow(["REQ-ONE-STOP", "", "榆林", hall, "大厅搬迁期间", "榆林市政务服务局", ""])
+    return hall
+
+
 def expected_statuses(first: dict, second: dict, answers: dict, judged: set[tuple],
                       waived: set[tuple] = frozenset()) -> dict[tuple, str]:
     """Each finding's status by the definitions of README 整改跟踪, from the two runs' findings,
@@ -161,12 +175,14 @@ def cycle(tmp_path_factory) -> dict:
     corrected = correct_cases(db, first, tmp / "更正_环节.csv")
     out = run_ok("ingest", tmp / "更正_环节.csv", "--db", db)
     assert f"替换办件 {len(corrected)}" in out, out
-    run_ok("check", "--as-of", SECOND, "--db", db)
+    waived_hall = write_waivers(first, tmp / "豁免.csv")
+    run_ok("check", "--as-of", SECOND, "--waivers", tmp / "豁免.csv", "--db", db)
     second = findings_of(db, 2, tmp)
     compared = tmp / "compare.json"
     run_ok("compare", "--format", "json", "--out", compared, "--db", db)
     return {"db": db, "tmp": tmp, "answers": answers, "first": first, "second": second, "corrected": corrected,
             "judged": set(query(db, "SELECT city, case_id FROM cases")),
+            "waived": {k for k, f in second.items() if f["waived"]}, "waived_hall": waived_hall,
             "result": json.loads(compared.read_text(encoding="utf-8"))}
 
 
@@ -175,11 +191,21 @@ def test_every_finding_gets_the_status_its_definition_gives(cycle):
     assert (result["base_run"]["run_id"], result["run"]["run_id"]) == (1, 2)
     assert (result["base_run"]["as_of"], result["run"]["as_of"]) == (str(FIRST), str(SECOND))
     got = {(f["city"], f["case_id"], f["rule_id"]): f["status"] for f in result["findings"]}
-    expected = expected_statuses(cycle["first"], cycle["second"], cycle["answers"], cycle["judged"])
+    expected = expected_statuses(cycle["first"], cycle["second"], cycle["answers"], cycle["judged"],
+                                 cycle["waived"])
     assert got == expected
     assert result["count"] == len(expected)
     counts = Counter(expected.values())
-    assert all(counts[s] for s in ("new", "persisting", "claimed_fixed", "fixed")), counts
+    assert all(counts[s] for s in ("new", "persisting", "claimed_fixed", "fixed", "waived")), counts
+    # The waivers cover exactly what they name: waived both where the base had the finding and where it is new.
+    assert cycle["waived"] == {k for k, f in cycle["second"].items() if k[0] == "榆林" and (
+        k[2] == "REQ-TIME-LIMIT" or (k[2] == "REQ-ONE-STOP" and f["hall"] == cycle["waived_hall"]))}
+    assert {k in cycle["first"] for k in cycle["waived"]} == {True, False}
+    for f in result["findings"]:
+        if f["status"] == "waived":
+            assert f["waiver_reason"] in ("系统升级期间的时限", "大厅搬迁期间") and f["waiver_approved_by"]
+        else:
+            assert f["waiver_id"] is None and f["waiver_reason"] is None
     # The corrected cases' findings are fixed; the halls' 已整改 on a finding that is still there is a claim.
     assert all(expected[key] == "fixed" for key in cycle["corrected"])
     assert {r for (_, _, r), s in expected.items() if s == "claimed_fixed"} <= {r for r, a in ANSWERS.items()
@@ -237,7 +263,8 @@ def summary_by_hand(findings: dict[tuple, str], first: dict, second: dict, answe
 
 
 def test_summary_per_city_hall_and_rule_with_the_rectification_rate(cycle):
-    expected = expected_statuses(cycle["first"], cycle["second"], cycle["answers"], cycle["judged"])
+    expected = expected_statuses(cycle["first"], cycle["second"], cycle["answers"], cycle["judged"],
+                                 cycle["waived"])
     by_hand = summary_by_hand(expected, cycle["first"], cycle["second"], cycle["answers"])
     summary = cycle["result"]["summary"]
     keys = {"total": (), "city": ("city",), "hall": ("city", "hall"), "rule": ("rule_id",)}
@@ -350,7 +377,7 @@ def test_a_case_the_later_run_did_not_judge_is_gone_not_fixed(cycle, tmp_path):
     run_ok("compare", "--base", 1, "--run", 3, "--format", "json", "--out", out, "--db", db)
     result = json.loads(out.read_text(encoding="utf-8"))
     judged = {k for k in cycle["judged"] if k[0] != "榆林"}
-    expected = expected_statuses(cycle["first"], third, cycle["answers"], judged)
+    expected = expected_statuses(cycle["first"], third, cycle["answers"], judged)        # no waivers in run 3
     got = {(f["city"], f["case_id"], f["rule_id"]): (f["status"], f["gone_reason"]) for f in result["findings"]}
     assert got == {k: (s, "case" if s == "gone" else None) for k, s in expected.items()}
     assert {k[0] for k, s in expected.items() if s == "gone"} == {"榆林"}

@@ -9,7 +9,7 @@ the latest run and the one before it) each finding of either run gets exactly on
 | ``persisting`` | 仍存在 | in both runs |
 | ``claimed_fixed`` | 称已整改但仍存在 | in both runs, and the hall answered 整改状态 = 已整改 to it in the base run |
 | ``fixed`` | 已整改 | in the base run, not in the run, and the run judged the case again (it is among the run's ``run_cases``) under the same rule |
-| ``waived`` | 已豁免 | in the run, covered by one of the run's waivers |
+| ``waived`` | 已豁免 | in the run, covered by one of the run's waivers (``findings.waiver_id``; its reason, approver and end date from ``run_waivers``) |
 | ``gone`` | 未再审计 | in the base run, but the run did not judge it again: the case is not among its cases (``gone_reason`` ``case``: 办件不在本次审计中 — another ``--city``, or the case left the data) or the rule is not in its pack (``rule``) |
 
 ``gone`` is never counted as fixed: nobody looked again. The rectification rate of a group is
@@ -54,7 +54,8 @@ CLAIMED = "已整改"
 RATE = "rectification_rate"
 FINDING_COLUMNS = ["city", "hall", "case_id", "rule_id", "severity", "status", "gone_reason", "in_base", "in_run",
                    "title", "clause", "month", "deadline", "overdue", "owner", "answer_status", "action", "done_on",
-                   "answer_file", "answer_sha256", "answer_sheet", "answer_row"]
+                   "answer_file", "answer_sha256", "answer_sheet", "answer_row", "waiver_id", "waiver_reason",
+                   "waiver_approved_by", "waiver_expires"]
 COUNT_COLUMNS = ["base_findings", "run_findings", *STATUSES, "answered", "claimed", "overdue"]
 SUMMARY_COLUMNS = [*COUNT_COLUMNS, RATE, f"{RATE}_num", f"{RATE}_den", f"{RATE}_low", f"{RATE}_high"]
 LEVELS = {"total": [], "city": ["city"], "hall": ["city", "hall"], "rule": ["rule_id"]}
@@ -163,7 +164,7 @@ def _scope_cities(con, base: StoredRun, run: StoredRun, chosen: list[str]) -> li
 FINDINGS_SQL = """
 WITH b AS (SELECT city, case_id, rule_id, any_value(severity) AS severity
            FROM findings WHERE run_id = $base AND rule_id NOT LIKE 'DATA-%' GROUP BY ALL),
-     l AS (SELECT city, case_id, rule_id, any_value(severity) AS severity, false AS waived
+     l AS (SELECT city, case_id, rule_id, any_value(severity) AS severity, min(waiver_id) AS waiver_id
            FROM findings WHERE run_id = $run AND rule_id NOT LIKE 'DATA-%' GROUP BY ALL),
      bc AS (SELECT city, case_id, nullif(trim(hall), '') AS hall, month FROM run_cases WHERE run_id = $base),
      lc AS (SELECT city, case_id, nullif(trim(hall), '') AS hall, month FROM run_cases WHERE run_id = $run),
@@ -174,10 +175,10 @@ WITH b AS (SELECT city, case_id, rule_id, any_value(severity) AS severity
      dl AS (SELECT unnest($deadline_cities::VARCHAR[]) AS city, unnest($deadline_days::DATE[]) AS deadline),
      k AS (SELECT coalesce(l.city, b.city) AS city, coalesce(l.case_id, b.case_id) AS case_id,
                   coalesce(l.rule_id, b.rule_id) AS rule_id, coalesce(l.severity, b.severity) AS severity,
-                  b.rule_id IS NOT NULL AS in_base, l.rule_id IS NOT NULL AS in_run, coalesce(l.waived, false) AS waived
+                  b.rule_id IS NOT NULL AS in_base, l.rule_id IS NOT NULL AS in_run, l.waiver_id
            FROM b FULL JOIN l ON l.city = b.city AND l.case_id = b.case_id AND l.rule_id = b.rule_id)
 SELECT k.city, coalesce(bc.hall, lc.hall) AS hall, k.case_id, k.rule_id, k.severity,
-       CASE WHEN k.in_run AND k.waived THEN 'waived'
+       CASE WHEN k.waiver_id IS NOT NULL THEN 'waived'
             WHEN k.in_run AND NOT k.in_base THEN 'new'
             WHEN k.in_run AND a.status = $claimed THEN 'claimed_fixed'
             WHEN k.in_run THEN 'persisting'
@@ -192,8 +193,10 @@ SELECT k.city, coalesce(bc.hall, lc.hall) AS hall, k.case_id, k.rule_id, k.sever
        -- (NULL where the base run's stored calendar does not reach the deadline)
        CASE WHEN NOT k.in_base OR a.status IS NOT NULL THEN false ELSE dl.deadline < $as_of END AS overdue,
        a.owner, a.status AS answer_status, a.action, a.done_on, a.file_name AS answer_file,
-       a.sha256 AS answer_sha256, a.sheet AS answer_sheet, a.source_row AS answer_row
+       a.sha256 AS answer_sha256, a.sheet AS answer_sheet, a.source_row AS answer_row,
+       k.waiver_id, w.reason AS waiver_reason, w.approved_by AS waiver_approved_by, w.expires AS waiver_expires
 FROM k
+LEFT JOIN run_waivers w ON w.run_id = $run AND w.waiver_id = k.waiver_id
 LEFT JOIN bc ON bc.city = k.city AND bc.case_id = k.case_id
 LEFT JOIN lc ON lc.city = k.city AND lc.case_id = k.case_id
 LEFT JOIN br ON br.rule_id = k.rule_id
@@ -342,7 +345,9 @@ XLSX_FINDINGS = [("地市", "city", 8), ("服务大厅", "hall", 18), ("办件�
                  ("级别", "severity", 12), ("规则名称", "title", 28), ("状态", "status", 14), ("说明", "gone_reason", 18),
                  ("整改期限", "deadline", 11), ("逾期未答复", "overdue", 9), ("责任人", "owner", 10),
                  ("整改状态", "answer_status", 10), ("整改情况", "action", 30), ("整改完成日期", "done_on", 12),
-                 ("答复文件", "answer_file", 24), ("工作表", "answer_sheet", 10), ("行", "answer_row", 6)]
+                 ("答复文件", "answer_file", 24), ("工作表", "answer_sheet", 10), ("行", "answer_row", 6),
+                 ("豁免原因", "waiver_reason", 24), ("豁免批准人", "waiver_approved_by", 14),
+                 ("豁免有效期至", "waiver_expires", 12)]
 
 
 def to_xlsx(c: Comparison, path: Path) -> None:
