@@ -122,7 +122,10 @@ def compare_runs(con, base_id: int | None = None, run_id: int | None = None, cit
                                             {"runs": [base.run_id, run.run_id], "cities": cities}).fetchall()]
         refuse([unknown_values("--month", [month], months, "不是两次审计中所选地市的受理月份", suggest=False)])
     settings = con.execute("SELECT settings FROM runs WHERE run_id = ?", [base.run_id]).fetchall()[0][0]
-    deadlines = city_deadlines(con, base.run_id, base.as_of, settings, cities)
+    # 整改期限 of the cities the base run judged (a city new in the later run had no list to answer)
+    judged = [r[0] for r in con.execute("""SELECT DISTINCT city FROM run_cases WHERE run_id = ?
+                                           AND list_contains(?, city) ORDER BY city""", [base.run_id, cities]).fetchall()]
+    deadlines = city_deadlines(con, base.run_id, base.as_of, settings, judged)
     con.execute(f"CREATE OR REPLACE TEMP TABLE compare_findings AS {FINDINGS_SQL}",
                 {"base": base.run_id, "run": run.run_id, "as_of": run.as_of, "cities": cities, "month": month,
                  "deadline_cities": list(deadlines), "deadline_days": [d for _, d in deadlines.values()],
