@@ -391,6 +391,27 @@ def test_a_case_the_later_run_did_not_judge_is_gone_not_fixed(cycle, tmp_path):
     assert {f["city"] for f in json.loads(out.read_text(encoding="utf-8"))["findings"]} == {"延安"}
 
 
+def test_a_finding_waived_in_the_base_run_was_on_no_list_and_is_never_overdue(cycle, tmp_path):
+    """Run 2 (with waivers) as the base of a check two months later without them: its waived
+    findings were left off the halls' lists, so no answer is overdue for them; still there, they persist."""
+    db = tmp_path / "audit.duckdb"
+    shutil.copy(cycle["db"], db)
+    later = dt.date(2026, 6, 30)
+    assert add_workdays(SECOND, 10) < later
+    run_ok("check", "--as-of", later, "--db", db)
+    third = findings_of(db, 3, tmp_path)
+    out = tmp_path / "after_waivers.json"
+    run_ok("compare", "--format", "json", "--out", out, "--db", db)
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert (result["base_run"]["run_id"], result["run"]["run_id"]) == (2, 3)
+    rows = {(f["city"], f["case_id"], f["rule_id"]): f for f in result["findings"]}
+    second = cycle["second"]
+    assert {k for k, f in rows.items() if f["base_waived"]} == cycle["waived"]
+    assert {k for k, f in rows.items() if f["overdue"]} == {k for k in second if k not in cycle["waived"]}
+    assert {rows[k]["status"] for k in cycle["waived"] if k in third} == {"persisting"}
+    assert result["summary"]["total"]["overdue"] == len(second) - len(cycle["waived"])
+
+
 @pytest.mark.parametrize("args, message", [
     (["--run", 9], "没有编号为 9 的审计；已有: 1 (审计日 2026-03-31)、2 (审计日 2026-04-30)"),
     (["--base", 9], "没有编号为 9 的审计"),

@@ -20,7 +20,8 @@ DATA-* findings describe the data, not the service; as in the rectification list
 they are left out. The hall's answer is the one recorded for the base run's finding
 (``rectify_answers``), with the file it came from. An answer is *overdue* when a base finding has
 none and the run's audit date is past the base run's 整改期限 (its audit date + ``rectify_days``
-working days on its stored calendar, `audit.rectify.lists.city_deadlines`).
+working days on its stored calendar, `audit.rectify.lists.city_deadlines`); a finding waived in the
+base run (``base_waived``) was on no hall's list and is never overdue.
 
 Everything is computed in DuckDB from the stored runs (`compare_runs`, one set-based query for the
 findings and one ``GROUPING SETS`` query for the summary per city, hall and rule); the renderers
@@ -53,6 +54,7 @@ GONE_ZH = {"case": "办件不在本次审计中", "rule": "规则不在本次审
 CLAIMED = "已整改"
 RATE = "rectification_rate"
 FINDING_COLUMNS = ["city", "hall", "case_id", "rule_id", "severity", "status", "gone_reason", "in_base", "in_run",
+                   "base_waived",
                    "title", "clause", "month", "deadline", "overdue", "owner", "answer_status", "action", "done_on",
                    "answer_file", "answer_sha256", "answer_sheet", "answer_row", "waiver_id", "waiver_reason",
                    "waiver_approved_by", "waiver_expires"]
@@ -165,7 +167,7 @@ def _scope_cities(con, base: StoredRun, run: StoredRun, chosen: list[str]) -> li
 # One row per finding of either run in scope (DATA-* left out). A rule that output a case twice
 # still makes one finding of it (the GROUP BY).
 FINDINGS_SQL = """
-WITH b AS (SELECT city, case_id, rule_id, any_value(severity) AS severity
+WITH b AS (SELECT city, case_id, rule_id, any_value(severity) AS severity, bool_or(waiver_id IS NOT NULL) AS waived
            FROM findings WHERE run_id = $base AND rule_id NOT LIKE 'DATA-%' GROUP BY ALL),
      l AS (SELECT city, case_id, rule_id, any_value(severity) AS severity, min(waiver_id) AS waiver_id
            FROM findings WHERE run_id = $run AND rule_id NOT LIKE 'DATA-%' GROUP BY ALL),
@@ -178,7 +180,8 @@ WITH b AS (SELECT city, case_id, rule_id, any_value(severity) AS severity
      dl AS (SELECT unnest($deadline_cities::VARCHAR[]) AS city, unnest($deadline_days::DATE[]) AS deadline),
      k AS (SELECT coalesce(l.city, b.city) AS city, coalesce(l.case_id, b.case_id) AS case_id,
                   coalesce(l.rule_id, b.rule_id) AS rule_id, coalesce(l.severity, b.severity) AS severity,
-                  b.rule_id IS NOT NULL AS in_base, l.rule_id IS NOT NULL AS in_run, l.waiver_id
+                  b.rule_id IS NOT NULL AS in_base, l.rule_id IS NOT NULL AS in_run, l.waiver_id,
+                  coalesce(b.waived, false) AS base_waived
            FROM b FULL JOIN l ON l.city = b.city AND l.case_id = b.case_id AND l.rule_id = b.rule_id)
 SELECT k.city, coalesce(bc.hall, lc.hall) AS hall, k.case_id, k.rule_id, k.severity,
        CASE WHEN k.waiver_id IS NOT NULL THEN 'waived'
@@ -189,12 +192,15 @@ SELECT k.city, coalesce(bc.hall, lc.hall) AS hall, k.case_id, k.rule_id, k.sever
             ELSE 'fixed' END AS status,
        CASE WHEN k.in_run THEN NULL WHEN lc.case_id IS NULL THEN 'case' WHEN lr.rule_id IS NULL THEN 'rule'
             END AS gone_reason,
-       k.in_base, k.in_run, coalesce(lr.title, br.title) AS title, coalesce(lr.clause, br.clause) AS clause,
+       k.in_base, k.in_run, k.base_waived, coalesce(lr.title, br.title) AS title,
+       coalesce(lr.clause, br.clause) AS clause,
        coalesce(bc.month, lc.month) AS month,
        CASE WHEN k.in_base THEN dl.deadline END AS deadline,
-       -- overdue: a base finding without an answer whose 整改期限 had passed on the run's audit date
+       -- overdue: a base finding without an answer whose 整改期限 had passed on the run's audit date; one
+       -- waived in the base run was on no list (audit.rectify.lists), so no answer was asked for
        -- (NULL where the base run's stored calendar does not reach the deadline)
-       CASE WHEN NOT k.in_base OR a.status IS NOT NULL THEN false ELSE dl.deadline < $as_of END AS overdue,
+       CASE WHEN NOT k.in_base OR k.base_waived OR a.status IS NOT NULL THEN false
+            ELSE dl.deadline < $as_of END AS overdue,
        a.owner, a.status AS answer_status, a.action, a.done_on, a.file_name AS answer_file,
        a.sha256 AS answer_sha256, a.sheet AS answer_sheet, a.source_row AS answer_row,
        k.waiver_id, w.reason AS waiver_reason, w.approved_by AS waiver_approved_by, w.expires AS waiver_expires
