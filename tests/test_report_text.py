@@ -11,9 +11,9 @@ import re
 
 import pytest
 
-from audit.report.text import fill_settings, rule_title
 from audit.resources import pack_dir
 from audit.rules.pack import load_pack
+from audit.rules.titles import fill_settings, rule_title
 
 SETTINGS = {
     "default": {"max_visits": 1, "response_days": 1, "archive_days": 5, "followup_days": 5,

@@ -33,7 +33,7 @@ from audit.outputs.findings import evidence_text, rule_labels
 from audit.outputs.mask import mask_name, scrub
 from audit.report.build import month_notice
 from audit.report.figures import Scope, make_scope, previous_month, require_month_format
-from audit.report.text import rule_title
+from audit.rules.titles import rule_title
 
 DEADLINE_DAYS_DEFAULT = 10          # working days to rectify after the audit date (--deadline-days)
 HALL_LIST_MAX = 5                   # halls on each of the 红榜 and 黑榜

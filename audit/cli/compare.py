@@ -35,7 +35,7 @@ def compare_cmd(
     """
     from audit.db import connect
     from audit.errors import UsageError
-    from audit.outputs.compare import compare_runs, to_csv, to_json, to_table, to_xlsx
+    from audit.rectify.compare import compare_runs, to_csv, to_json, to_table, to_xlsx
     from audit.report.figures import require_month_format
 
     if fmt not in FORMATS:

@@ -20,8 +20,9 @@ from audit.figures.metrics import FIGURES
 from audit.report import casetable, charts, comparison, compliance, conclusions, figures, halls, provenance, tracking
 from audit.report.fonts import PAGE_FAMILY, font_face_css
 from audit.report.scope import ReportScope, open_scope
-from audit.report.text import FIGURE_DEFINITIONS, SEVERITY_ZH, figure_zh, fill_settings, rule_title
+from audit.report.text import FIGURE_DEFINITIONS, SEVERITY_ZH, figure_zh
 from audit.resources import templates_dir
+from audit.rules.titles import fill_settings, rule_title
 
 FONT_PLACEHOLDER = "/*@@report-font-face@@*/"
 XLSX_HINT = "audit findings --format xlsx --out 整改清单.xlsx"

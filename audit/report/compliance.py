@@ -8,8 +8,9 @@ scope it flagged; its share is that count over the cases in scope. A clause's co
 
 from __future__ import annotations
 
-from audit.report.text import SEVERITY_RANK, SEVERITY_ZH, fmt_count, pct, rule_title
+from audit.report.text import SEVERITY_RANK, SEVERITY_ZH, fmt_count, pct
 from audit.rules.pack import Pack
+from audit.rules.titles import rule_title
 
 
 def scope_findings(con, run_id: int) -> int:

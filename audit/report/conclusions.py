@@ -25,7 +25,8 @@ import pandas as pd
 from audit.figures.fair import ADJUSTED_FIGURES, adjusted_rates, wilson
 from audit.report.figures import Scope, kpis, previous_month
 from audit.report.scope import open_scope
-from audit.report.text import RATE_FIGURES, figure_zh, fmt_ratio, is_empty, pct, rule_title
+from audit.report.text import RATE_FIGURES, figure_zh, fmt_ratio, is_empty, pct
+from audit.rules.titles import rule_title
 
 TOP_MOVES = 5        # month-on-month moves listed
 TOP_RULES = 3        # rules per city

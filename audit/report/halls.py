@@ -16,7 +16,8 @@ from __future__ import annotations
 import pandas as pd
 
 from audit.figures.metrics import RATES, compute_kpis, kpi_cells
-from audit.report.text import figure_zh, fmt_count, fmt_figure, fmt_ratio, is_empty, rule_title
+from audit.report.text import figure_zh, fmt_count, fmt_figure, fmt_ratio, is_empty
+from audit.rules.titles import rule_title
 
 UNIT_FIGURES = ("response_rate", "on_time_rate", "satisfaction_rate")  # shown beside compliance
 TOP_RULE_CELL = 3  # the place of the top rule among a row's cells (after cases, compliance, errors)

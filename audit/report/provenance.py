@@ -6,8 +6,8 @@ import json
 
 from audit import __version__
 from audit.outputs.findings import run_metadata
-from audit.report.text import fill_settings, run_settings, setting_overrides, setting_value
 from audit.rules.pack import Pack
+from audit.rules.titles import fill_settings, run_settings, setting_overrides, setting_value
 
 SETTING_ZH = {
     "max_visits": "一站式办理：线下办件到现场次数上限 (次)",

@@ -1,7 +1,7 @@
 """整改跟踪 (rectification follow-up): what became of the base run's findings, and 合规率 across runs.
 
 The report's run is compared with a *base* run — by default the run before it; none before it, no
-section — through `audit.outputs.compare.compare_runs` over the report's cities and month, so the
+section — through `audit.rectify.compare.compare_runs` over the report's cities and month, so the
 counts are exactly those of `audit compare --base B --run R --city …`. Per city and hall: the base
 run's findings, how many were fixed (with the rectification rate k/n), persisting, persisting
 although the hall answered 已整改 (claimed_fixed), without an answer after the base run's 整改期限
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from audit.check.runstore import StoredRun
 from audit.errors import UsageError
 from audit.figures.fair import wilson
-from audit.outputs.compare import RATE, STATUS_ZH, Comparison, compare_runs
+from audit.rectify.compare import RATE, STATUS_ZH, Comparison, compare_runs
 from audit.rectify.lists import NO_HALL
 from audit.report.text import fmt_change, fmt_count, fmt_ratio, pct
 

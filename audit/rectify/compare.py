@@ -45,6 +45,7 @@ from audit.figures.fair import add_intervals
 from audit.known import listing, refuse, unknown_values
 from audit.outputs.findings import SEVERITY_ZH
 from audit.rectify.lists import NO_HALL, city_deadlines, split_values
+from audit.rules.titles import rule_title
 from audit.spreadsheet import csv_text, heading_format, sheet_names, text_workbook, write_text
 
 STATUSES = ("new", "persisting", "claimed_fixed", "fixed", "waived", "gone")
@@ -143,10 +144,6 @@ def compare_runs(con, base_id: int | None = None, run_id: int | None = None, cit
 def _titles_in_force(con, findings: pd.DataFrame, base: StoredRun, run: StoredRun) -> None:
     """Each rule title with the values in force for the finding's city (`rule_title`), in the
     settings of the run the title was taken from (the later run's when it has the finding)."""
-    # Here, not at the top: audit.report (whose package imports the report, which uses this module)
-    # would otherwise be half-imported when this module is imported first.
-    from audit.report.text import rule_title
-
     if findings.empty:
         return
     settings = dict(con.execute("SELECT run_id, settings FROM runs WHERE run_id IN (?, ?)",
