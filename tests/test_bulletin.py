@@ -173,6 +173,28 @@ def test_rectification_deadline_counts_working_days_on_the_stored_calendar(bulle
     assert "于2026年5月9日前" in all_text(out)
 
 
+
+def test_the_default_deadline_is_the_runs_rectify_days(bulletin_db, tmp_path):
+    """Without --deadline-days the bulletin gives the halls the pack's `rectify_days` as the run
+    stored it, as their rectification lists do: here 4 (Saturday 05-09, see above), not 10."""
+    import json
+    import shutil
+
+    import duckdb
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(bulletin_db, db)
+    con = duckdb.connect(str(db))
+    (run_id, settings), = con.execute("SELECT run_id, settings FROM runs ORDER BY run_id DESC LIMIT 1").fetchall()
+    settings = json.loads(settings)
+    settings["default"]["rectify_days"] = 4
+    con.execute("UPDATE runs SET settings = ? WHERE run_id = ?", [json.dumps(settings, ensure_ascii=False), run_id])
+    con.close()
+    out = tmp_path / "default.docx"
+    bulletin(db, out, "--month", "2026-04")
+    assert "于2026年5月9日前" in all_text(out)
+
+
 def test_same_text_on_a_second_run(bulletin_db, april, tmp_path):
     again = tmp_path / "again.docx"
     bulletin(bulletin_db, again, "--month", "2026-04", "--issuer", "陕西省政务服务中心", "--number", "陕政服办〔2026〕5号")

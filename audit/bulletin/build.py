@@ -19,6 +19,7 @@ defaults to the run's audit date, and the same database and options give the sam
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,13 +30,13 @@ from audit.errors import UsageError
 from audit.figures import fair
 from audit.figures.metrics import compute_kpis, kpi_cells, use_run_cases
 from audit.known import listing
-from audit.outputs.findings import evidence_text, rule_labels
+from audit.outputs.findings import evidence_text, rule_labels, run_metadata
 from audit.outputs.mask import mask_name, scrub
+from audit.rectify.lists import rectify_days
 from audit.report.build import month_notice
 from audit.report.figures import Scope, make_scope, previous_month, require_month_format
 from audit.rules.titles import rule_title
 
-DEADLINE_DAYS_DEFAULT = 10          # working days to rectify after the audit date (--deadline-days)
 HALL_LIST_MAX = 5                   # halls on each of the 红榜 and 黑榜
 TYPICAL_MAX = 10                    # typical cases: one per city, at most this many
 
@@ -131,8 +132,9 @@ def build_bulletin(con, month: str, cities: list[str] | None = None, issuer: str
 
     A city or month without cases in the run is a UsageError listing the known ones. `date` (the
     issuing date) defaults to the run's audit date; the rectification deadline is the audit date
-    plus `deadline_days` working days (default `DEADLINE_DAYS_DEFAULT`) on the calendar stored with
-    the run for each city.
+    plus `deadline_days` working days on the calendar stored with the run for each city; by default
+    the pack's `rectify_days` as the run stored it (its default value: the bulletin states one
+    number for every city), as on the halls' rectification lists.
     """
     if deadline_days is not None and deadline_days < 0:
         raise UsageError(f"--deadline-days 应为非负整数，而不是 {deadline_days}")
@@ -143,7 +145,8 @@ def build_bulletin(con, month: str, cities: list[str] | None = None, issuer: str
     pack = stored_pack(con, run.run_id)
     use_run_cases(con, run.run_id)
     scope = make_scope(con, cities, month)
-    days = DEADLINE_DAYS_DEFAULT if deadline_days is None else deadline_days
+    days = (rectify_days(json.loads(run_metadata(con, run.run_id).get("settings") or "{}"), "")
+            if deadline_days is None else deadline_days)
     deadline = rectification_deadlines(con, run.run_id, run.as_of, scope.cities, days)
     area = words.area_name(scope.cities, scope.all_cities)
     period = words.period_name(month)

@@ -20,7 +20,7 @@ def bulletin_cmd(
     number: str = typer.Option("", "--number", help="发文字号，如 陕政服办〔2026〕12号"),
     date: str | None = typer.Option(None, "--date", help="成文日期 YYYY-MM-DD (默认: 该次审计的审计日)"),
     deadline_days: int | None = typer.Option(None, "--deadline-days",
-                                             help="整改期限：审计日后的工作日数，按该次审计保存的工作日历计算 (默认 10)"),
+                                             help="整改期限：审计日后的工作日数，按该次审计保存的工作日历计算 (默认: 规则包的 rectify_days，未设时 10)"),
     as_of: str | None = typer.Option(None, "--as-of", help="审计日 YYYY-MM-DD (默认: 最近一次审计的审计日)"),
     run: int | None = typer.Option(None, "--run", help="审计编号 (默认: 最近一次)"),
     db: Path = DbOption,
