@@ -207,7 +207,7 @@ def test_findings_sheets_for_awkward_cities(tmp_path):
     stored = {r[0] for r in con.execute("SELECT DISTINCT city FROM findings").fetchall()}
     assert stored == set(cities)
     # Findings of a custom pack may come without a city: they get a sheet of their own.
-    con.execute("""INSERT INTO findings SELECT run_id, rule_id, severity, clause, c, 'K0', 'x', NULL
+    con.execute("""INSERT INTO findings SELECT run_id, rule_id, severity, clause, c, 'K0', 'x', NULL, NULL
                    FROM (SELECT * FROM findings LIMIT 1), (VALUES (''), (NULL)) v(c)""")
     con.close()
     path = tmp_path / "整改清单.xlsx"

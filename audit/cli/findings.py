@@ -34,7 +34,15 @@ def findings_cmd(
     """
     from audit.db import connect
     from audit.errors import UsageError
-    from audit.outputs.findings import query_findings, run_metadata, to_csv, to_json, to_table, to_xlsx
+    from audit.outputs.findings import (
+        iter_findings,
+        query_findings,
+        run_metadata,
+        to_json,
+        to_table,
+        to_xlsx,
+        write_csv_parts,
+    )
 
     if fmt not in ("table", "csv", "json", "xlsx"):
         raise UsageError(f"--format 应为 table、csv、json 或 xlsx，而不是 {fmt!r}")
@@ -42,6 +50,12 @@ def findings_cmd(
         raise UsageError("--format xlsx 需要 --out FILE.xlsx")
     con = connect(db)
     try:
+        if fmt == "csv":        # written part by part: millions of findings in bounded memory
+            run_id, chunks = iter_findings(con, run, rule, city, severity, show_personal_data, status)
+            n = write_csv_parts(chunks, out, echo)
+            if out:
+                echo(f"已写出 {out} ({n} 条)")
+            return
         run_id, df = query_findings(con, run, rule, city, severity, show_personal_data, status)
         meta = run_metadata(con, run_id)
     finally:
@@ -50,10 +64,9 @@ def findings_cmd(
         to_xlsx(df, out, meta)
         echo(f"已写出整改清单 {out} ({len(df)} 条)")
         return
-    text = {"table": lambda: to_table(df), "csv": lambda: to_csv(df), "json": lambda: to_json(df, run_id)}[fmt]()
+    text = {"table": lambda: to_table(df), "json": lambda: to_json(df, run_id)}[fmt]()
     if out:
-        out.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8",
-                       newline="" if fmt == "csv" else None)     # CSV records end in CRLF already
+        out.write_text(text, encoding="utf-8")
         echo(f"已写出 {out} ({len(df)} 条)")
     else:
         echo(text.rstrip("\n"))

@@ -9,7 +9,9 @@ column widths and a frozen header.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -31,8 +33,21 @@ STATUSES = ("open", "waived")
 def query_findings(con, run_id: int | None = None, rule: str | None = None, city: str | None = None,
                    severity: str | None = None, show_personal: bool = False,
                    status: str | None = None) -> tuple[int, pd.DataFrame]:
+    """The findings of a stored run as one frame; (run_id, frame). See `iter_findings`."""
+    run_id, chunks = iter_findings(con, run_id, rule, city, severity, show_personal, status)
+    frames = list(chunks)
+    return run_id, (pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
+
+
+CHUNK_VECTORS = 50      # DuckDB vectors (2,048 rows each) per frame of `iter_findings`: ~100,000 rows
+
+
+def iter_findings(con, run_id: int | None = None, rule: str | None = None, city: str | None = None,
+                  severity: str | None = None, show_personal: bool = False,
+                  status: str | None = None) -> tuple[int, Iterator[pd.DataFrame]]:
     """The findings of a stored run (default: the latest), most serious first (open before waived);
-    (run_id, frame).
+    (run_id, frames of about 100,000 findings each, at least one): a listing of millions of
+    findings is written part by part in bounded memory.
 
     A finding covered by a waiver of the run (``findings.waiver_id``, `audit.check.waivers`) has
     ``waived`` true and the waiver's reason, approver and end date; `status` keeps only the
@@ -62,7 +77,7 @@ def query_findings(con, run_id: int | None = None, rule: str | None = None, city
         params["severity"] = severity
     if status:
         where.append(f"f.waiver_id IS {'NOT ' if status == 'waived' else ''}NULL")
-    df = con.execute(f"""
+    cursor = con.execute(f"""
         SELECT f.case_id, f.city, f.rule_id, f.severity, f.clause, f.message, CAST(f.evidence AS VARCHAR) AS evidence,
                c.hall, c.service_type, c.staff, r.title,
                f.waiver_id IS NOT NULL AS waived, w.reason AS waiver_reason, w.approved_by AS waiver_approved_by,
@@ -74,18 +89,45 @@ def query_findings(con, run_id: int | None = None, rule: str | None = None, city
         LEFT JOIN run_waivers w ON w.run_id = f.run_id AND w.waiver_id = f.waiver_id
         WHERE {' AND '.join(where)}
         ORDER BY CASE f.severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, f.waiver_id IS NOT NULL,
-                 f.city, c.hall NULLS LAST, f.case_id, f.rule_id""", {"hint": NUMBER_HINT, **params}).df()
-    personal = df.pop("_personal").fillna(False).astype(bool)
-    if not show_personal and personal.any():    # the Python masks only where a number may be personal
-        for col in ("message", "evidence"):
-            df.loc[personal, col] = df.loc[personal, col].map(scrub)
-    return run_id, df
+                 f.city, c.hall NULLS LAST, f.case_id, f.rule_id""", {"hint": NUMBER_HINT, **params})
+    return run_id, _chunks(cursor, show_personal)
+
+
+def _chunks(cursor, show_personal: bool) -> Iterator[pd.DataFrame]:
+    first = True
+    while True:
+        df = cursor.fetch_df_chunk(CHUNK_VECTORS)
+        if len(df) == 0 and not first:
+            return
+        first = False
+        personal = df.pop("_personal").fillna(False).astype(bool)
+        if not show_personal and personal.any():    # the Python masks only where a number may be personal
+            for col in ("message", "evidence"):
+                df.loc[personal, col] = df.loc[personal, col].map(scrub)
+        yield df
+        if len(df) == 0:
+            return
 
 
 def to_csv(df: pd.DataFrame, header: bool = True) -> str:
     """CSV text with formula-safe cells (UTF-8; the caller adds a BOM for Excel when writing a
     file). Without `header`, the rows only (a later chunk of a listing written in parts)."""
     return csv_text(df, header=header)
+
+
+def write_csv_parts(chunks: Iterator[pd.DataFrame], out: Path | None, echo) -> int:
+    """Write the frames as one CSV, part by part: to `out` (UTF-8 with a BOM for Excel; records end
+    in CRLF) or, without `out`, through `echo`; returns the number of findings written."""
+    n = 0
+    with open(out, "w", encoding="utf-8-sig", newline="") if out else contextlib.nullcontext() as fh:
+        for i, df in enumerate(chunks):
+            text = to_csv(df, header=i == 0)
+            if fh is not None:
+                fh.write(text)
+            elif text:
+                echo(text, nl=False)
+            n += len(df)
+    return n
 
 
 def to_json(df: pd.DataFrame, run_id: int) -> str:
