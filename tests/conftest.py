@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 import pytest
 import xlsxwriter
 from typer.testing import CliRunner
@@ -89,3 +90,12 @@ def snapshot(con) -> dict[str, list[tuple]]:
         "events": table(con, "SELECT * FROM events ORDER BY seq"),
         "quarantine": table(con, "SELECT file_name, sha256, source_row, \"column\", reason FROM quarantine ORDER BY ALL"),
     }
+
+
+def query(db: Path, sql: str, params=None) -> list[tuple]:
+    """Rows of `sql` on the database file `db`, opened read-only for the query alone."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()

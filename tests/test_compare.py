@@ -20,7 +20,6 @@ from collections import Counter
 from pathlib import Path
 
 import chinese_calendar
-import duckdb
 import openpyxl
 import pytest
 from typer.testing import CliRunner
@@ -28,6 +27,7 @@ from typer.testing import CliRunner
 from audit.cli import app
 from audit.rectify.keys import read_key
 from audit.sample.writers import write_sample
+from tests.conftest import query
 from tests.test_report import parse
 
 FIRST, SECOND = dt.date(2026, 3, 31), dt.date(2026, 4, 30)
@@ -50,14 +50,6 @@ def run_ok(*args) -> str:
     code, out = invoke(*args)
     assert code == 0, out
     return out
-
-
-def query(db: Path, sql: str, params=None) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def add_workdays(day: dt.date, n: int) -> dt.date:

@@ -27,7 +27,7 @@ from audit.rectify.keys import FindingKey, KeyProblem, make_key, read_key
 from audit.rules.pack import load_pack
 from audit.sample.writers import write_sample
 from audit.spreadsheet import file_names
-from tests.conftest import write_csv
+from tests.conftest import query, write_csv
 
 AS_OF = dt.date(2026, 3, 31)
 BAOJI_REST_DAY = dt.date(2026, 4, 1)           # a Wednesday: 宝鸡's own calendar file makes it a rest day
@@ -119,14 +119,6 @@ def exported(checked, tmp_path_factory) -> Path:
     code, text = invoke("rectify", "export", "--out", out, "--db", checked)
     assert code == 0, text
     return out
-
-
-def query(db: Path, sql: str, params=None) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def table(path: Path) -> tuple[list[str], list[dict]]:
