@@ -1,3 +1,28 @@
+/* Column headers that sort a table (th[data-key]; a click, or Enter or Space from the keyboard):
+   the same header again reverses the order; aria-sort marks the sorted column; then
+   onSort(key, dir) with dir 1 (ascending) or -1. Used by the findings, hall and staff tables. */
+function sortingHeaders(table, onSort) {
+  "use strict";
+  var key = null, dir = 1;
+  function sortBy(th) {
+    var k = th.getAttribute("data-key");
+    dir = key === k ? -dir : 1;
+    key = k;
+    Array.prototype.forEach.call(table.tHead.querySelectorAll("th[data-key]"), function (h) {
+      h.setAttribute("aria-sort", h === th ? (dir > 0 ? "ascending" : "descending") : "none");
+    });
+    onSort(k, dir, th);
+  }
+  table.tHead.addEventListener("click", function (event) {
+    var th = event.target.closest("th[data-key]");
+    if (th) { sortBy(th); }
+  });
+  table.tHead.addEventListener("keydown", function (event) {
+    var th = event.target.closest("th[data-key]");
+    if (th && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); sortBy(th); }
+  });
+}
+
 /* The findings table: rows from the JSON block, sort by clicking a column header, filter by text,
    severity, city and rule. Every value is written with textContent (never parsed as HTML). */
 (function () {
@@ -110,33 +135,15 @@
     count.textContent = "显示 " + shown.length + " / " + rows.length + " 条";
   }
 
-  function sortBy(th) {
-    var k = th.getAttribute("data-key");
-    sortDir = sortKey === k ? -sortDir : 1;
-    sortKey = k;
-    Array.prototype.forEach.call(table.tHead.querySelectorAll("th[data-key]"), function (h) {
-      h.setAttribute("aria-sort", h === th ? (sortDir > 0 ? "ascending" : "descending") : "none");
-    });
-    render();
-  }
-
-  table.tHead.addEventListener("click", function (event) {
-    var th = event.target.closest("th[data-key]");
-    if (th) { sortBy(th); }
-  });
-  table.tHead.addEventListener("keydown", function (event) {
-    var th = event.target.closest("th[data-key]");
-    if (th && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); sortBy(th); }
-  });
+  sortingHeaders(table, function (k, dir) { sortKey = k; sortDir = dir; render(); });
   text.addEventListener("input", render);
   [severity, city, rule].forEach(function (el) { el.addEventListener("change", render); });
   render();
 }());
 
 /* The hall and staff tables (table.sortable): sorted by clicking a column header, as the findings
-   table is (the same headers: data-key, aria-sort, Enter or Space from the keyboard). Rows are in
-   the page already; each cell's data-sort holds its value for sorting (a number where the header
-   says data-type="number"; an empty value sorts last). */
+   table is (`sortingHeaders`). Rows are in the page already; each cell's data-sort holds its value
+   for sorting (a number where the header says data-type="number"; an empty value sorts last). */
 (function () {
   "use strict";
   function value(tr, col, numeric) {
@@ -149,38 +156,20 @@
   function sortable(table) {
     var tbody = table.tBodies[0];
     var rows = Array.prototype.slice.call(tbody.rows).map(function (tr, i) { return { tr: tr, i: i }; });
-    var sortKey = null;
-    var sortDir = 1;
-
-    function sortBy(th) {
-      var k = th.getAttribute("data-key");
-      sortDir = sortKey === k ? -sortDir : 1;
-      sortKey = k;
+    sortingHeaders(table, function (k, dir, th) {
       var col = parseInt(k, 10);
       var numeric = th.getAttribute("data-type") === "number";
-      Array.prototype.forEach.call(table.tHead.querySelectorAll("th[data-key]"), function (h) {
-        h.setAttribute("aria-sort", h === th ? (sortDir > 0 ? "ascending" : "descending") : "none");
-      });
       rows.sort(function (a, b) {
         var x = value(a.tr, col, numeric), y = value(b.tr, col, numeric);
         if (x === null && y !== null) { return 1; }
         if (y === null && x !== null) { return -1; }
-        if (x < y) { return -sortDir; }
-        if (x > y) { return sortDir; }
+        if (x < y) { return -dir; }
+        if (x > y) { return dir; }
         return a.i - b.i;
       });
       var frag = document.createDocumentFragment();
       rows.forEach(function (row) { frag.appendChild(row.tr); });
       tbody.appendChild(frag);
-    }
-
-    table.tHead.addEventListener("click", function (event) {
-      var th = event.target.closest("th[data-key]");
-      if (th) { sortBy(th); }
-    });
-    table.tHead.addEventListener("keydown", function (event) {
-      var th = event.target.closest("th[data-key]");
-      if (th && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); sortBy(th); }
     });
   }
 
