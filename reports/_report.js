@@ -102,8 +102,33 @@ function sortingHeaders(table, onSort) {
     td(tr, r[C.month], null, "nowrap");
     td(tr, r[C.applicant], [r[C.id_number], r[C.phone]]);
     td(tr, r[C.staff], null, "nowrap");
-    td(tr, r[C.message], [r[C.evidence]], "msg");
+    var msg = td(tr, r[C.message], [r[C.evidence]], "msg");
+    var trail = data.trails && data.trails[r[C.city] + "\u0001" + r[C.case_id]];
+    if (trail) { msg.appendChild(trailDetails(trail)); }
     return tr;
+  }
+
+  /* The case's trail (as `audit case` shows it): the dates the run computed, then its events in
+     judged order with their source file and row; folded until opened. */
+  function trailDetails(trail) {
+    var details = document.createElement("details");
+    details.className = "trail";
+    var summary = document.createElement("summary");
+    summary.textContent = "办件轨迹 (" + trail.events.length + " 个环节)";
+    details.appendChild(summary);
+    var list = document.createElement("ul");
+    trail.dates.forEach(function (d) {
+      var li = document.createElement("li");
+      addText(li, d[0] + "：" + d[1]);
+      list.appendChild(li);
+    });
+    trail.events.forEach(function (e) {
+      var li = document.createElement("li");
+      addText(li, e[0] + " " + e[1] + (e[2] ? " (" + e[2] + ")" : "") + (e[3] ? " — " + e[3] : ""));
+      list.appendChild(li);
+    });
+    details.appendChild(list);
+    return details;
   }
 
   function key(row) {

@@ -496,3 +496,28 @@ def test_calendar_fallback_years_are_prominent(tmp_path):
     banner = doc.by_id("calendar-fallback").text()
     assert "2027" in banner and "周一至周五" in banner
     assert "2027" in doc.by_id("run-table").text()
+
+
+def test_each_listed_case_carries_its_trail(report, report_db):
+    """Every case of the findings list carries its trail, as `audit case` shows it: the run's dates
+    (the deadline as stored in run_case_dates) and every event of the case, in judged order, with
+    its source file and row."""
+    data = findings_json(report[1])
+    c, k = data["columns"].index("city"), data["columns"].index("case_id")
+    listed = {(r[c], r[k]) for r in data["rows"]}
+    assert listed and set(data["trails"]) == {f"{city}\u0001{case}" for city, case in listed}
+    con = connect(report_db)
+    try:
+        for city, case in sorted(listed)[:25]:
+            trail = data["trails"][f"{city}\u0001{case}"]
+            events = con.execute("""SELECT strftime("time", '%Y-%m-%d %H:%M'), step, source_file, source_row FROM events
+                                    WHERE city = ? AND case_id = ? ORDER BY "time", seq""", [city, case]).fetchall()
+            assert [(e[0], e[1], e[3]) for e in trail["events"]] == [(t, s, f"{f}:{r}") for t, s, f, r in events]
+            deadline = con.execute("""SELECT deadline FROM run_case_dates WHERE city = ? AND case_id = ?
+                                      AND run_id = (SELECT max(run_id) FROM runs)""", [city, case]).fetchall()[0][0]
+            if deadline is None:
+                assert not any(label == "办结时限" for label, _ in trail["dates"])
+            else:
+                assert ["办结时限", deadline.isoformat()] in trail["dates"]
+    finally:
+        con.close()

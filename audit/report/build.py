@@ -173,7 +173,7 @@ def _context(con, rs: ReportScope, show_personal: bool, all_staff: bool, finding
         "rules": rules,
         "units": halls.unit_tables(con, run_id, scope.where, rs.rules, settings, min_cases, all_staff),
         "breakdowns": figures.breakdowns(con, run_id, scope),
-        "findings": {"list": listed, "json": casetable.script_json(casetable.table_data(listed.rows)),
+        "findings": {"list": listed, "json": casetable.script_json(casetable.table_data(listed.rows, listed.trails)),
                      "cities": casetable.options(listed.rows, "city"),
                      "rules": casetable.options(listed.rows, "rule_id"),
                      "per_city": casetable.DIGEST_PER_CITY, "xlsx_hint": XLSX_HINT},

@@ -16,6 +16,7 @@ Personal data is masked unless asked otherwise.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class FindingsList:
     totals: dict[str, int]
     shown: dict[str, int]
     digest: list[dict] = field(default_factory=list)
+    trails: dict[str, dict] = field(default_factory=dict)     # "city␁case_id" → the case's trail
 
     @property
     def total(self) -> int:
@@ -141,7 +143,54 @@ def findings_list(con, run_id: int, show_personal: bool, limit: int = MAX_ROWS,
     for row in listed:
         shown[row[0]] = shown.get(row[0], 0) + 1
     top = [row for row, r in zip(rows, picked) if r[1]]
-    return FindingsList(listed, totals, shown, _digest(con, run_id, top))
+    return FindingsList(listed, totals, shown, _digest(con, run_id, top), case_trails(con, run_id, listed))
+
+
+TRAIL_DATES = (  # run_case_dates column → label: what `audit case` shows, in the order of a case's life
+    ("request_time", "请求"), ("start_time", "起算"), ("response_time", "响应"), ("response_limit", "响应时限"),
+    ("promised_days", "承诺时限 (工作日)"), ("suspended_wd", "中止 (工作日)"), ("deadline", "办结时限"),
+    ("complete_time", "办结"), ("close_time", "关闭"), ("archive_limit", "归档时限"), ("archive_time", "归档"),
+    ("rating_date", "评价日"), ("followup_limit", "回访时限"),
+)
+
+
+def case_trails(con, run_id: int, rows: list[list[str]]) -> dict[str, dict]:
+    """The trail of each case listed (the same as `audit case` shows, for the page): the dates the
+    run computed (``run_case_dates``) and the case's events in judged order (time, then source
+    order) with their source file and row. Events are read from the database as it is now (they
+    are not stored with the run, as in `audit case`); notes are left out (free text)."""
+    c, k = COLUMNS.index("city"), COLUMNS.index("case_id")
+    cases = sorted({(r[c], r[k]) for r in rows})
+    if not cases:
+        return {}
+    con.execute("CREATE OR REPLACE TEMP TABLE _trail_cases AS SELECT unnest(?::VARCHAR[]) AS city, "
+                "unnest(?::VARCHAR[]) AS case_id", [[x[0] for x in cases], [x[1] for x in cases]])
+    trails: dict[str, dict] = {f"{city}\u0001{case_id}": {"dates": [], "events": []} for city, case_id in cases}
+    has_dates = con.execute("""SELECT count(*) FROM duckdb_tables() WHERE table_name = 'run_case_dates'
+                               AND database_name = current_database()""").fetchall()[0][0]
+    if has_dates:
+        cols = ", ".join(f"d.{name}" for name, _ in TRAIL_DATES)
+        for city, case_id, *values in con.execute(f"""
+                SELECT d.city, d.case_id, {cols} FROM run_case_dates d SEMI JOIN _trail_cases t USING (city, case_id)
+                WHERE d.run_id = ?""", [run_id]).fetchall():
+            trails[f"{city}\u0001{case_id}"]["dates"] = [
+                [label, _trail_value(v)] for (_, label), v in zip(TRAIL_DATES, values) if v is not None]
+    for city, case_id, when, step, staff, source, row in con.execute("""
+            SELECT e.city, e.case_id, strftime(e."time", '%Y-%m-%d %H:%M'), e.step, e.staff, e.source_file, e.source_row
+            FROM events e SEMI JOIN _trail_cases t USING (city, case_id)
+            ORDER BY e.city, e.case_id, e."time", e.seq""").fetchall():
+        trails[f"{city}\u0001{case_id}"]["events"].append(
+            [when, step, staff or "", f"{source}:{row}" if source else ""])
+    con.execute("DROP TABLE _trail_cases")
+    return trails
+
+
+def _trail_value(value) -> str:
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
 
 
 def _digest(con, run_id: int, top: list[list[str]]) -> list[dict]:
@@ -214,6 +263,6 @@ def script_json(data: object) -> Markup:
     return Markup(text)
 
 
-def table_data(rows: list[list]) -> dict:
-    """The JSON payload of the page's findings table."""
-    return {"columns": list(COLUMNS), "severity": SEVERITY_ZH, "rows": rows}
+def table_data(rows: list[list], trails: dict[str, dict] | None = None) -> dict:
+    """The JSON payload of the page's findings table (with each listed case's trail)."""
+    return {"columns": list(COLUMNS), "severity": SEVERITY_ZH, "rows": rows, "trails": trails or {}}
