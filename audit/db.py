@@ -20,7 +20,8 @@ The runs of `audit check` (see `audit.check.runstore`): ``runs``, ``run_rules``,
 ``run_city_calendar`` and ``run_waivers`` (the waivers of the run, `audit.check.waivers`).
 
 The rectification lists (see `audit.rectify`): ``db_meta`` (the database's identity and the secret
-of its finding keys, made once by `database_identity`), ``rectify_imports`` (one row per file read
+of its finding keys, made once by `database_identity`; also, row ``vocabulary``, the step vocabulary
+its ingests use, see `audit.ingest.steps`), ``rectify_imports`` (one row per file read
 back by `audit rectify import`), ``rectify_answers`` (each finding's current answer from the halls,
 with its provenance) and ``rectify_superseded`` (answers a later file replaced).
 
@@ -152,6 +153,8 @@ ALTER TABLE ingest_files ADD COLUMN IF NOT EXISTS city_resolved BIGINT;
 ALTER TABLE ingest_files ADD COLUMN IF NOT EXISTS waiting BIGINT;
 ALTER TABLE ingests ADD COLUMN IF NOT EXISTS set_aside BIGINT;
 ALTER TABLE ingests ADD COLUMN IF NOT EXISTS waiting_joined BIGINT;
+-- The step vocabulary of the ingest (canonical | open); NULL in ingests made before it was recorded.
+ALTER TABLE ingests ADD COLUMN IF NOT EXISTS vocabulary VARCHAR;
 """
 
 # The runs of `audit check`: what a run decided and everything later commands read (audit.check.runstore).

@@ -45,7 +45,11 @@ class FileReport:
     city_resolved: int = 0      # rows without a city that took their case's city
     waiting: int = 0            # events loaded waiting for their case row (part of `loaded`)
     filled_elsewhere: tuple[int, str] = (0, "")  # case ids --city filled that belong to other cities
-    reader: str = ""            # duckdb (read straight from the file) | exact (pyarrow, csv, calamine)
+    reader: str = ""            # duckdb (read straight from the file) | exact (pyarrow, csv, calamine) | xes
+    traces: int = 0             # XES: the traces read (each a case row) ...
+    events: int = 0             # ... and the events read; rows_read = traces + events
+    events_loaded: int = 0      # XES: the events of `loaded` (the rest are its traces' case rows)
+    notes: list[str] = field(default_factory=list)   # what of the file was not used (XES attributes)
 
 
 @dataclass
@@ -60,6 +64,7 @@ class IngestReport:
     joined_duplicates: int = 0      # … of which their case already had an identical event
     waiting_total: int = 0          # events still waiting in the database after this ingest
     quarantine_sample: list[str] = field(default_factory=list)
+    vocabulary: str = "canonical"   # of the step names: canonical | open (audit.ingest.steps)
 
     def _sum(self, attr: str) -> int:
         return sum(getattr(f, attr) for f in self.files)
@@ -82,7 +87,7 @@ def cases_touched(con, report: IngestReport, counts: merge.MergeCounts) -> None:
         only = next(i for i, f in enumerate(report.files) if f.layout in ("events", "combined"))
         report.files[only].new_cases = report.new_cases = counts.first_load_cases
         return
-    if any(f.layout in ("combined", "wide") for f in report.files):
+    if any(f.layout in ("combined", "wide", "xes") for f in report.files):
         # A file with both events and case rows may have touched a case twice.
         con.execute("""CREATE OR REPLACE TEMP TABLE _tc AS
                        SELECT file_id, city, case_id, bool_or(kind = 'replaced') AS r, bool_or(kind = 'new') AS n
@@ -156,8 +161,8 @@ def check_accounting(con, report: IngestReport, staged) -> None:
     for table in ("event_rows", "waiting_events", "case_rows"):
         for file_id, n in con.execute(f"SELECT file_id, count(*) FROM {table} WHERE ingest_id = ? GROUP BY 1",
                                       [report.ingest_id]).fetchall():
-            counts_events = staged[file_id].counts_events
-            if (table == "case_rows") != counts_events:
+            st = staged[file_id]
+            if st.counts_cases if table == "case_rows" else st.counts_events:
                 gained[file_id] = gained.get(file_id, 0) + n
     for i, f in enumerate(report.files):
         if f.rows_read != f.loaded + f.quarantined + f.duplicates:
@@ -182,8 +187,8 @@ def log_ingest(con, report: IngestReport, started: dt.datetime, command: str | N
                      f.loaded, f.quarantined, f.duplicates, f.replaced_cases, f.new_cases, f.set_aside,
                      f.city_filled, f.city_resolved, f.waiting])
     con.execute("""INSERT INTO ingests (ingest_id, started_at, finished_at, command, files, rows_read, loaded,
-                   quarantined, duplicates, replaced_cases, set_aside, waiting_joined)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   quarantined, duplicates, replaced_cases, set_aside, waiting_joined, vocabulary)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [report.ingest_id, started, dt.datetime.now().replace(microsecond=0), command, len(report.files),
                  report.rows_read, report.loaded, report.quarantined, report.duplicates, report.replaced_cases,
-                 report.set_aside, report.joined])
+                 report.set_aside, report.joined, report.vocabulary])

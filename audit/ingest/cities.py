@@ -66,12 +66,12 @@ def resolve(con, staged) -> Resolution:
     # Case rows: their tables are updated in place (an UPDATE writes one column and keeps each
     # row's rowid, from which its row number comes).
     for st in staged:
-        tables = ([st.tables[0]] if not st.counts_events else []) + [t for t in st.tables if t.startswith("_csf")]
+        tables = ([st.case_table] if st.case_table else []) + [t for t in st.tables if t.startswith("_csf")]
         for table in tables:
             n = con.execute(f"""UPDATE {table} SET city = m.city FROM _cmap m
                                 WHERE {table}.city IS NULL AND {table}.case_id = m.case_id AND NOT m.ambiguous
-                                {f'AND {table}.problem IS NULL' if table == st.tables[0] else ''}""").fetchall()[0][0]
-            if table == st.tables[0] and n:
+                                {f'AND {table}.problem IS NULL' if table == st.case_table else ''}""").fetchall()[0][0]
+            if table == st.case_table and n:
                 res.resolved[st.file_id] = n
     # Events (millions of rows): their city is looked up as they are read, which costs less than
     # writing it into their tables.
@@ -88,8 +88,8 @@ def resolve(con, staged) -> Resolution:
             SELECT e.pos >> 40, count(*), count(*) FILTER (WHERE m.case_id IS NULL)
             FROM _ev0 e LEFT JOIN _placed m USING (case_id) WHERE e.city IS NULL AND e.counted GROUP BY 1""").fetchall():
         left = left or unplaced > 0
-        if n - unplaced:
-            res.resolved[file_id] = n - unplaced
+        if n - unplaced:      # (added to the case rows of an XES log's traces)
+            res.resolved[file_id] = res.resolved.get(file_id, 0) + n - unplaced
     # (a wide ledger's events, not counted, follow their case row)
     left = left or has_rows(con, "_ev0 e WHERE e.city IS NULL AND NOT e.counted AND e.case_id NOT IN (SELECT case_id FROM _placed)")
     if not (left or has_rows(con, "_cs0 WHERE city IS NULL")):

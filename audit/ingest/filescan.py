@@ -18,7 +18,7 @@ CHUNK = 1 << 24
 # Scans started before the loader asked, by (real path, size, mtime, inode) at their start.
 _EARLY: dict[tuple, FileScan] = {}
 # Options of `audit ingest` that take a value: their values are not input files.
-_VALUE_OPTIONS = {"--city", "--profile", "--sheet", "--db"}
+_VALUE_OPTIONS = {"--city", "--profile", "--sheet", "--db", "--vocabulary"}
 
 
 class FileScan(threading.Thread):

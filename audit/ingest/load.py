@@ -16,31 +16,38 @@ from pathlib import Path
 import duckdb
 
 from audit.db import transaction
-from audit.ingest import accounting, cities, merge
+from audit.ingest import accounting, cities, merge, steps
 from audit.ingest.accounting import FileReport, IngestReport
 from audit.ingest.normalize import MACROS, has_rows, known_headers
 from audit.ingest.profile import load_profile
 from audit.ingest.readers import FileScan, read_any
-from audit.ingest.stage import EMPTY_CASE_ROWS, EMPTY_EVENTS, setup, stage_file
-from audit.vocabulary import header_lookup, normalize_value, step_lookup
+from audit.ingest.stage import EMPTY_CASE_ROWS, EMPTY_EVENTS, setup, stage_file, stage_xes
+from audit.ingest.xes import XesLog
+from audit.vocabulary import header_lookup, normalize_value
 
 
 def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | None = None,
            profile: str | Path | None = None, sheet: str | None = None, append: bool = False,
-           command: str | None = None) -> IngestReport:
-    """Load `paths` (any format and layout of contract §1) in one transaction; see module doc.
+           command: str | None = None, vocabulary: str | None = None) -> IngestReport:
+    """Load `paths` (any format and layout of contract §1, and XES logs) in one transaction; see
+    module doc. `vocabulary`: canonical | open (`audit.ingest.steps`; None: the profile's, else
+    canonical); an ingest with another vocabulary than the database's is refused (UsageError).
 
     Files are first staged into temporary tables (outside the transaction: a file DuckDB's fast
     reader rejects is then simply read again by the exact reader); only the merge into the
     database's tables runs in the transaction."""
-    prof = load_profile(profile) if profile else None
+    if vocabulary is not None:
+        steps.choose(vocabulary, None)       # a wrong value is named before the profile is read
+    prof = load_profile(profile, vocabulary) if profile else None
+    vocabulary = steps.choose(vocabulary, prof.vocabulary if prof else None)
+    steps.check_database(con, vocabulary)
     builtin = header_lookup()
     known = known_headers(builtin, prof)
-    steps = step_lookup(prof.steps if prof else None)
+    names = steps.step_names(vocabulary, prof.steps if prof else None)
     con.execute(MACROS)
     setup(con)
     started = dt.datetime.now().replace(microsecond=0)
-    report = IngestReport(0)
+    report = IngestReport(0, vocabulary=vocabulary)
     staged = []
     try:
         for path in map(Path, paths):
@@ -48,7 +55,10 @@ def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | 
             first = len(report.files)
             for raw in read_any(path, known, sheet or (prof.sheet if prof else None),
                                 prof.header_row if prof else None):
-                st, facts = stage_file(con, len(report.files), raw, scan, builtin, prof, city, steps)
+                if isinstance(raw, XesLog):
+                    staged.append(_stage_xes(con, report, raw, prof, city, names))
+                    continue
+                st, facts = stage_file(con, len(report.files), raw, scan, builtin, prof, city, names)
                 staged.append(st)
                 raw, plan = facts["raw"], facts["plan"]
                 report.files.append(FileReport(
@@ -64,12 +74,26 @@ def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | 
         with transaction(con, pause_point="ingest-commit"):
             report.ingest_id = con.execute("SELECT nextval('ingest_seq')").fetchall()[0][0]
             _merge(con, report, staged, res, append, city)
+            steps.record(con, vocabulary)
             accounting.log_ingest(con, report, started, command, city, profile)
     finally:
         # The working tables hold a copy of the input: free it for what follows on this
         # connection (a check, a report).
         _drop_work(con, [t for st in staged for t in st.tables])
     return report
+
+
+def _stage_xes(con, report: IngestReport, log: XesLog, prof, city, names):
+    """Stage an XES log (its temporary files removed whatever happens) and add its file report."""
+    try:
+        st, facts = stage_xes(con, len(report.files), log, prof, city, names)
+    finally:
+        log.cleanup()
+    report.files.append(FileReport(
+        str(log.path), log.path.name, "", log.path.stat().st_size, log.format, log.encoding, None, "xes", 0,
+        log.unmapped, rows_read=log.rows_read, quarantined=facts["problems"], city_filled=facts["filled"],
+        reader="xes", traces=log.traces_read, events=log.events_read, notes=log.notes))
+    return st
 
 
 def _prepare(con, report: IngestReport, staged) -> cities.Resolution:
@@ -99,6 +123,8 @@ def _merge(con, report: IngestReport, staged, res: cities.Resolution, append: bo
     case_sql = [sql for st in staged for sql in st.cases_sql]
     counts = merge.MergeCounts()
     conflicts = merge.merge_cases(con, res.cases, ingest_id, counts)
+    # The case rows loaded per file: an XES log's traces are counted rows too, next to its events.
+    cases_loaded = dict(counts.loaded)
     ev = res.events
     if conflicts:
         # A wide ledger's row quarantined as a conflict takes the events made from it along.
@@ -118,7 +144,7 @@ def _merge(con, report: IngestReport, staged, res: cities.Resolution, append: bo
                            one_source=not case_sql and len(events) == 1,
                            one_file=next(iter(counted)) if len(counted) == 1 and not derived else None)
     for file_id, n in counted.items():
-        counts.duplicates[file_id] += n - counts.loaded.get(file_id, 0)
+        counts.duplicates[file_id] += n - (counts.loaded.get(file_id, 0) - cases_loaded.get(file_id, 0))
     if res.waiting:
         waiting = merge.count_counted(con, res.waiting)
         if waiting:
@@ -131,6 +157,8 @@ def _merge(con, report: IngestReport, staged, res: cities.Resolution, append: bo
 
     for fr_id, fr in enumerate(report.files):
         fr.loaded = counts.loaded.get(fr_id, 0) + counts.waiting.get(fr_id, 0)
+        if fr.layout == "xes":
+            fr.events_loaded = fr.loaded - cases_loaded.get(fr_id, 0)
         fr.waiting = counts.waiting.get(fr_id, 0)
         fr.duplicates = counts.duplicates.get(fr_id, 0)
     for file_id, n in con.execute("SELECT file_id, count(*) FROM _mquar GROUP BY 1").fetchall():

@@ -201,6 +201,17 @@ def _clean(col: str) -> str:
             f"'^=\"(.*)\"$', '\\1', 's'), '')")
 
 
+class OpenSteps(dict):
+    """The step names of an ingest under the open vocabulary: the profile's `steps:` aliases
+    (spelling -> name); any other step name is kept as written, trimmed of white space."""
+
+
+def _open_step(expr: str, aliases: dict[str, str]) -> str:
+    """`expr` (a column) as a step name of the open vocabulary: NULL when it has white space to
+    trim (the cleaned text is then parsed again), else its alias or itself."""
+    return f"(CASE WHEN {expr} = trim(replace({expr}, chr(12288), ' '), ' \t\r\n') THEN {_value_map(expr, aliases)} END)"
+
+
 def _value_map(expr: str, mapping: dict[str, str]) -> str:
     if not mapping:
         return expr
@@ -221,7 +232,7 @@ def present_attributes(plan: ColumnPlan, profile: Profile | None) -> list[str]:
 
 
 def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, source: str,
-              steps: dict[str, str], has_row: bool, fields: int = 0) -> str:
+              steps: dict[str, str], has_row: bool, fields: int = 0, tabular: bool = True) -> str:
     """SELECT over `source` (columns c0.., and `_row` when `has_row`) giving the canonical fields
     the file's layout needs; `problem`, NULL for a row that can be loaded, else a JSON object:
     `reason`, why not in words a clerk can act on (the loader puts the row number in front),
@@ -229,7 +240,10 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
     three: a column costs time to stage even when it is empty); and for event rows `h`, a hash of
     the event to find repeats fast. `fields` > the
     number of headers: the source has that many columns, the ones past the headers empty unless
-    the row is ragged.
+    the row is ragged. `steps`: spelling -> canonical step (a step not in it is quarantined), or
+    `OpenSteps` (the open vocabulary: names kept as written, after the profile's aliases).
+    `tabular`: the rows come from a table a person or a spreadsheet program may have touched (not
+    from an XES log): blank rows, footer rows and case ids Excel turned into numbers are checked.
 
     Projections only, never a join: DuckDB then keeps the file order, which the loader relies on
     for row numbers when DuckDB reads the file itself (a hash join does not keep it)."""
@@ -266,7 +280,7 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
         "visits": lambda e: f"parse_count({e})",
         "rating": lambda e: _vocab_map(e, RATING_TEXT),
         "rating_time": lambda e: f"parse_ts({e})",
-        "step": lambda e: _vocab_map(e, steps),
+        "step": (lambda e: _open_step(e, steps)) if isinstance(steps, OpenSteps) else (lambda e: _vocab_map(e, steps)),
         "time": lambda e: f"parse_ts({e})",
     }
     typed = {f: p for f, p in parsers.items() if given(f)}
@@ -317,17 +331,19 @@ def stage_sql(plan: ColumnPlan, profile: Profile | None, city: str | None, sourc
         checks.append((extra, sql_str(f"本行有 {fields} 个字段，表头只有 {width} 列"), "NULL"))
     # A blank row has no case id: that cheap test first. A footer (合计, 制表人 …) is named as one:
     # its words stand in the case id's cell, or in the first non-empty cell of a row without one.
-    checks.append((f"case_id_raw IS NULL AND {all_blank}", "'空行 (整行没有内容)'", "NULL"))
-    # (The footer words begin with one of a few characters: the regex runs only on those cells.)
-    lead = f"CASE WHEN case_id_raw IS NULL THEN {first_cell} ELSE case_id_raw END"
-    checks.append((f"CASE WHEN contains({sql_str(FOOTER_FIRST)}, left(ltrim({lead}), 1)) "
-                   f"THEN regexp_matches({lead}, {FOOTER}) END",
-                   "'表尾行 (合计、制表人、填表说明等)，不是办件记录'", "NULL"))
+    if tabular:
+        checks.append((f"case_id_raw IS NULL AND {all_blank}", "'空行 (整行没有内容)'", "NULL"))
+        # (The footer words begin with one of a few characters: the regex runs only on those cells.)
+        lead = f"CASE WHEN case_id_raw IS NULL THEN {first_cell} ELSE case_id_raw END"
+        checks.append((f"CASE WHEN contains({sql_str(FOOTER_FIRST)}, left(ltrim({lead}), 1)) "
+                       f"THEN regexp_matches({lead}, {FOOTER}) END",
+                       "'表尾行 (合计、制表人、填表说明等)，不是办件记录'", "NULL"))
     checks.append(("case_id IS NULL", sql_str(plan.header('case_id') + ' 为空'), head("case_id")))
-    # (`contains` first: the regex on every row would cost a tenth of the whole stage.)
-    checks.append((f"CASE WHEN contains(case_id, 'E') OR contains(case_id, 'e') THEN regexp_full_match(case_id, {SCIENTIFIC}) END",
-                   f"{sql_str(plan.header('case_id') + ' ' + Q)} || case_id || {sql_str(Q + ' ' + EXCEL_ID)}",
-                   head("case_id")))
+    if tabular:
+        # (`contains` first: the regex on every row would cost a tenth of the whole stage.)
+        checks.append((f"CASE WHEN contains(case_id, 'E') OR contains(case_id, 'e') THEN regexp_full_match(case_id, {SCIENTIFIC}) END",
+                       f"{sql_str(plan.header('case_id') + ' ' + Q)} || case_id || {sql_str(Q + ' ' + EXCEL_ID)}",
+                       head("case_id")))
 
     def key(fld: str, what: str, empty: str) -> None:
         """A key typed value (an event's step or time) that is missing or not understood."""

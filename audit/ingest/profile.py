@@ -9,8 +9,9 @@ columns:                     # source header -> canonical field (README "字段"
   受理编号: case_id
 wide:                        # wide ledger: time column -> step it stands for
   受理日期: 受理
-steps:                       # extra step names -> canonical step
+steps:                       # extra step names -> canonical step (any name with `vocabulary: open`)
   现场核验: 承办
+vocabulary: canonical        # optional: canonical (the 13 steps, default) | open (step names as written)
 values:                      # per field: source value -> canonical value
   service_type: {帮办服务: 帮办}
 constants:                   # a fixed value for a field the file lacks
@@ -30,7 +31,8 @@ import yaml
 from audit.errors import PackError
 from audit.vocabulary import ALL_FIELDS, normalize_header, normalize_value, step_lookup
 
-KNOWN_KEYS = {"name", "city", "sheet", "header_row", "columns", "wide", "steps", "values", "constants"}
+KNOWN_KEYS = {"name", "city", "sheet", "header_row", "columns", "wide", "steps", "values", "constants", "vocabulary"}
+VOCABULARIES = ("canonical", "open")
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Profile:
     steps: dict[str, str] = field(default_factory=dict)     # step spelling -> canonical step
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     constants: dict[str, str] = field(default_factory=dict)
+    vocabulary: str | None = None                            # canonical | open, when the profile says
 
 
 def _where(path: Path, node: yaml.Node) -> str:
@@ -58,8 +61,12 @@ def _mapping(node: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
     return node.value if isinstance(node, yaml.MappingNode) else []
 
 
-def load_profile(path: str | Path) -> Profile:
-    """Read and validate a profile; raise PackError listing every problem with file:line:column."""
+def load_profile(path: str | Path, vocabulary: str | None = None) -> Profile:
+    """Read and validate a profile; raise PackError listing every problem with file:line:column.
+
+    `vocabulary` is the one the command line asks for (None: not given). Under the open vocabulary
+    (asked for, or the profile's own `vocabulary: open`) the targets of `steps:` and `wide:` are
+    any step names, kept as written (trimmed); else they must be canonical steps."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -78,10 +85,24 @@ def load_profile(path: str | Path) -> Profile:
     if not isinstance(root, yaml.MappingNode):
         raise PackError(f"{_where(path, root)}: 配置文件应为键值映射 (a mapping)")
     known_steps = step_lookup()
+    # The vocabulary first: it decides what the targets of `steps:` and `wide:` may be.
+    for key_node, val_node in _mapping(root):
+        if key_node.value == "vocabulary":
+            value = val_node.value if isinstance(val_node, yaml.ScalarNode) else None
+            if value not in VOCABULARIES:
+                problems.append(f"{_where(path, val_node)}: vocabulary 应为 canonical 或 open")
+            elif vocabulary and value != vocabulary:
+                problems.append(f"{_where(path, val_node)}: 配置文件写的是 vocabulary: {value}，命令行却是 "
+                                f"--vocabulary {vocabulary}；请只用其中一种")
+            else:
+                prof.vocabulary = value
+    open_steps = (vocabulary or prof.vocabulary) == "open"
     for key_node, val_node in _mapping(root):
         key = key_node.value
         if key not in KNOWN_KEYS:
             problems.append(f"{_where(path, key_node)}: 未知的键 {key!r}，可用: {', '.join(sorted(KNOWN_KEYS))}")
+            continue
+        if key == "vocabulary":
             continue
         if key in ("name", "city", "sheet"):
             if not isinstance(val_node, yaml.ScalarNode):
@@ -105,8 +126,15 @@ def load_profile(path: str | Path) -> Profile:
                     prof.columns[normalize_header(k.value)] = v.value
         elif key in ("wide", "steps"):
             for k, v in _mapping(val_node):
-                name = normalize_value(v.value)
-                if name not in known_steps:
+                name = normalize_value(v.value) if isinstance(v, yaml.ScalarNode) else ""
+                if open_steps:
+                    if not name:
+                        problems.append(f"{_where(path, v)}: {key} 中 {k.value!r} 的环节名称为空")
+                    elif key == "wide":
+                        prof.wide[normalize_header(k.value)] = str(v.value).strip()
+                    else:
+                        prof.steps[normalize_value(k.value)] = str(v.value).strip()
+                elif name not in known_steps:
                     problems.append(f"{_where(path, v)}: {v.value!r} 不是已知环节 (咨询/申请/受理/需求分析/委托/承办/移交/中止/续办/办结/终止/资料归档/回访)")
                 elif key == "wide":
                     prof.wide[normalize_header(k.value)] = known_steps[name]

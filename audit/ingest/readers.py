@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audit.errors import InputError
+from audit.ingest import xes
 from audit.ingest.filescan import CHUNK, FileScan
 from audit.ingest.textfile import (
     MAX_CELL_CHARS,
@@ -122,7 +123,8 @@ class RawTable:
 
 # ---------------------------------------------------------------------------------------------
 def sniff_format(path: Path) -> str:
-    """The file's format from its first bytes: csv, xlsx, xls, parquet; InputError otherwise."""
+    """The file's format from its first bytes: csv, xlsx, xls, parquet, xes or xes.gz (an XES
+    log, gzip-compressed); InputError otherwise."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(8192)
@@ -142,10 +144,15 @@ def sniff_format(path: Path) -> str:
         return "parquet"
     if not head:
         raise InputError(f"{path}: 文件为空 (empty file)")
+    xml = xes.sniff(head)
+    if xml == "gz":
+        raise InputError(f"{path}: gzip 压缩的文件只支持 XES 事件日志 (.xes.gz)；其它文件请解压后再导入")
+    if xml:
+        return xml
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "csv"
     if looks_binary(head):   # a few NUL bytes do not make a binary file: see _without_nul_rows
-        raise InputError(f"{path}: 不支持的文件类型 (既不是 CSV、XLSX/XLS，也不是 Parquet)")
+        raise InputError(f"{path}: 不支持的文件类型 (既不是 CSV、XLSX/XLS、Parquet，也不是 XES)")
     return "csv"
 
 
@@ -608,10 +615,12 @@ def read_parquet(path: Path) -> RawTable:
 
 
 def read_any(path: Path, known: dict[str, str], sheet: str | None = None,
-             header_row: int | None = None) -> Iterator[RawTable]:
-    """Read a file of any supported format; one RawTable per sheet read."""
+             header_row: int | None = None) -> Iterator[RawTable | xes.XesLog]:
+    """Read a file of any supported format; one RawTable per sheet read (an XesLog for XES)."""
     remove_stale_copies()     # UTF-8 copies of ingests killed before they could remove them
     fmt = sniff_format(path)
+    if fmt in ("xes", "xes.gz"):
+        return [xes.read_xes(path, known, compressed=fmt == "xes.gz")]
     if fmt == "csv":
         return [read_csv(path, known, header_row)]
     if fmt in ("xlsx", "xls"):

@@ -62,8 +62,20 @@ class Staged:
 
     @property
     def counts_events(self) -> bool:
-        """Its rows are events (event logs, combined exports); else case rows (tables, wide ledgers)."""
-        return self.layout in ("events", "combined")
+        """Rows of it are events (event logs, combined exports, XES logs)."""
+        return self.layout in ("events", "combined", "xes")
+
+    @property
+    def counts_cases(self) -> bool:
+        """Rows of it are case rows (case tables, wide ledgers, the traces of an XES log)."""
+        return self.layout in ("cases", "wide", "xes")
+
+    @property
+    def case_table(self) -> str | None:
+        """The stage table of its case rows (cities are placed in it in place), if it has one."""
+        if not self.counts_cases:
+            return None
+        return self.tables[1] if self.layout == "xes" else self.tables[0]
 
 
 def setup(con: duckdb.DuckDBPyConnection) -> None:
@@ -163,6 +175,39 @@ def stage_file(con, file_id: int, raw, scan, builtin, prof, city, steps):
         staged.cases_sql.append(f"SELECT * FROM {folded}")
     return staged, {"raw": raw, "plan": plan, "rows": rows, "problems": problems + len(raw.bad_rows),
                     "reader": "duckdb" if rowx != "_row" else "exact", "filled": filled}
+
+
+def stage_xes(con, file_id: int, log, prof, city, steps):
+    """Stage an XES log read by `audit.ingest.xes.read_xes`: its events (`_st<id>`) and its traces
+    (`_stc<id>`, counted case rows), both rows of the one file; the rows quarantined while
+    reading go straight to `_quar`. Returns (Staged, facts) as `stage_file` does."""
+    ev, cs = f"_st{file_id}", f"_stc{file_id}"
+    staged = Staged(file_id, log.path.name, "xes", log.traces.plan.header("case_id"), [ev, cs])
+    staged.headers = {a: log.traces.plan.header(a) for a in ["case_id", *ATTRS]}
+    rowx = "(_row >> 6)"          # `_row` is line << 6 | k (see audit.ingest.xes)
+    base = f"(({file_id}::BIGINT << 40) | _row)"
+    for table, part in ((ev, log.events), (cs, log.traces)):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS "
+                    f"{stage_sql(part.plan, prof, city, part.sql(), steps, has_row=True, tabular=False)}")
+        con.execute(f"""INSERT INTO _quar SELECT {file_id}, {rowx}, problem->>'column', problem->>'reason', problem->'raw'
+                        FROM {table} WHERE problem IS NOT NULL""")
+        con.execute(f"""INSERT INTO _aside SELECT {file_id}, r, a.field, a."column", a.raw, a.reason
+                        FROM (SELECT {rowx} AS r, unnest(aside) AS a FROM {table} WHERE aside IS NOT NULL)""")
+    bad = str(log.bad).replace("'", "''")
+    con.execute(f"""INSERT INTO _quar SELECT {file_id}, "row", "column", reason, CAST(raw AS JSON)
+                    FROM read_parquet('{bad}')""")
+    problems = con.execute(f"SELECT count(*) FROM _quar WHERE file_id = {file_id}").fetchall()[0][0]
+    ev_problems = con.execute(f"SELECT count(*) FROM {ev} WHERE problem IS NOT NULL").fetchall()[0][0]
+    filled = 0
+    if city:
+        filled = con.execute(f"""SELECT (SELECT count(*) FROM {ev} WHERE filled AND problem IS NULL)
+                                        + (SELECT count(*) FROM {cs} WHERE filled AND problem IS NULL)""").fetchall()[0][0]
+    staged.events_sql.append(f"""SELECT {base} AS pos, TRUE AS counted, city, case_id, step,
+                                 "time", event_staff AS staff, note, h FROM {ev} WHERE problem IS NULL""")
+    staged.events_ok = log.events.rows - ev_problems
+    attrs = {a: a for a in present_attributes(log.traces.plan, prof)}
+    staged.cases_sql.append(case_rows_sql(base, file_id, rowx, "TRUE", attrs, f"{cs} WHERE problem IS NULL"))
+    return staged, {"problems": problems, "filled": filled}
 
 
 def _cells_json(headers: list[str], cells: list[str]) -> str:

@@ -9,12 +9,18 @@ def format_ingest(report: IngestReport) -> str:
     """The per-file accounting of one ingest: read = loaded + quarantined + duplicates, and what
     became of cities, cells set aside and events waiting for their case rows."""
     lines = [f"导入批次 {report.ingest_id}:"]
+    if report.vocabulary == "open":
+        lines.append("  环节词表: open (环节名称按原样保留，不限于 13 个规范环节)")
     for f in report.files:
         where = f.name + (f" [{f.sheet}]" if f.sheet else "")
         enc = f", {f.encoding}" if f.encoding else ""
+        if f.layout == "xes":
+            what = f"({f.format}): 读入 {f.rows_read} 行 ({f.traces} 个 trace + {f.events} 个 event)"
+        else:
+            what = f"({f.format}{enc}, {f.layout}, 表头第 {f.header_row} 行): 读入 {f.rows_read} 行"
+        split = f" (办件 {f.loaded - f.events_loaded} + 事件 {f.events_loaded})" if f.layout == "xes" else ""
         lines.append(
-            f"  {where} ({f.format}{enc}, {f.layout}, 表头第 {f.header_row} 行): 读入 {f.rows_read} 行 = "
-            f"载入 {f.loaded} + 隔离 {f.quarantined} + 重复 {f.duplicates}"
+            f"  {where} {what} = 载入 {f.loaded}{split} + 隔离 {f.quarantined} + 重复 {f.duplicates}"
             + (f"; 替换办件 {f.replaced_cases}" if f.replaced_cases else "")
         )
         notes = []
@@ -32,7 +38,9 @@ def format_ingest(report: IngestReport) -> str:
         if notes:
             lines.append("    " + "；".join(notes))
         if f.unmapped:
-            lines.append(f"    未使用的列: {', '.join(f.unmapped)}")
+            kind = "未使用的 trace 属性" if f.layout == "xes" else "未使用的列"
+            lines.append(f"    {kind}: {', '.join(f.unmapped)}")
+        lines += [f"    {note}" for note in f.notes]
     lines.append(
         f"合计: 读入 {report.rows_read} 行 = 载入 {report.loaded} + 隔离 {report.quarantined} + "
         f"重复 {report.duplicates}; 新办件 {report.new_cases}, 替换办件 {report.replaced_cases}"

@@ -169,11 +169,12 @@ def remove_stale_copies() -> list[Path]:
     return removed
 
 
-def new_copy_path() -> tuple[int, Path]:
-    """An open file descriptor and the path of a new, empty UTF-8 copy owned by this process."""
+def new_copy_path(suffix: str = ".csv") -> tuple[int, Path]:
+    """An open file descriptor and the path of a new, empty UTF-8 copy (or another temporary file
+    of an ingest, such as the Parquet rows of an XES file) owned by this process."""
     folder = copies_dir()
     folder.mkdir(mode=0o700, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f"{os.getpid()}-", suffix=".csv", dir=folder)
+    fd, name = tempfile.mkstemp(prefix=f"{os.getpid()}-", suffix=suffix, dir=folder)
     path = Path(name)
     _COPIES.add(path)
     return fd, path
