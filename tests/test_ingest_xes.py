@@ -486,3 +486,21 @@ def test_xes_import_memory_is_bounded(tmp_path):
     facts = f"file {size_mb:.0f} MB; ingest {peak:.0f} MB, small log {base:.0f} MB; tree {tree:.0f} MB, lxml {floor:.0f} MB"
     assert tree - floor > 8 * size_mb, facts
     assert peak - base < (tree - floor) / 3, facts
+
+
+def test_open_vocabulary_wide_ledger(tmp_path, con):
+    """A wide ledger under the open vocabulary: its time columns stand for any step names."""
+    path = write_csv(tmp_path / "台账.csv", [["办件编号", "地市", "登记时间", "答复时间"],
+                                             ["K1", "延安", "2026-03-02 09:00", "2026-03-04 16:00"],
+                                             ["K2", "延安", "2026-03-03 10:00", ""]])
+    prof = tmp_path / "wide.yaml"
+    prof.write_text("vocabulary: open\nwide:\n  登记时间: 投诉登记\n  答复时间: 答复\n", encoding="utf-8")
+    report = ingest(con, [path], profile=prof)
+    assert report.vocabulary == "open" and (report.loaded, report.quarantined) == (2, 0)
+    assert table(con, 'SELECT case_id, step, source_row FROM events ORDER BY case_id, "time"') == [
+        ("K1", "投诉登记", 2), ("K1", "答复", 2), ("K2", "投诉登记", 3)]
+    # The same profile without `vocabulary: open` names the first step that is not canonical.
+    canon = tmp_path / "canon.yaml"
+    canon.write_text("wide:\n  登记时间: 投诉登记\n", encoding="utf-8")
+    code, out = invoke("ingest", path, "--profile", canon, "--db", tmp_path / "b.duckdb")
+    assert code == 2 and f"{canon}:2:9: '投诉登记' 不是已知环节" in out
