@@ -31,7 +31,7 @@ def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | 
            command: str | None = None, vocabulary: str | None = None) -> IngestReport:
     """Load `paths` (any format and layout of contract §1, and XES logs) in one transaction; see
     module doc. `vocabulary`: canonical | open (`audit.ingest.steps`; None: the profile's, else
-    canonical); an ingest with another vocabulary than the database's is refused (UsageError).
+    the database's, else canonical); an ingest with another vocabulary than the database's is refused (UsageError).
 
     Files are first staged into temporary tables (outside the transaction: a file DuckDB's fast
     reader rejects is then simply read again by the exact reader); only the merge into the
@@ -39,7 +39,7 @@ def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], city: str | 
     if vocabulary is not None:
         steps.choose(vocabulary, None)       # a wrong value is named before the profile is read
     prof = load_profile(profile, vocabulary) if profile else None
-    vocabulary = steps.choose(vocabulary, prof.vocabulary if prof else None)
+    vocabulary = steps.choose(vocabulary, prof.vocabulary if prof else None, steps.vocabulary_of(con))
     steps.check_database(con, vocabulary)
     builtin = header_lookup()
     known = known_headers(builtin, prof)

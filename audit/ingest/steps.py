@@ -5,7 +5,7 @@
 - `open`: step names are kept as written (white space trimmed); the profile's `steps:` aliases
   still rename. For process logs of any service (an XES log, a complaints register …).
 
-A database holds one vocabulary: the first ingest records it (``db_meta`` row ``vocabulary``, and
+A database holds one vocabulary: the first ingest records it, later ingests without --vocabulary follow it (``db_meta`` row ``vocabulary``, and
 ``ingests.vocabulary`` for every ingest); an ingest with the other one is refused (exit 2).
 """
 
@@ -36,10 +36,11 @@ def vocabulary_of(con: duckdb.DuckDBPyConnection) -> str | None:
     return None
 
 
-def choose(asked: str | None, profile_says: str | None) -> str:
-    """The vocabulary of an ingest: the one asked for on the command line, else the profile's,
+def choose(asked: str | None, profile_says: str | None, held: str | None = None) -> str:
+    """The vocabulary of an ingest: the one asked for on the command line, else the profile's, else
+    the database's (`held`: a later ingest into an open database need not repeat --vocabulary open),
     else canonical (`load_profile` has refused the two disagreeing)."""
-    vocabulary = asked or profile_says or "canonical"
+    vocabulary = asked or profile_says or held or "canonical"
     if vocabulary not in VOCABULARIES:
         raise UsageError(f"--vocabulary 应为 canonical 或 open，而不是 {vocabulary!r}")
     return vocabulary
