@@ -35,6 +35,7 @@ from audit.check.runstore import (
     store_cases,
     store_run_files,
 )
+from audit.check.templates import check_steps
 from audit.check.waiverfile import WaiverFile
 from audit.check.waivers import WaiverStatus, store_findings, waived_by_rule
 from audit.check.workdays import RunCalendars, build_calendars
@@ -69,6 +70,7 @@ class RunResult:
     data_quality: dict = field(default_factory=dict)
     waivers: list[WaiverStatus] = field(default_factory=list)
     waiver_file: WaiverFile | None = None
+    warnings: list[str] = field(default_factory=list)   # e.g. steps the rules name that the data never uses
 
     def count(self, severity: str) -> int:
         """Open findings of one severity (waived ones left out: they do not trigger --fail-on)."""
@@ -234,6 +236,7 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
     as_of = as_of or default_as_of(con)
     if as_of is None:
         raise UsageError("数据库中没有事件：请先运行 audit ingest")
+    warnings = check_steps(con, pack, cities)   # a pack for other steps than the data's is refused here
     calendars = prepare(con, pack, as_of, calendar, cities, per_city_calendars)
     validate_sql(con, pack)
     n_cases = con.execute("SELECT count(*) FROM case_facts").fetchall()[0][0]
@@ -251,7 +254,7 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
     key_src = json.dumps(key_parts, ensure_ascii=False, sort_keys=True)
     run_key = hashlib.sha256(key_src.encode()).hexdigest()
     result = RunResult(0, as_of, n_cases, pack, calendars.description, calendars.fallback_years,
-                       data_quality=data_quality(con), waiver_file=waivers)
+                       data_quality=data_quality(con), waiver_file=waivers, warnings=warnings)
     spec = json.dumps({"common": [str(f) for f in calendar.files], "fallback": calendar.fallback,
                        "per_city": {c: [str(f) for f in fs] for c, fs in (per_city_calendars or {}).items()}},
                       ensure_ascii=False)
@@ -281,7 +284,8 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
                                         r.waived) for r in result.results],
                     "(run_id, rule_id, severity, clause, title, findings, waived)")
         # The run's cases and figures, kept with it (see audit.check.runstore): later commands read them.
-        derive_case_kpi(con, run_id)
+        # The 帮办代办 figures count the canonical steps: for a pack of other steps they do not apply.
+        derive_case_kpi(con, run_id, step_figures=pack.vocabulary.kind == "canonical")
         store_cases(con, run_id)
         store_case_dates(con, run_id)
         store_kpi_cells(con, run_id)

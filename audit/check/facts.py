@@ -18,7 +18,7 @@ from typing import Any
 
 from audit.errors import CalendarError
 from audit.rules.contract import CFG, FACT_COLUMNS, REQ_MATERIALS, SETTING_COLUMNS, STAFF_STEPS, step_column
-from audit.rules.pack import NUMERIC_SETTINGS, Pack
+from audit.rules.pack import CONTRACT_DEFAULTS, NUMERIC_SETTINGS, Pack
 from audit.vocabulary import STEPS
 
 
@@ -35,7 +35,8 @@ def build_settings(con, pack: Pack, cities: list[str]) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE cfg ({CFG.ddl()}, PRIMARY KEY (city))")
     con.execute(f"CREATE OR REPLACE TEMP TABLE req_materials ({REQ_MATERIALS.ddl()})")
     for city in cities:
-        s = pack.settings_for(city)
+        # A pack for another standard need not set the 帮办代办 settings: the contract's defaults fill them.
+        s = {**CONTRACT_DEFAULTS, **pack.settings_for(city)}
         con.execute(f"""INSERT INTO cfg (city, {', '.join(NUMERIC_SETTINGS)}, object_types)
                         VALUES (?, {', '.join('?' for _ in NUMERIC_SETTINGS)}, ?)""",
                     [city] + [s[k] for k in NUMERIC_SETTINGS] + [list(s["object_types"])])

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from audit.errors import UsageError
 from audit.rules.pack import Pack, Rule
+from audit.rules.templates import vocabulary_from_data
 
 RERUN = "请重新运行 audit check"
 
@@ -78,7 +79,7 @@ def pack_json(pack: Pack) -> str:
     rules = [{k: v for k, v in dataclasses.asdict(r).items() if k != "examples"} for r in pack.rules]
     data = {"path": str(pack.path), "name": pack.name, "standard": pack.standard, "edition": pack.edition,
             "version": pack.version, "clauses": pack.clauses, "settings": pack.settings, "cities": pack.cities,
-            "description": pack.description, "rules": rules}
+            "description": pack.description, "vocabulary": pack.vocabulary.as_data(), "rules": rules}
     return json.dumps(data, ensure_ascii=False, default=str)
 
 
@@ -177,4 +178,5 @@ def pack_from_json(text: str) -> Pack:
     data = json.loads(text)
     rules = [Rule(**{**r, "examples": []}) for r in data.pop("rules")]
     data["path"] = Path(data["path"])
+    data["vocabulary"] = vocabulary_from_data(data.get("vocabulary"))   # absent in runs stored before packs had one
     return Pack(**data, rules=rules)

@@ -14,6 +14,7 @@ def check_summary(result: RunResult) -> str:
         f"审计 {result.run_id}: {result.pack.name} {result.pack.version}，审计日 {result.as_of}，办件 {result.cases} 件",
         f"工作日历: {result.calendar}",
     ]
+    lines += result.warnings
     if result.fallback_years:
         lines.append(f"注意: {', '.join(map(str, result.fallback_years))} 年无节假日数据，按周一至周五计算")
     with_waivers = result.waiver_file is not None

@@ -13,7 +13,7 @@ from audit.cli.common import DbOption, DebugOption, echo, eprint, guarded
 @app.command("check")
 @guarded
 def check_cmd(
-    pack: Path | None = typer.Option(None, "--pack", help="规则包目录 (默认: 内置《帮办代办服务规范》)"),
+    pack: str | None = typer.Option(None, "--pack", help="规则包：内置的名称 default、complaints、online、bpic15，或规则包目录 (默认: default，《帮办代办服务规范》)"),
     as_of: str | None = typer.Option(None, "--as-of", help="审计日 YYYY-MM-DD (默认: 最新事件日期)"),
     city: list[str] = typer.Option([], "--city", help="只审计这些地市 (可多次)；数据库中没有的地市报错 (退出码 2)"),
     fail_on: str | None = typer.Option(None, "--fail-on", help="有此级别 (error|warning) 的发现时退出码为 1"),
@@ -39,11 +39,12 @@ def check_cmd(
     from audit.db import connect
     from audit.errors import UsageError
     from audit.known import require_cities
+    from audit.resources import resolve_pack
     from audit.rules.pack import load_pack
 
     if fail_on not in (None, "error", "warning"):
         raise UsageError(f"--fail-on 应为 error 或 warning，而不是 {fail_on!r}")
-    the_pack = load_pack(pack)
+    the_pack = load_pack(resolve_pack(pack))
     the_waivers = load_waivers(waivers, the_pack) if waivers is not None else None   # before any database is opened
     common, per_city = split_calendar_options(calendar)
     cal = WorkCalendar.load(common, calendar_fallback)

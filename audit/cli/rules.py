@@ -14,7 +14,7 @@ from audit.cli.common import DbOption, DebugOption, echo, guarded
 @guarded
 def rules_cmd(
     rule_id: str | None = typer.Argument(None, help="规则编号，如 REQ-TIME-LIMIT"),
-    pack: Path | None = typer.Option(None, "--pack", help="规则包目录 (默认: 内置)"),
+    pack: str | None = typer.Option(None, "--pack", help="规则包：内置的名称 default、complaints、online、bpic15，或规则包目录 (默认: default)"),
     city: str | None = typer.Option(None, "--city", help="显示此地市生效的设置"),
     verify: bool = typer.Option(False, "--verify", help="运行规则的通过/不通过示例并报告结果"),
     markdown: bool = typer.Option(False, "--markdown", help="以 Markdown 表格输出规则目录 (README 中的规则表由此生成)"),
@@ -27,9 +27,10 @@ def rules_cmd(
     """
     from audit.outputs.catalog import catalogue, explain
     from audit.outputs.catalog import markdown as as_markdown
+    from audit.resources import resolve_pack
     from audit.rules.pack import load_pack
 
-    the_pack = load_pack(pack)
+    the_pack = load_pack(resolve_pack(pack))
     if markdown:
         echo(as_markdown(the_pack))
         return 0

@@ -66,13 +66,24 @@ def parse_by(text: str | None) -> list[str]:
     return keys
 
 
-def derive_case_kpi(con, run_id: int) -> None:
+# The flags of the figures counted on the canonical 帮办代办 steps (受理/需求分析, 办结, 回访 and the
+# deadline from 受理/委托): NULL — not applicable — in a run whose pack is written for other steps.
+STEP_FLAGS = ("resp_ok", "resp_due", "resolved", "resol_due", "on_time", "ot_due", "fu_ok", "fu_due")
+
+
+def derive_case_kpi(con, run_id: int, step_figures: bool = True) -> None:
     """Temp table ``case_kpi``: per case, the grouping keys and the 0/1 flags of every figure.
 
     Needs ``case_facts`` (built for the run's audit date) and the run's findings: `audit check`
-    calls it in the run's transaction and stores the result (``run_cases``).
+    calls it in the run's transaction and stores the result (``run_cases``). Without `step_figures`
+    (a pack whose vocabulary is not the canonical one) the flags of `STEP_FLAGS` are NULL, so 响应率,
+    解决率, 按时办结率 and 差评回访率 are empty (—) rather than numbers the run did not compute; the counts,
+    合规率 and the ratings' figures stay.
     """
-    con.execute(f"CREATE OR REPLACE TEMP TABLE case_kpi AS {CASE_KPI_SQL}", [run_id])
+    sql = CASE_KPI_SQL
+    if not step_figures:
+        sql = f"SELECT * REPLACE ({', '.join(f'NULL::INT AS {f}' for f in STEP_FLAGS)}) FROM ({CASE_KPI_SQL})"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE case_kpi AS {sql}", [run_id])
 
 
 def use_run_cases(con, run_id: int) -> None:

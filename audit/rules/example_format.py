@@ -8,6 +8,8 @@ at it and the example passes whatever the rule does. So:
 
 - a step must be a canonical step name (contract §1.4): examples go straight into ``event_rows``,
   where ingest would have stored canonical names, so an alias (办理) would be as unseen as a typo;
+  for a pack with its own list of steps (``vocabulary: {steps, aliases}``) one of those steps or of
+  its aliases (which a template rule maps at check time); for ``vocabulary: open`` any name;
 - a ``case`` key must be a case attribute (contract §1.3), and coded values (服务类型, 服务方式,
   评价) canonical ones;
 - times must parse (`TIME_FORMATS`), and an example has only the keys of `EXAMPLE_KEYS`.
@@ -74,8 +76,10 @@ def parse_time(value: object) -> dt.datetime:
     raise ValueError(f"{value!r} 不是可识别的时间 (应为 YYYY-MM-DD HH:MM、YYYY-MM-DD HH:MM:SS 或 YYYY-MM-DD)")
 
 
-def parse_examples(path: Path, node, data, problems: list[str]) -> list[Example] | None:
-    """The ``examples:`` of a rule file ({pass: [...], fail: [...]}); problems are appended."""
+def parse_examples(path: Path, node, data, problems: list[str], steps=tuple(STEPS),
+                   aliases: dict[str, str] | None = None) -> list[Example] | None:
+    """The ``examples:`` of a rule file ({pass: [...], fail: [...]}); problems are appended. `steps`:
+    the pack's step names (default: the canonical ones; None: any name), `aliases` its aliases."""
     if data is None:
         return None
     if not isinstance(data, dict) or set(data) - {"pass", "fail"}:
@@ -89,13 +93,13 @@ def parse_examples(path: Path, node, data, problems: list[str]) -> list[Example]
         item_nodes = seq.value if isinstance(seq, yaml.SequenceNode) else []
         for i, item in enumerate(items):
             item_node = item_nodes[i] if i < len(item_nodes) else node
-            example = _example(path, item_node, item, expect, problems)
+            example = _example(path, item_node, item, expect, problems, steps, aliases or {})
             if example is not None:
                 out.append(example)
     return out
 
 
-def _example(path: Path, node, item, expect: str, problems: list[str]) -> Example | None:
+def _example(path: Path, node, item, expect: str, problems: list[str], steps, aliases: dict[str, str]) -> Example | None:
     before = len(problems)
     if not isinstance(item, dict) or "name" not in item:
         problems.append(f"{where(path, node)}: 示例应有 name、case、events")
@@ -115,7 +119,7 @@ def _example(path: Path, node, item, expect: str, problems: list[str]) -> Exampl
     if not isinstance(events, list):
         problems.append(f"{where(path, events_node)}: events 应为 [[环节, 时间, 经办人?], …]")
     else:
-        _check_events(path, events_node, events, problems)
+        _check_events(path, events_node, events, problems, steps, aliases)
     if item.get("as_of") is not None:
         _check_time(path, as_of_node, item["as_of"], "as_of", problems)
     if len(problems) > before:
@@ -141,9 +145,10 @@ def _check_case(path: Path, node, case: dict, problems: list[str]) -> None:
             _check_time(path, val_node, val, key, problems)
 
 
-def _check_events(path: Path, node, events: list, problems: list[str]) -> None:
+def _check_events(path: Path, node, events: list, problems: list[str], steps, aliases: dict[str, str]) -> None:
     event_nodes = node.value if isinstance(node, yaml.SequenceNode) else []
     lookup = step_lookup()
+    canonical = steps is not None and tuple(steps) == tuple(STEPS)
     for i, event in enumerate(events):
         ev_node = event_nodes[i] if i < len(event_nodes) else node
         if not (isinstance(event, list) and 2 <= len(event) <= 3):
@@ -151,10 +156,15 @@ def _check_events(path: Path, node, events: list, problems: list[str]) -> None:
             continue
         parts = ev_node.value if isinstance(ev_node, yaml.SequenceNode) else [ev_node] * len(event)
         step = event[0]
-        if step not in STEPS:
-            canonical = lookup.get(str(step))
-            hint = f"请写规范环节名 {canonical!r}" if canonical else f"可用: {'、'.join(STEPS)}"
+        if not isinstance(step, str) or not step.strip():
+            problems.append(f"{where(path, parts[0])}: 环节应为文字，而不是 {step!r}")
+        elif canonical and step not in STEPS:
+            name = lookup.get(str(step))
+            hint = f"请写规范环节名 {name!r}" if name else f"可用: {'、'.join(STEPS)}"
             problems.append(f"{where(path, parts[0])}: 未知环节 {step!r} (示例将落空)；{hint}")
+        elif steps is not None and not canonical and step not in steps and step not in aliases:
+            problems.append(f"{where(path, parts[0])}: 环节 {step!r} 不在规则包的词表中 (示例将落空)；"
+                            f"可用: {'、'.join([*steps, *aliases])}")
         _check_time(path, parts[1], event[1], "环节时间", problems)
 
 

@@ -3,17 +3,22 @@
 A pack is a directory::
 
     pack.yaml            name, standard, edition, version, clauses, settings, per-city overrides
-    checks/<RULE-ID>.yaml one file per rule: id, clause, severity, title, rationale, settings, sql,
-                         evidence (the Chinese label of each field of the evidence the SQL returns),
+    checks/<RULE-ID>.yaml one file per rule: id, clause, severity, title, rationale, settings, either
+                         sql (a SELECT) or template (a Declare template, `audit.rules.templates`),
+                         evidence (the Chinese label of each field of the evidence the rule returns),
                          examples (cases that pass and cases that fail; see audit.rules.example_format)
 
+`pack.yaml` may say which steps the pack is written for (``vocabulary:``, `audit.rules.templates.Vocabulary`).
 `load_pack` validates everything before anything runs and reports every problem at once, each
-with file, line and column (`PackError`). Adding a rule is adding a file: no Python changes.
+with file, line and column (`PackError`). A template rule gets its SQL when the pack loads
+(`audit.check.templates.template_sql`), so everything after the loader sees an ordinary rule.
+Adding a rule is adding a file: no Python changes.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +33,21 @@ from audit.rules.example_format import key_nodes as _key_nodes
 from audit.rules.example_format import where as _where
 from audit.rules.sqlguard import check_sql
 from audit.rules.sqltree import evidence_fields
+from audit.rules.templates import (
+    TEMPLATE_KEYS,
+    Vocabulary,
+    bound_problem,
+    parse_template,
+    parse_vocabulary,
+    parse_working_hours,
+)
 
 SEVERITIES = ("error", "warning", "info")
 NUMERIC_SETTINGS = ("max_visits", "response_days", "archive_days", "rating_grace_days", "followup_days")
+# The contract's defaults (contract §4) of the 帮办代办 settings, for a pack that does not set them (a pack
+# for another standard has no use for them, but ``case_facts`` and ``cfg`` still carry the columns).
+CONTRACT_DEFAULTS: dict[str, Any] = {"max_visits": 1, "response_days": 1, "archive_days": 5, "rating_grace_days": 7,
+                                     "followup_days": 5, "object_types": [], "materials": {}}
 # Settings of the comparison of groups (contract §5.1), not of a case: no column of ``case_facts`` or
 # ``cfg``, the same for every city, optional (`audit.figures.fair.min_cases` gives the default).
 COMPARISON_SETTINGS = ("min_cases",)
@@ -38,10 +55,11 @@ COMPARISON_SETTINGS = ("min_cases",)
 # ``case_facts`` or ``cfg``, optional (`audit.rectify.lists.rectify_days` gives the default), a whole number
 # of working days ≥ 1; a city may have its own (its deadline counts on its own calendar).
 RECTIFY_SETTINGS = ("rectify_days",)
-RULE_KEYS = {"id": True, "clause": True, "severity": True, "title": True, "rationale": True, "sql": True,
-             "examples": True, "settings": False, "description": False, "evidence": False}
+RULE_KEYS = {"id": True, "clause": True, "severity": True, "title": True, "rationale": True, "sql": False,
+             "examples": True, "settings": False, "description": False, "evidence": False,
+             **{k: False for k in TEMPLATE_KEYS}}
 PACK_KEYS = {"name": True, "standard": True, "edition": False, "version": True, "clauses": True,
-             "settings": True, "cities": False, "description": False, "extends": False}
+             "settings": True, "cities": False, "description": False, "extends": False, "vocabulary": False}
 ID_RE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 10x faster
 
@@ -61,6 +79,7 @@ class Rule:
     path: str
     description: str = ""
     evidence: dict[str, str] = field(default_factory=dict)   # evidence field -> Chinese label
+    template: dict | None = None        # a template rule's parsed template (audit.rules.templates.parse_template)
 
 
 @dataclass
@@ -78,6 +97,7 @@ class Pack:
     rules: list[Rule] = field(default_factory=list)
     description: str = ""
     files: list[Path] = field(default_factory=list)   # pack.yaml, then those of the packs it extends
+    vocabulary: Vocabulary = field(default_factory=Vocabulary)
 
     def settings_for(self, city: str | None) -> dict[str, Any]:
         """The settings in force for a city: the pack's, overridden by the city's own."""
@@ -150,14 +170,17 @@ def load_pack(directory: str | Path | None = None) -> Pack:
         nodes = _check_keys(meta_path, node, meta, PACK_KEYS, problems)
     settings = {**(base.settings if base else {}), **(meta.get("settings") or {})}
     _check_settings(meta_path, nodes.get("settings", (None, node))[1], meta.get("settings") or {}, problems,
-                    full=base is None, known=base.settings if base else None)
-    if base is None:
-        _check_settings(meta_path, node, settings, [], full=True)
+                    known=base.settings if base else None)
+    if "vocabulary" in meta or base is None:
+        vocabulary = parse_vocabulary(meta_path, nodes.get("vocabulary", (None, node))[1], meta.get("vocabulary"),
+                                      problems)
+    else:
+        vocabulary = base.vocabulary
     cities = meta.get("cities") or {}
     city_nodes = _key_nodes(nodes["cities"][1]) if "cities" in nodes else {}
     for city, overrides in cities.items():
         _check_settings(meta_path, city_nodes.get(str(city), (None, node))[1], overrides or {}, problems,
-                        full=False, known=settings, city=True)
+                        known=settings, city=True)
     clauses = {**(base.clauses if base else {}), **{str(k): str(v) for k, v in (meta.get("clauses") or {}).items()}}
     all_cities = {**(base.cities if base else {})}
     for c, o in cities.items():
@@ -165,7 +188,8 @@ def load_pack(directory: str | Path | None = None) -> Pack:
     pack = Pack(directory, str(meta.get("name", "")), str(meta.get("standard", "") or (base.standard if base else "")),
                 str(meta.get("edition", "") or (base.edition if base else "")),
                 str(meta.get("version", "")), clauses, settings, all_cities,
-                description=str(meta.get("description", "")), files=[meta_path, *(base.files if base else [])])
+                description=str(meta.get("description", "")), files=[meta_path, *(base.files if base else [])],
+                vocabulary=vocabulary)
     rule_files = sorted((directory / "checks").glob("*.yaml"))
     own_ids = {p.stem for p in rule_files}
     if base:
@@ -182,6 +206,8 @@ def load_pack(directory: str | Path | None = None) -> Pack:
             problems.append(f"{path}:1:1: 规则编号 {rule.id} 与 {seen[rule.id]} 重复")
         seen[rule.id] = path
         pack.rules.append(rule)
+    if not problems:
+        _generate_template_sql(pack, own_ids, problems)
     if problems:
         raise PackError(f"规则包 {directory} 有 {len(problems)} 处错误:", problems)
     families = ["FLOW", "REQ", "ARCHIVE", "EVAL"]
@@ -190,16 +216,35 @@ def load_pack(directory: str | Path | None = None) -> Pack:
     return pack
 
 
-def _check_settings(path: Path, node, settings: dict, problems: list[str], full: bool,
+def _generate_template_sql(pack: Pack, own_ids: set[str], problems: list[str]) -> None:
+    """Give every template rule its SQL for this pack's settings, vocabulary and cities (a rule inherited
+    from the pack this one extends is generated again: its settings may be overridden here)."""
+    from audit.check.templates import template_sql  # the engine's side: SQL from validated data
+
+    for i, rule in enumerate(pack.rules):
+        if rule.template is None:
+            continue
+        within = rule.template["within"]
+        problem = bound_problem(within, pack.settings, pack.cities) if rule.id not in own_ids else None
+        if problem:
+            problems.append(f"{rule.path}:1:1: 规则 {rule.id}: {problem}")
+            continue
+        sql = template_sql(rule.template, pack)
+        refused = check_sql(sql)
+        if refused:    # generated from validated data: a refusal is this tool's fault, said plainly
+            problems.append(f"{rule.path}:1:1: 模板规则 {rule.id} 生成的 SQL 不能运行: {refused[0]}")
+            continue
+        pack.rules[i] = dataclasses.replace(rule, sql=sql)
+
+
+def _check_settings(path: Path, node, settings: dict, problems: list[str],
                     known: dict | None = None, city: bool = False) -> None:
+    """Check the settings present (every one is optional: `CONTRACT_DEFAULTS` fills those of the
+    帮办代办 contract; a pack may define its own, checked where a rule's ``within`` uses them)."""
     nodes = _key_nodes(node) if node is not None else {}
     if not isinstance(settings, dict):
         problems.append(f"{_where(path, node)}: settings 应为键值映射")
         return
-    if full:
-        for key in NUMERIC_SETTINGS + ("object_types", "materials"):
-            if key not in settings:
-                problems.append(f"{_where(path, node)}: settings 缺少 {key}")
     for key, value in settings.items():
         where = _where(path, nodes.get(str(key), (node, node))[1])
         if city and key in COMPARISON_SETTINGS:
@@ -215,6 +260,8 @@ def _check_settings(path: Path, node, settings: dict, problems: list[str], full:
             problems.append(f"{where}: object_types 应为文字列表")
         elif key == "materials" and not _materials_ok(value):
             problems.append(f"{where}: materials 应为 名称: [别名…] 的映射")
+        elif key == "working_hours" and isinstance(parse_working_hours(value), str):
+            problems.append(f"{where}: {parse_working_hours(value)}")
         elif key == "calendar":
             if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
                 problems.append(f"{where}: calendar 应为日历覆盖文件 (CSV) 路径的列表")
@@ -255,23 +302,38 @@ def _load_rule(path: Path, pack: Pack, problems: list[str]) -> Rule | None:
     for key in data.get("settings") or []:
         if key not in pack.settings:
             problems.append(f"{at('settings')}: 规则使用了未定义的设置 {key!r}")
-    sql = data.get("sql")
-    if not isinstance(sql, str) or not sql.strip():
-        problems.append(f"{at('sql')}: sql 应为一段 SELECT 语句")
+    sql, template, evidence = data.get("sql"), None, {}
+    if ("sql" in data) == ("template" in data):
+        problems.append(f"{_where(path, node)}: 规则应有 sql 或 template 之一 (而不是{'两者都有' if 'sql' in data else '都没有'})")
+    elif "template" in data:
+        template = parse_template(path, node, data, pack.settings, pack.cities, pack.vocabulary, problems)
+        if template is not None:
+            evidence = template.pop("labels")
+        sql = ""
     else:
-        # Before any database is opened: one SELECT that reads only the prepared tables.
-        problems += [f"{at('sql')}: 规则 {rid} 的 SQL 不能运行: {p}" for p in check_sql(sql)]
-    evidence = _evidence_labels(path, nodes.get("evidence", (None, node))[1], data, problems)
-    examples = parse_examples(path, nodes.get("examples", (None, node))[1], data.get("examples"), problems)
+        for key in TEMPLATE_KEYS[1:]:
+            if key in data:
+                problems.append(f"{at(key)}: {key} 只用于模板规则 (template:)，sql 规则不能有")
+        if not isinstance(sql, str) or not sql.strip():
+            problems.append(f"{at('sql')}: sql 应为一段 SELECT 语句")
+        else:
+            # Before any database is opened: one SELECT that reads only the prepared tables.
+            problems += [f"{at('sql')}: 规则 {rid} 的 SQL 不能运行: {p}" for p in check_sql(sql)]
+        evidence = _evidence_labels(path, nodes.get("evidence", (None, node))[1], data, problems)
+    examples = parse_examples(path, nodes.get("examples", (None, node))[1], data.get("examples"), problems,
+                              pack.vocabulary.names, dict(pack.vocabulary.aliases))
     if examples is not None and not any(e.expect == "fail" for e in examples) and "examples" in data:
         problems.append(f"{at('examples')}: 至少需要一个 fail 示例")
     if examples is not None and not any(e.expect == "pass" for e in examples) and "examples" in data:
         problems.append(f"{at('examples')}: 至少需要一个 pass 示例")
     if len(problems) > before:
         return None
+    used = list(data.get("settings") or [])
+    if template and template["within"] and template["within"]["setting"] not in (None, *used):
+        used.append(template["within"]["setting"])      # a template's bound is one of its settings
     return Rule(rid, clause, severity, str(data["title"]), _join_cjk(str(data["rationale"])), sql,
-                list(data.get("settings") or []), examples or [], str(path), str(data.get("description", "")),
-                evidence)
+                used, examples or [], str(path), str(data.get("description", "")),
+                evidence, template)
 
 
 def _join_cjk(text: str) -> str:

@@ -1,0 +1,421 @@
+"""The SQL of a template rule: one set-based query per rule, generated from its validated template.
+
+The query has the shape of any rule's SQL (city, case_id, message, evidence), reads only what a
+rule may read (``case_facts`` for the cases judged and their attributes, ``event_rows``, the run's
+calendar tables ``cal_days`` / ``cal_workdays``) and is checked by the read-only guard like the rest.
+Every literal in it — activities, aliases, cities, values of ``when`` — is quoted (`lit`); numbers
+come from validated settings. Its parts:
+
+- ``pop``: the cases judged — those with at least one event, of the run's cities (``case_facts``),
+  matching ``when``; ``ev``: their events, steps mapped through the pack's aliases;
+- the trace order is ("time", seq): ties in file order. Sequence templates number the events of each
+  (case, pair) and find each activation's target with window functions over that order (next B, next
+  A, latest A, previous B; lead/lag over the whole trace for the chain templates); existence templates
+  count;
+- bounds: ``workdays`` by the calendar joins of contract §2 (add_workdays(d, n) is the working day
+  numbered wd_no(d) + n), ``days`` and ``hours`` by date/time arithmetic, ``working_hours`` by the
+  cumulative working time W(t) = (working days before date(t)) × (length of the working day) + (time
+  worked on date(t) before t, if it is a working day), elapsed = W(t2) − W(t1); a missing target of the
+  response family is a violation only once a target at the audit date's first instant would be late;
+- one finding per case: a message per violated pair, joined, and the evidence keys of the template
+  (`audit.rules.templates.TEMPLATE_EVIDENCE`) renamed as the rule's ``evidence:`` says.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from audit.errors import CalendarError, UsageError
+from audit.rules.templates import (
+    BOUND_UNITS,
+    NUMBER_FIELDS,
+    as_plain,
+    parse_working_hours,
+    template_steps,
+)
+
+if TYPE_CHECKING:
+    from audit.rules.pack import Pack
+
+FMT = "'%Y-%m-%d %H:%M'"
+US = 1_000_000      # microseconds per second
+
+
+def lit(text: str) -> str:
+    """A SQL string literal (quotes doubled): activities and values are text from a pack file."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _num(value) -> str:
+    value = as_plain(value)
+    return repr(int(value)) if isinstance(value, int) else repr(float(value))
+
+
+def _t(expr: str) -> str:
+    return f"strftime({expr}, {FMT})"
+
+
+def template_sql(template: dict, pack: Pack) -> str:
+    """The SELECT that judges `template` (a rule's parsed template) for `pack`'s settings, cities and
+    aliases (see module doc)."""
+    name = template["template"]
+    parts = [_pairs_cte(template["pairs"]), _pop_cte(template["when"]), _events_cte(template, pack)]
+    if name in ("existence", "absence", "exactly_one", "init", "end"):
+        parts += _unary(name, template["pairs"][0][0])
+    elif name in ("responded_existence", "coexistence", "not_coexistence"):
+        parts += _existence_pairs(name)
+    else:
+        parts += _sequence(name, template["within"], pack)
+    fields = ", ".join(f"{lit(out)}: e_{src}" for out, src in template["evidence"].items())
+    return "WITH " + ",\n".join(parts) + f"\nSELECT city, case_id, message, {{{fields}}} AS evidence FROM fin"
+
+
+# -- the cases and their events ------------------------------------------------------------------
+
+def _pairs_cte(pairs: list[list[str]]) -> str:
+    rows = ", ".join(f"({i + 1}, {lit(p[0])}, {lit(p[1]) if len(p) > 1 else 'NULL'})" for i, p in enumerate(pairs))
+    return f"pairs(k, a, b) AS (VALUES {rows})"
+
+
+def _pop_cte(when: dict[str, list]) -> str:
+    conditions = ["n_events > 0"]
+    for field, values in when.items():
+        items = ", ".join(_num(v) if field in NUMBER_FIELDS else lit(v) for v in values)
+        conditions.append(f'"{field}" IN ({items})')    # a NULL field (or no case row) does not match
+    return f"pop AS (SELECT city, case_id, cal_key, as_of FROM case_facts WHERE {' AND '.join(conditions)})"
+
+
+def _events_cte(template: dict, pack: Pack) -> str:
+    aliases = dict(pack.vocabulary.aliases)
+    step = "e.step"
+    if aliases:
+        whens = " ".join(f"WHEN {lit(src)} THEN {lit(dst)}" for src, dst in aliases.items())
+        step = f"CASE e.step {whens} ELSE e.step END"
+    # The chain templates, init and end look at neighbours in the whole trace; the others only at
+    # the rule's activities.
+    whole = template["template"] in ("init", "end", "chain_response", "chain_precedence")
+    where = "" if whole else f"WHERE {step} IN ({', '.join(lit(s) for s in template_steps(template))})"
+    return (f"ev AS (SELECT e.city, e.case_id, p.cal_key, p.as_of, {step} AS step, e.\"time\" AS t, e.seq\n"
+            f"    FROM event_rows e JOIN pop p ON p.city = e.city AND p.case_id = e.case_id {where})")
+
+
+# -- unary templates -----------------------------------------------------------------------------
+
+def _unary(name: str, activity: str) -> list[str]:
+    a = lit(activity)
+    if name in ("init", "end"):
+        order = "t, seq" if name == "init" else "t DESC, seq DESC"
+        word, key = ("第一个", "first") if name == "init" else ("最后一个", "last")
+        return [f"""agg AS (SELECT city, case_id, first(step ORDER BY {order}) AS x_step,
+                        first(t ORDER BY {order}) AS x_t FROM ev GROUP BY city, case_id)""",
+                f"""fin AS (SELECT city, case_id,
+        '{word}环节是 ' || x_step || ' (' || {_t('x_t')} || ')，而不是 ' || {a} AS message,
+        {a} AS e_activity, x_step AS e_{key}_step, {_t('x_t')} AS e_{key}_at
+    FROM agg WHERE x_step <> {a})"""]
+    agg = f"""agg AS (SELECT city, case_id, count(*) AS n, min(t) AS first_t,
+                    list({_t('t')} ORDER BY t, seq) AS times FROM ev GROUP BY city, case_id)"""
+    if name == "existence":
+        cond, message = "a.n IS NULL", f"'没有 ' || {a} || ' 环节'"
+    elif name == "absence":
+        cond = "a.n > 0"
+        message = (f"'出现了 ' || {a} || ' (' || {_t('a.first_t')} || ')' "
+                   f"|| CASE WHEN a.n > 1 THEN '，共 ' || a.n || ' 次' ELSE '' END")
+    else:
+        cond = "coalesce(a.n, 0) <> 1"
+        message = (f"CASE WHEN a.n IS NULL THEN '没有 ' || {a} || ' (应恰好 1 次)' "
+                   f"ELSE {a} || ' 出现 ' || a.n || ' 次 (应恰好 1 次)：' || array_to_string(a.times, '、') END")
+    extra = "" if name == "existence" else ", coalesce(a.times, []) AS e_times"
+    return [agg, f"""fin AS (SELECT p.city, p.case_id, {message} AS message, {a} AS e_activity,
+        coalesce(a.n, 0) AS e_count{extra}
+    FROM pop p LEFT JOIN agg a ON a.city = p.city AND a.case_id = p.case_id WHERE {cond})"""]
+
+
+# -- existence of pairs --------------------------------------------------------------------------
+
+_PAIR_EVENTS = """pe AS (SELECT ev.*, p.k, p.a, p.b, ev.step = p.a AS is_a, ev.step = p.b AS is_b
+    FROM ev JOIN pairs p ON ev.step = p.a OR ev.step = p.b)"""
+
+
+def _existence_pairs(name: str) -> list[str]:
+    agg = """agg AS (SELECT city, case_id, k, any_value(a) AS a, any_value(b) AS b,
+        count(*) FILTER (WHERE is_a) AS n_a, count(*) FILTER (WHERE is_b) AS n_b,
+        min(t) FILTER (WHERE is_a) AS fa_t, min(t) FILTER (WHERE is_b) AS fb_t
+    FROM pe GROUP BY city, case_id, k)"""
+    if name == "responded_existence":
+        return [_PAIR_EVENTS, agg,
+                "viol AS (SELECT *, b AS gone FROM agg WHERE n_a > 0 AND n_b = 0)",
+                # one sentence per activation: "有 办结 (…)，但没有 申请、受理"
+                f"""said AS (SELECT city, case_id, string_agg(line, '；' ORDER BY k) AS message FROM (
+        SELECT city, case_id, min(k) AS k,
+               '有 ' || a || ' (' || {_t('min(fa_t)')} || ')，但没有 ' || string_agg(b, '、' ORDER BY k) AS line
+        FROM viol GROUP BY city, case_id, a) GROUP BY city, case_id)""",
+                _missing_cte(),
+                f"""fin AS (SELECT v.city, v.case_id, any_value(s.message) AS message,
+        list(v.a || ' → ' || v.b ORDER BY v.k) AS e_violated, any_value(m.missing) AS e_missing,
+        arg_min({_t('v.fa_t')}, v.k) AS e_a_at
+    FROM viol v JOIN said s USING (city, case_id) JOIN missing m USING (city, case_id) GROUP BY v.city, v.case_id)"""]
+    if name == "coexistence":
+        return [_PAIR_EVENTS, agg,
+                """viol AS (SELECT *, CASE WHEN n_a > 0 THEN a ELSE b END AS here,
+                       CASE WHEN n_a > 0 THEN b ELSE a END AS gone, coalesce(fa_t, fb_t) AS here_t
+                FROM agg WHERE (n_a > 0) <> (n_b > 0))""",
+                _missing_cte(),
+                f"""fin AS (SELECT v.city, v.case_id,
+        string_agg('有 ' || here || ' (' || {_t('here_t')} || ')，但没有 ' || gone, '；' ORDER BY v.k) AS message,
+        list(v.a || ' → ' || v.b ORDER BY v.k) AS e_violated, arg_min(here, v.k) AS e_present,
+        arg_min({_t('here_t')}, v.k) AS e_present_at, any_value(m.missing) AS e_missing
+    FROM viol v JOIN missing m USING (city, case_id) GROUP BY v.city, v.case_id)"""]
+    return [_PAIR_EVENTS, agg,
+            "viol AS (SELECT * FROM agg WHERE n_a > 0 AND n_b > 0)",
+            f"""fin AS (SELECT city, case_id,
+        string_agg(a || ' (' || {_t('fa_t')} || ') 与 ' || b || ' (' || {_t('fb_t')} || ') 同时出现', '；' ORDER BY k)
+            AS message,
+        list(a || ' → ' || b ORDER BY k) AS e_violated, arg_min({_t('fa_t')}, k) AS e_a_at,
+        arg_min({_t('fb_t')}, k) AS e_b_at
+    FROM viol GROUP BY city, case_id)"""]
+
+
+def _missing_cte() -> str:
+    """The absent activities of a case's violated pairs, each once, in the order of the pairs."""
+    return """missing AS (SELECT city, case_id, list(gone ORDER BY k) AS missing FROM (
+        SELECT city, case_id, gone, min(k) AS k FROM viol GROUP BY city, case_id, gone) GROUP BY city, case_id)"""
+
+
+# -- sequence templates --------------------------------------------------------------------------
+
+_WINDOWS = {
+    "nb": "min(CASE WHEN is_b THEN pos END) OVER nxt AS nb_pos, min(CASE WHEN is_b THEN t END) OVER nxt AS nb_t",
+    "na": "min(CASE WHEN is_a THEN pos END) OVER nxt AS na_pos, min(CASE WHEN is_a THEN t END) OVER nxt AS na_t",
+    "pa": "max(CASE WHEN is_a THEN pos END) OVER prv AS pa_pos, max(CASE WHEN is_a THEN t END) OVER prv AS pa_t",
+    "pb": "max(CASE WHEN is_b THEN pos END) OVER prv AS pb_pos, max(CASE WHEN is_b THEN t END) OVER prv AS pb_t",
+}
+_NEEDS = {"response": ("nb",), "alternate_response": ("nb", "na"), "precedence": ("pa",),
+          "alternate_precedence": ("pa", "pb"), "succession": ("nb", "pa"), "not_succession": ("nb",)}
+_CAND_COLUMNS = "city, case_id, cal_key, as_of, k, a, b, pos, a_t, b_t, x_step, x_t, state, side"
+
+# Each activation and its target, one row: state found (check the bound), missing (no target yet:
+# may still come), gone (can no longer come: the next A came first), none/first (no A before the B),
+# wrong (the neighbour is another step), after (not_succession: a B follows).
+_CANDIDATES = {
+    "response": """SELECT city, case_id, cal_key, as_of, k, a, b, pos, t, nb_t, NULL::VARCHAR, NULL::TIMESTAMP,
+                   CASE WHEN nb_pos IS NULL THEN 'missing' ELSE 'found' END, 'r' FROM w WHERE is_a""",
+    "alternate_response": """SELECT city, case_id, cal_key, as_of, k, a, b, pos, t,
+                   CASE WHEN nb_pos < coalesce(na_pos, nb_pos + 1) THEN nb_t END, NULL::VARCHAR, na_t,
+                   CASE WHEN nb_pos < coalesce(na_pos, nb_pos + 1) THEN 'found'
+                        WHEN na_pos IS NULL THEN 'missing' ELSE 'gone' END, 'r' FROM w WHERE is_a""",
+    "precedence": """SELECT city, case_id, cal_key, as_of, k, a, b, pos, pa_t, t, NULL::VARCHAR, NULL::TIMESTAMP,
+                   CASE WHEN pa_pos IS NULL THEN 'none' ELSE 'found' END, 'p' FROM w WHERE is_b""",
+    "alternate_precedence": """SELECT city, case_id, cal_key, as_of, k, a, b, pos,
+                   CASE WHEN pa_pos > coalesce(pb_pos, 0) THEN pa_t END, t, NULL::VARCHAR, pb_t,
+                   CASE WHEN pa_pos > coalesce(pb_pos, 0) THEN 'found'
+                        WHEN pb_pos IS NULL THEN 'none' ELSE 'gone' END, 'p' FROM w WHERE is_b""",
+    "not_succession": """SELECT city, case_id, cal_key, as_of, k, a, b, pos, t, nb_t, NULL::VARCHAR, NULL::TIMESTAMP, 'after', 'r'
+                   FROM w WHERE is_a AND nb_pos IS NOT NULL""",
+    "chain_response": """SELECT f.city, f.case_id, f.cal_key, f.as_of, p.k, p.a, p.b, f.pos, f.t,
+                   CASE WHEN f.nx_step = p.b THEN f.nx_t END, f.nx_step, f.nx_t,
+                   CASE WHEN f.nx_step IS NULL THEN 'missing' WHEN f.nx_step = p.b THEN 'found' ELSE 'wrong' END, 'r'
+                   FROM fl f JOIN pairs p ON f.step = p.a""",
+    "chain_precedence": """SELECT f.city, f.case_id, f.cal_key, f.as_of, p.k, p.a, p.b, f.pos,
+                   CASE WHEN f.pv_step = p.a THEN f.pv_t END, f.t, f.pv_step, f.pv_t,
+                   CASE WHEN f.pv_step IS NULL THEN 'first' WHEN f.pv_step = p.a THEN 'found' ELSE 'wrong' END, 'p'
+                   FROM fl f JOIN pairs p ON f.step = p.b""",
+}
+
+
+def _sequence(name: str, within: dict | None, pack: Pack) -> list[str]:
+    if name.startswith("chain_"):
+        parts = ["""fl AS (SELECT *, lead(step) OVER o AS nx_step, lead(t) OVER o AS nx_t, lag(step) OVER o AS pv_step,
+               lag(t) OVER o AS pv_t, row_number() OVER o AS pos
+        FROM ev WINDOW o AS (PARTITION BY city, case_id ORDER BY t, seq))""",
+                 f"cand({_CAND_COLUMNS}) AS ({_CANDIDATES[name]})"]
+    else:
+        windows = ",\n               ".join(_WINDOWS[n] for n in _NEEDS[name])
+        parts = [_PAIR_EVENTS.replace("FROM ev JOIN", ", row_number() OVER (PARTITION BY ev.city, ev.case_id, p.k "
+                                      "ORDER BY ev.t, ev.seq) AS pos\n    FROM ev JOIN"),
+                 f"""w AS (SELECT *, {windows}
+        FROM pe WINDOW nxt AS (PARTITION BY city, case_id, k ORDER BY pos ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING),
+                       prv AS (PARTITION BY city, case_id, k ORDER BY pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))"""]
+        if name == "succession":
+            cand = _CANDIDATES["response"] + "\n    UNION ALL " + _CANDIDATES["precedence"]
+        else:
+            cand = _CANDIDATES[name]
+        parts.append(f"cand({_CAND_COLUMNS}) AS ({cand})")
+    if within:
+        parts += _bound_ctes(within, pack)
+        parts.append("""viol AS (SELECT * FROM bc WHERE state NOT IN ('found', 'missing')
+                   OR (state = 'found' AND late) OR (state = 'missing' AND overdue))""")
+    else:
+        parts.append("viol AS (SELECT *, NULL::VARCHAR AS lim, NULL::VARCHAR AS bound FROM cand "
+                     "WHERE state NOT IN ('found'))")
+    parts.append("""vp AS (SELECT city, case_id, k, any_value(a) AS a, any_value(b) AS b, count(*) AS n,
+        arg_min({'a_t': a_t, 'b_t': b_t, 'x_step': x_step, 'x_t': x_t, 'state': state, 'side': side,
+                 'lim': lim, 'bound': bound, 'as_of': as_of}, pos) AS f
+    FROM viol GROUP BY city, case_id, k)""")
+    bound_cols = ", arg_min(f.bound, k) AS e_bound, arg_min(f.lim, k) AS e_limit" if within else ""
+    parts.append(f"""fin AS (SELECT city, case_id, string_agg(line, '；' ORDER BY k) AS message,
+        list(a || ' → ' || b ORDER BY k) AS e_violated,
+        arg_min_null({_t('f.a_t')}, k) AS e_a_at, arg_min_null({_t('f.b_t')}, k) AS e_b_at,
+        sum(n)::BIGINT AS e_count{bound_cols.replace('arg_min(', 'arg_min_null(')}
+    FROM (SELECT *, {_message(name, within is not None)} AS line FROM vp) GROUP BY city, case_id)""")
+    return parts
+
+
+def _message(name: str, bounded: bool) -> str:
+    """The sentence for one violated pair (its first violation; "共 n 处" when there are more)."""
+    A, B = "a", "b"
+    at = lambda col: f"' (' || {_t('f.' + col)} || ')'"   # noqa: E731
+    chain = "紧接着的 " if name == "chain_response" else ""
+    within = "' ' || f.bound || '内'" if bounded else "''"
+    cases = {
+        "missing": (f"{A} || {at('a_t')} || ' 之后' || {within} || '没有 {chain}' || {B}"
+                    + (f" || '：时限 ' || f.lim || ' 已过，截至审计日 ' || strftime(f.as_of, '%Y-%m-%d') "
+                       f"|| ' 仍没有 ' || {B}" if bounded else "")),
+        "gone": f"{A} || {at('a_t')} || ' 之后、下一个 ' || {A} || {at('x_t')} || ' 之前没有 ' || {B}",
+        "none": f"{B} || {at('b_t')} || ' 之前没有 ' || {A}",
+        "after": f"{A} || {at('a_t')} || ' 之后出现了 ' || {B} || {at('b_t')}",
+    }
+    if name == "chain_response" and not bounded:
+        cases["missing"] = f"{A} || {at('a_t')} || ' 是最后一个环节，之后没有 ' || {B}"
+    if name == "alternate_precedence":
+        cases["gone"] = f"{B} || {at('b_t')} || ' 之前、上一个 ' || {B} || {at('x_t')} || ' 之后没有 ' || {A}"
+    if name == "chain_response":
+        cases["wrong"] = f"{A} || {at('a_t')} || ' 之后紧接着的是 ' || f.x_step || {at('x_t')} || '，而不是 ' || {B}"
+    if name == "chain_precedence":
+        cases["first"] = f"{B} || {at('b_t')} || ' 是第一个环节，之前没有 ' || {A}"
+        cases["wrong"] = f"{B} || {at('b_t')} || ' 紧前的是 ' || f.x_step || {at('x_t')} || '，而不是 ' || {A}"
+    if bounded:
+        late_r = (f"{A} || {at('a_t')} || ' 之后 ' || f.bound || '内没有 {chain}' || {B} || '：时限 ' || f.lim "
+                  f"|| '，' || {B} || ' ' || {_t('f.b_t')}")
+        late_p = (f"{B} || {at('b_t')} || ' 与之前的 ' || {A} || {at('a_t')} || ' 相隔超过 ' || f.bound "
+                  f"|| '：时限 ' || f.lim")
+        cases["found"] = f"CASE f.side WHEN 'r' THEN {late_r} ELSE {late_p} END"
+    whens = " ".join(f"WHEN '{state}' THEN {expr}" for state, expr in cases.items())
+    return f"(CASE f.state {whens} END) || CASE WHEN n > 1 THEN '（共 ' || n || ' 处）' ELSE '' END"
+
+
+# -- bounds --------------------------------------------------------------------------------------
+
+def _per_city(pack: Pack, value_of, render) -> str:
+    """`render(value)` for the pack's value, with a CASE on the city where a city's value differs."""
+    default = value_of(pack.settings)
+    branches = []
+    for city in sorted(pack.cities):
+        own = value_of(pack.settings_for(city))
+        if own != default:
+            branches.append(f"WHEN {lit(city)} THEN {render(own)}")
+    if not branches:
+        return render(default)
+    return f"(CASE c.city {' '.join(branches)} ELSE {render(default)} END)"
+
+
+def _bound_ctes(within: dict, pack: Pack) -> list[str]:
+    unit = within["unit"]
+
+    def amount(settings: dict):
+        return as_plain(within["value"] if within["setting"] is None else settings[within["setting"]])
+
+    n = _per_city(pack, amount, _num)
+    bound = _per_city(pack, amount, lambda v: lit(f"{as_plain(v)} {BOUND_UNITS[unit]}"))
+    beyond = lit(f"{CalendarError.SQL_CODE}: 模板规则的时限超出工作日历表 (date outside the working-day calendar): ")
+    if unit == "workdays":
+        return [f"""bc AS (SELECT c.*, {bound} AS bound, lim_d IS NOT NULL AND c.b_t::DATE > lim_d AS late,
+               lim_d IS NOT NULL AND c.as_of > lim_d AS overdue, strftime(lim_d, '%Y-%m-%d') AS lim
+        FROM (SELECT c.*, CASE WHEN c.a_t IS NULL THEN NULL WHEN {n} = 0 THEN c.a_t::DATE
+                               WHEN wd.d IS NULL THEN error({beyond} || c.a_t::DATE || ' + ' || {n})
+                               ELSE wd.d END AS lim_d
+              FROM cand c
+              LEFT JOIN cal_days cd ON cd.cal_key = c.cal_key AND cd.d = c.a_t::DATE
+              LEFT JOIN cal_workdays wd ON wd.cal_key = c.cal_key AND wd.wd_no = cd.wd_no + {n} AND {n} > 0) c)"""]
+    if unit == "days":
+        return [f"""bc AS (SELECT c.*, {bound} AS bound, c.b_t::DATE > lim_d AS late, c.as_of > lim_d AS overdue,
+               strftime(lim_d, '%Y-%m-%d') AS lim
+        FROM (SELECT c.*, c.a_t::DATE + CAST({n} AS INTEGER) AS lim_d FROM cand c) c)"""]
+    if unit == "hours":
+        return [f"""bc AS (SELECT c.*, {bound} AS bound, c.b_t > lim_ts AS late, c.as_of::TIMESTAMP > lim_ts AS overdue,
+               {_t('lim_ts')} AS lim
+        FROM (SELECT c.*, c.a_t + to_microseconds(CAST(round({n} * {3600 * US}) AS BIGINT)) AS lim_ts FROM cand c) c)"""]
+    return _working_hours_ctes(pack, n, bound, beyond)
+
+
+def _windows(settings: dict) -> list[tuple[int, int]]:
+    return [(s * US, e * US) for s, e in parse_working_hours(settings["working_hours"])]
+
+
+def _worked(tod: str, windows: list[tuple[int, int]]) -> str:
+    """Microseconds worked on a working day before time-of-day `tod` (µs)."""
+    return " + ".join(f"greatest(0, least({tod}, {e}) - {s})" for s, e in windows)
+
+
+def _instant(r: str, windows: list[tuple[int, int]]) -> str:
+    """Time of day (µs) at which `r` µs (0 < r ≤ the day's length) have been worked."""
+    whens, done = [], 0
+    for s, e in windows[:-1]:
+        whens.append(f"WHEN {r} <= {done + e - s} THEN {s} + {r} - {done}")
+        done += e - s
+    last = f"{windows[-1][0]} + {r} - {done}"
+    return f"CASE {' '.join(whens)} ELSE {last} END" if whens else last
+
+
+def _working_hours_ctes(pack: Pack, n: str, bound: str, beyond: str) -> list[str]:
+    day = _per_city(pack, _windows, lambda w: str(sum(e - s for s, e in w)))
+    tod = "(epoch_us({t}) - epoch_us(date_trunc('day', {t})))"
+
+    def cumulative(t: str, cal: str) -> str:
+        worked = _per_city(pack, _windows, lambda w: _worked(tod.format(t=t), w))
+        return f"{cal}.wd_before * {day} + CASE WHEN {cal}.is_workday THEN {worked} ELSE 0 END"
+
+    budget = f"CAST(round({n} * {3600 * US}) AS BIGINT)"
+    instant = _per_city(pack, _windows, lambda w: _instant("(c.x_us - (c.lim_no - 1) * c.day_us)", w))
+    return [
+        f"""bw AS (SELECT c.*, {day} AS day_us, {budget} AS budget_us, {bound} AS bound,
+               {cumulative('c.a_t', 'ca')} AS wa, {cumulative('c.b_t', 'cb')} AS wb, co.wd_before * {day} AS wo
+        FROM cand c
+        LEFT JOIN cal_days ca ON ca.cal_key = c.cal_key AND ca.d = c.a_t::DATE
+        LEFT JOIN cal_days cb ON cb.cal_key = c.cal_key AND cb.d = c.b_t::DATE
+        LEFT JOIN cal_days co ON co.cal_key = c.cal_key AND co.d = c.as_of)""",
+        # the limit instant: the first moment at which the bound has been worked (for the evidence)
+        """bx AS (SELECT *, wa + budget_us AS x_us, greatest(1, (wa + budget_us + day_us - 1) // day_us) AS lim_no,
+               wb - wa > budget_us AS late, wo - wa > budget_us AS overdue FROM bw)""",
+        f"""bc AS (SELECT c.* EXCLUDE (day_us, budget_us, wa, wb, wo, x_us, lim_no),
+               CASE WHEN c.a_t IS NULL THEN NULL
+                    WHEN lw.d IS NULL THEN error({beyond} || c.a_t || ' + ' || {n} || ' h')
+                    ELSE {_t(f"lw.d + to_microseconds(CAST({instant} AS BIGINT))")} END AS lim
+        FROM bx c LEFT JOIN cal_workdays lw ON lw.cal_key = c.cal_key AND lw.wd_no = c.lim_no)"""]
+
+
+# -- the database's steps and the pack's -----------------------------------------------------------
+
+def pack_steps(pack: Pack) -> list[str]:
+    """The steps a pack is written for: its vocabulary's, or for ``open`` those its template rules name."""
+    names = pack.vocabulary.names
+    if names is not None:
+        return list(names)
+    return list(dict.fromkeys(s for r in pack.rules if r.template for s in template_steps(r.template)))
+
+
+def check_steps(con, pack: Pack, cities: list[str] | None = None) -> list[str]:
+    """Refuse (UsageError, exit 2) a pack none of whose steps the database uses (through the pack's
+    aliases); return warning lines for steps its template rules name that the database never uses."""
+    where = "WHERE city IN (SELECT unnest(?))" if cities else ""
+    used = [r[0] for r in con.execute(f"SELECT DISTINCT step FROM event_rows {where} ORDER BY 1",
+                                      [cities] if cities else []).fetchall()]
+    aliases = dict(pack.vocabulary.aliases)
+    seen = {aliases.get(s, s) for s in used}
+    steps = pack_steps(pack)
+    if used and steps and not seen & set(steps):
+        raise UsageError(
+            f"规则包 {pack.name} ({pack.path}) 的环节 ({_few(steps)}) 在数据库中都没有出现 (数据库中的环节: {_few(used)})："
+            f"规则包与数据不符；请换用相应的规则包 (--pack)，或在 pack.yaml 的 vocabulary.aliases 中对应环节名")
+    lines = []
+    for rule in pack.rules:
+        if rule.template:
+            absent = [s for s in template_steps(rule.template) if s not in seen]
+            if absent:
+                lines.append(f"{rule.id}: {'、'.join(absent)}")
+    if lines and used:
+        return ["注意: 规则用到的环节在数据库中没有出现 (规则照常运行): " + "；".join(lines)]
+    return []
+
+
+def _few(names: list[str], n: int = 6) -> str:
+    return "、".join(names[:n]) + (f" 等 {len(names)} 个" if len(names) > n else "")
