@@ -35,7 +35,7 @@ from audit.check.runstore import (
     store_cases,
     store_run_files,
 )
-from audit.check.templates import check_steps
+from audit.check.templates import build_traces, check_steps, needs_traces
 from audit.check.waiverfile import WaiverFile
 from audit.check.waivers import WaiverStatus, store_findings, waived_by_rule
 from audit.check.workdays import RunCalendars, build_calendars
@@ -113,6 +113,8 @@ def prepare(con, pack: Pack, as_of: dt.date, calendar: WorkCalendar, cities: lis
     _guard_calendar(lambda: build_facts(con, as_of.isoformat()))
     if cities:
         con.execute("DELETE FROM case_facts WHERE city NOT IN (SELECT unnest(?))", [cities])
+    if needs_traces(pack):     # the template rules' traces, shared by all of them (audit.check.templates)
+        build_traces(con, pack)
     return calendars
 
 

@@ -26,9 +26,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from audit.errors import CalendarError, UsageError
+from audit.rules.contract import step_column
 from audit.rules.templates import (
     BOUND_UNITS,
     NUMBER_FIELDS,
+    UNARY,
     as_plain,
     parse_working_hours,
     template_steps,
@@ -55,48 +57,120 @@ def _t(expr: str) -> str:
     return f"strftime({expr}, {FMT})"
 
 
+# -- the judged cases and their traces (built once per run) --------------------------------------
+
+# The candidate rows of a sequence template with their case's city, calendar and audit date.
+CAND_WITH_CASE = ("(SELECT c0.*, tc.city, tc.cal_key, tc.as_of FROM cand c0 "
+                  "JOIN template_cases tc ON tc.case_no = c0.case_no)")
+FAST_TEMPLATES = ("existence", "responded_existence", "coexistence", "not_coexistence")
+
+
+def reads_case_facts(template: dict, pack: Pack) -> bool:
+    """Whether the rule is judged on ``case_facts`` alone: presence and first time of a canonical step
+    are its ``t_<code>`` columns (contract §3), so these templates need no pass over the events."""
+    return template["template"] in FAST_TEMPLATES and pack.vocabulary.kind == "canonical"
+
+
+def needs_traces(pack: Pack) -> bool:
+    """Whether a run of `pack` needs the trace tables of `build_traces`."""
+    return any(r.template and not reads_case_facts(r.template, pack) for r in pack.rules)
+
+
+def build_traces(con, pack: Pack) -> None:
+    """The traces the template rules read, once per run (after ``case_facts``, whose cases — those
+    with events, of the run's cities — they are): ``template_cases(case_no, city, case_id, cal_key,
+    as_of, n_events)`` and ``template_events(case_no, step, t, pos)``, the steps mapped through the
+    pack's aliases and numbered 1… in the order ("time", seq) — ties in file order. Integer case keys
+    keep every rule's grouping, windows and joins cheap."""
+    con.execute("""CREATE OR REPLACE TEMP TABLE template_cases AS
+        SELECT (row_number() OVER ())::INTEGER AS case_no, city, case_id, cal_key, as_of, n_events::INTEGER AS n_events
+        FROM case_facts WHERE n_events > 0""")
+    aliases = dict(pack.vocabulary.aliases)
+    step = "e.step"
+    if aliases:
+        step = f"CASE e.step {' '.join(f'WHEN {lit(a)} THEN {lit(b)}' for a, b in aliases.items())} ELSE e.step END"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE template_events AS
+        SELECT c.case_no, {step} AS step, e."time" AS t,
+               row_number() OVER (PARTITION BY c.case_no ORDER BY e."time", e.seq)::INTEGER AS pos
+        FROM event_rows e JOIN template_cases c ON c.city = e.city AND c.case_id = e.case_id""")
+
+
 def template_sql(template: dict, pack: Pack) -> str:
     """The SELECT that judges `template` (a rule's parsed template) for `pack`'s settings, cities and
-    aliases (see module doc)."""
+    vocabulary (see module doc)."""
     name = template["template"]
-    parts = [_pairs_cte(template["pairs"]), _pop_cte(template["when"]), _events_cte(template, pack)]
-    if name in ("existence", "absence", "exactly_one", "init", "end"):
-        parts += _unary(name, template["pairs"][0][0])
-    elif name in ("responded_existence", "coexistence", "not_coexistence"):
-        parts += _existence_pairs(name)
-    else:
-        parts += _sequence(name, template["within"], pack)
     fields = ", ".join(f"{lit(out)}: e_{src}" for out, src in template["evidence"].items())
-    return "WITH " + ",\n".join(parts) + f"\nSELECT city, case_id, message, {{{fields}}} AS evidence FROM fin"
+    parts = [_pairs_cte(template["pairs"])]
+    if reads_case_facts(template, pack):
+        parts += _from_case_facts(template)
+    else:
+        parts += [_pop_cte(template["when"]), _events_cte(template)]
+        if name in UNARY:
+            parts += _unary(name, template["pairs"][0][0])
+        elif name in ("responded_existence", "coexistence", "not_coexistence"):
+            parts += _existence_pairs(name, _pair_agg(template), template["pairs"])
+        else:
+            parts += _sequence(name, template, pack)
+    # unary and sequence templates end keyed by case_no, the existence of pairs by city and case
+    by_case_no = not reads_case_facts(template, pack) and name not in FAST_TEMPLATES[1:]
+    if by_case_no:
+        final = "SELECT p.city, p.case_id, fin.message, {%s} AS evidence FROM fin JOIN pop p ON p.case_no = fin.case_no"
+    else:
+        final = "SELECT city, case_id, message, {%s} AS evidence FROM fin"
+    return "WITH " + ",\n".join(parts) + "\n" + final % fields
 
-
-# -- the cases and their events ------------------------------------------------------------------
 
 def _pairs_cte(pairs: list[list[str]]) -> str:
     rows = ", ".join(f"({i + 1}, {lit(p[0])}, {lit(p[1]) if len(p) > 1 else 'NULL'})" for i, p in enumerate(pairs))
     return f"pairs(k, a, b) AS (VALUES {rows})"
 
 
-def _pop_cte(when: dict[str, list]) -> str:
-    conditions = ["n_events > 0"]
+def _when_sql(when: dict[str, list], table: str) -> list[str]:
+    conditions = []
     for field, values in when.items():
         items = ", ".join(_num(v) if field in NUMBER_FIELDS else lit(v) for v in values)
-        conditions.append(f'"{field}" IN ({items})')    # a NULL field (or no case row) does not match
-    return f"pop AS (SELECT city, case_id, cal_key, as_of FROM case_facts WHERE {' AND '.join(conditions)})"
+        conditions.append(f'{table}."{field}" IN ({items})')     # a NULL field (or no case row) does not match
+    return conditions
 
 
-def _events_cte(template: dict, pack: Pack) -> str:
-    aliases = dict(pack.vocabulary.aliases)
-    step = "e.step"
-    if aliases:
-        whens = " ".join(f"WHEN {lit(src)} THEN {lit(dst)}" for src, dst in aliases.items())
-        step = f"CASE e.step {whens} ELSE e.step END"
-    # The chain templates, init and end look at neighbours in the whole trace; the others only at
-    # the rule's activities.
-    whole = template["template"] in ("init", "end", "chain_response", "chain_precedence")
-    where = "" if whole else f"WHERE {step} IN ({', '.join(lit(s) for s in template_steps(template))})"
-    return (f"ev AS (SELECT e.city, e.case_id, p.cal_key, p.as_of, {step} AS step, e.\"time\" AS t, e.seq\n"
-            f"    FROM event_rows e JOIN pop p ON p.city = e.city AND p.case_id = e.case_id {where})")
+def _pop_cte(when: dict[str, list]) -> str:
+    if not when:
+        return "pop AS (SELECT case_no, city, case_id FROM template_cases)"
+    return (f"pop AS (SELECT t.case_no, t.city, t.case_id FROM template_cases t "
+            f"JOIN case_facts f ON f.city = t.city AND f.case_id = t.case_id WHERE {' AND '.join(_when_sql(when, 'f'))})")
+
+
+def _events_cte(template: dict) -> str:
+    name = template["template"]
+    if name in ("init", "end"):
+        where = "e.pos = 1" if name == "init" else "e.pos = c.n_events"
+        join = "" if name == "init" else "JOIN template_cases c ON c.case_no = e.case_no"
+    else:
+        # the chain templates start from their activations (A for chain_response, B for
+        # chain_precedence) and look up the neighbour; the others need only the rule's activities
+        side = {"chain_response": 0, "chain_precedence": 1}.get(name)
+        steps = template_steps(template) if side is None else list(dict.fromkeys(p[side] for p in template["pairs"]))
+        where, join = f"e.step IN ({', '.join(lit(s) for s in steps)})", ""
+    semi = "SEMI JOIN pop ON pop.case_no = e.case_no" if template["when"] else ""
+    return f"ev AS (SELECT e.case_no, e.step, e.t, e.pos FROM template_events e {join} {semi} WHERE {where})"
+
+
+# -- on case_facts: existence of canonical steps ----------------------------------------------------
+
+def _from_case_facts(template: dict) -> list[str]:
+    name, pairs = template["template"], template["pairs"]
+    where = " AND ".join(["n_events > 0", *_when_sql(template["when"], "case_facts")])
+    col = lambda step: step_column(step)    # noqa: E731  (validated canonical steps)
+    if name == "existence":
+        a = pairs[0][0]
+        return [f"""fin AS (SELECT city, case_id, '没有 ' || {lit(a)} || ' 环节' AS message, {lit(a)} AS e_activity,
+        0 AS e_count FROM case_facts WHERE {where} AND {col(a)} IS NULL)"""]
+    selects = " UNION ALL ".join(
+        f"SELECT city, case_id, {i + 1} AS k, {lit(a)} AS a, {lit(b)} AS b, ({col(a)} IS NOT NULL)::INTEGER AS n_a, "
+        f"({col(b)} IS NOT NULL)::INTEGER AS n_b, {col(a)} AS fa_t, {col(b)} AS fb_t FROM case_facts "
+        f"WHERE {where} AND ({col(a)} IS NOT NULL OR {col(b)} IS NOT NULL)"
+        for i, (a, b) in enumerate(pairs))
+    return _existence_pairs(name, f"agg AS ({selects})", pairs)
 
 
 # -- unary templates -----------------------------------------------------------------------------
@@ -104,16 +178,13 @@ def _events_cte(template: dict, pack: Pack) -> str:
 def _unary(name: str, activity: str) -> list[str]:
     a = lit(activity)
     if name in ("init", "end"):
-        order = "t, seq" if name == "init" else "t DESC, seq DESC"
         word, key = ("第一个", "first") if name == "init" else ("最后一个", "last")
-        return [f"""agg AS (SELECT city, case_id, first(step ORDER BY {order}) AS x_step,
-                        first(t ORDER BY {order}) AS x_t FROM ev GROUP BY city, case_id)""",
-                f"""fin AS (SELECT city, case_id,
-        '{word}环节是 ' || x_step || ' (' || {_t('x_t')} || ')，而不是 ' || {a} AS message,
-        {a} AS e_activity, x_step AS e_{key}_step, {_t('x_t')} AS e_{key}_at
-    FROM agg WHERE x_step <> {a})"""]
-    agg = f"""agg AS (SELECT city, case_id, count(*) AS n, min(t) AS first_t,
-                    list({_t('t')} ORDER BY t, seq) AS times FROM ev GROUP BY city, case_id)"""
+        return [f"""fin AS (SELECT case_no,
+        '{word}环节是 ' || step || ' (' || {_t('t')} || ')，而不是 ' || {a} AS message,
+        {a} AS e_activity, step AS e_{key}_step, {_t('t')} AS e_{key}_at
+    FROM ev WHERE step <> {a})"""]
+    agg = f"""agg AS (SELECT case_no, count(*) AS n, min(t) AS first_t, list({_t('t')} ORDER BY pos) AS times
+    FROM ev GROUP BY case_no)"""
     if name == "existence":
         cond, message = "a.n IS NULL", f"'没有 ' || {a} || ' 环节'"
     elif name == "absence":
@@ -125,24 +196,55 @@ def _unary(name: str, activity: str) -> list[str]:
         message = (f"CASE WHEN a.n IS NULL THEN '没有 ' || {a} || ' (应恰好 1 次)' "
                    f"ELSE {a} || ' 出现 ' || a.n || ' 次 (应恰好 1 次)：' || array_to_string(a.times, '、') END")
     extra = "" if name == "existence" else ", coalesce(a.times, []) AS e_times"
-    return [agg, f"""fin AS (SELECT p.city, p.case_id, {message} AS message, {a} AS e_activity,
-        coalesce(a.n, 0) AS e_count{extra}
-    FROM pop p LEFT JOIN agg a ON a.city = p.city AND a.case_id = p.case_id WHERE {cond})"""]
+    return [agg, f"""fin AS (SELECT p.case_no, {message} AS message, {a} AS e_activity, coalesce(a.n, 0) AS e_count{extra}
+    FROM pop p LEFT JOIN agg a ON a.case_no = p.case_no WHERE {cond})"""]
 
 
 # -- existence of pairs --------------------------------------------------------------------------
 
-_PAIR_EVENTS = """pe AS (SELECT ev.*, p.k, p.a, p.b, ev.step = p.a AS is_a, ev.step = p.b AS is_b
-    FROM ev JOIN pairs p ON ev.step = p.a OR ev.step = p.b)"""
+def _pair_events(template: dict, with_k_order: bool = False) -> str:
+    """``pe``: the events of the rule's activities, once per pair they belong to, marked A or B."""
+    pairs = template["pairs"]
+    if len(pairs) == 1:
+        a, b = map(lit, pairs[0])
+        return (f"pe AS (SELECT ev.*, 1 AS k, {a} AS a, {b} AS b, ev.step = {a} AS is_a, ev.step = {b} AS is_b "
+                f"FROM ev)")
+    return ("pe AS (SELECT ev.*, p.k, p.a, p.b, ev.step = p.a AS is_a, ev.step = p.b AS is_b "
+            "FROM ev JOIN pairs p ON ev.step = p.a OR ev.step = p.b)")
 
 
-def _existence_pairs(name: str) -> list[str]:
-    agg = """agg AS (SELECT city, case_id, k, any_value(a) AS a, any_value(b) AS b,
-        count(*) FILTER (WHERE is_a) AS n_a, count(*) FILTER (WHERE is_b) AS n_b,
-        min(t) FILTER (WHERE is_a) AS fa_t, min(t) FILTER (WHERE is_b) AS fb_t
-    FROM pe GROUP BY city, case_id, k)"""
+def _pair_agg(template: dict) -> str:
+    return _pair_events(template) + """,
+agg AS (SELECT p.city, p.case_id, x.* EXCLUDE (case_no) FROM (
+        SELECT case_no, k, any_value(a) AS a, any_value(b) AS b,
+               count(*) FILTER (WHERE is_a) AS n_a, count(*) FILTER (WHERE is_b) AS n_b,
+               min(t) FILTER (WHERE is_a) AS fa_t, min(t) FILTER (WHERE is_b) AS fb_t
+        FROM pe GROUP BY case_no, k) x JOIN pop p ON p.case_no = x.case_no)"""
+
+
+def _existence_pairs(name: str, agg: str, pairs: list[list[str]]) -> list[str]:
+    """From ``agg`` (city, case_id, k, a, b, n_a, n_b, fa_t, fb_t: one row per case and pair with A or B)
+    to ``fin`` (one row per case). When the pairs share their A and name each B once (FLOW-BB-STEPS),
+    one grouping gives everything; otherwise the sentences are grouped by A and the absent steps
+    listed once each."""
+    one_a = len({a for a, _ in pairs}) == 1 and len({b for _, b in pairs}) == len(pairs)
+    if name == "responded_existence" and one_a:
+        return [agg, "viol AS (SELECT * FROM agg WHERE n_a > 0 AND n_b = 0)",
+                f"""fin AS (SELECT city, case_id,
+        '有 ' || any_value(a) || ' (' || {_t('min(fa_t)')} || ')，但没有 ' || string_agg(b, '、' ORDER BY k) AS message,
+        list(a || ' → ' || b ORDER BY k) AS e_violated, list(b ORDER BY k) AS e_missing, {_t('min(fa_t)')} AS e_a_at
+    FROM viol GROUP BY city, case_id)"""]
+    if name == "coexistence" and len({s for pair in pairs for s in pair}) == 2 * len(pairs):
+        return [agg, """viol AS (SELECT *, CASE WHEN n_a > 0 THEN a ELSE b END AS here,
+                       CASE WHEN n_a > 0 THEN b ELSE a END AS gone, coalesce(fa_t, fb_t) AS here_t
+                FROM agg WHERE (n_a > 0) <> (n_b > 0))""",
+                f"""fin AS (SELECT city, case_id,
+        string_agg('有 ' || here || ' (' || {_t('here_t')} || ')，但没有 ' || gone, '；' ORDER BY k) AS message,
+        list(a || ' → ' || b ORDER BY k) AS e_violated, arg_min(here, k) AS e_present,
+        arg_min({_t('here_t')}, k) AS e_present_at, list(gone ORDER BY k) AS e_missing
+    FROM viol GROUP BY city, case_id)"""]
     if name == "responded_existence":
-        return [_PAIR_EVENTS, agg,
+        return [agg,
                 "viol AS (SELECT *, b AS gone FROM agg WHERE n_a > 0 AND n_b = 0)",
                 # one sentence per activation: "有 办结 (…)，但没有 申请、受理"
                 f"""said AS (SELECT city, case_id, string_agg(line, '；' ORDER BY k) AS message FROM (
@@ -155,7 +257,7 @@ def _existence_pairs(name: str) -> list[str]:
         arg_min({_t('v.fa_t')}, v.k) AS e_a_at
     FROM viol v JOIN said s USING (city, case_id) JOIN missing m USING (city, case_id) GROUP BY v.city, v.case_id)"""]
     if name == "coexistence":
-        return [_PAIR_EVENTS, agg,
+        return [agg,
                 """viol AS (SELECT *, CASE WHEN n_a > 0 THEN a ELSE b END AS here,
                        CASE WHEN n_a > 0 THEN b ELSE a END AS gone, coalesce(fa_t, fb_t) AS here_t
                 FROM agg WHERE (n_a > 0) <> (n_b > 0))""",
@@ -165,7 +267,7 @@ def _existence_pairs(name: str) -> list[str]:
         list(v.a || ' → ' || v.b ORDER BY v.k) AS e_violated, arg_min(here, v.k) AS e_present,
         arg_min({_t('here_t')}, v.k) AS e_present_at, any_value(m.missing) AS e_missing
     FROM viol v JOIN missing m USING (city, case_id) GROUP BY v.city, v.case_id)"""]
-    return [_PAIR_EVENTS, agg,
+    return [agg,
             "viol AS (SELECT * FROM agg WHERE n_a > 0 AND n_b > 0)",
             f"""fin AS (SELECT city, case_id,
         string_agg(a || ' (' || {_t('fa_t')} || ') 与 ' || b || ' (' || {_t('fb_t')} || ') 同时出现', '；' ORDER BY k)
@@ -173,6 +275,7 @@ def _existence_pairs(name: str) -> list[str]:
         list(a || ' → ' || b ORDER BY k) AS e_violated, arg_min({_t('fa_t')}, k) AS e_a_at,
         arg_min({_t('fb_t')}, k) AS e_b_at
     FROM viol GROUP BY city, case_id)"""]
+
 
 
 def _missing_cte() -> str:
@@ -191,50 +294,48 @@ _WINDOWS = {
 }
 _NEEDS = {"response": ("nb",), "alternate_response": ("nb", "na"), "precedence": ("pa",),
           "alternate_precedence": ("pa", "pb"), "succession": ("nb", "pa"), "not_succession": ("nb",)}
-_CAND_COLUMNS = "city, case_id, cal_key, as_of, k, a, b, pos, a_t, b_t, x_step, x_t, state, side"
+_CAND_COLUMNS = "case_no, k, a, b, pos, a_t, b_t, x_step, x_t, state, side"
 
 # Each activation and its target, one row: state found (check the bound), missing (no target yet:
 # may still come), gone (can no longer come: the next A came first), none/first (no A before the B),
 # wrong (the neighbour is another step), after (not_succession: a B follows).
 _CANDIDATES = {
-    "response": """SELECT city, case_id, cal_key, as_of, k, a, b, pos, t, nb_t, NULL::VARCHAR, NULL::TIMESTAMP,
+    "response": """SELECT case_no, k, a, b, pos, t, nb_t, NULL::VARCHAR, NULL::TIMESTAMP,
                    CASE WHEN nb_pos IS NULL THEN 'missing' ELSE 'found' END, 'r' FROM w WHERE is_a""",
-    "alternate_response": """SELECT city, case_id, cal_key, as_of, k, a, b, pos, t,
+    "alternate_response": """SELECT case_no, k, a, b, pos, t,
                    CASE WHEN nb_pos < coalesce(na_pos, nb_pos + 1) THEN nb_t END, NULL::VARCHAR, na_t,
                    CASE WHEN nb_pos < coalesce(na_pos, nb_pos + 1) THEN 'found'
                         WHEN na_pos IS NULL THEN 'missing' ELSE 'gone' END, 'r' FROM w WHERE is_a""",
-    "precedence": """SELECT city, case_id, cal_key, as_of, k, a, b, pos, pa_t, t, NULL::VARCHAR, NULL::TIMESTAMP,
+    "precedence": """SELECT case_no, k, a, b, pos, pa_t, t, NULL::VARCHAR, NULL::TIMESTAMP,
                    CASE WHEN pa_pos IS NULL THEN 'none' ELSE 'found' END, 'p' FROM w WHERE is_b""",
-    "alternate_precedence": """SELECT city, case_id, cal_key, as_of, k, a, b, pos,
+    "alternate_precedence": """SELECT case_no, k, a, b, pos,
                    CASE WHEN pa_pos > coalesce(pb_pos, 0) THEN pa_t END, t, NULL::VARCHAR, pb_t,
                    CASE WHEN pa_pos > coalesce(pb_pos, 0) THEN 'found'
                         WHEN pb_pos IS NULL THEN 'none' ELSE 'gone' END, 'p' FROM w WHERE is_b""",
-    "not_succession": """SELECT city, case_id, cal_key, as_of, k, a, b, pos, t, nb_t, NULL::VARCHAR, NULL::TIMESTAMP, 'after', 'r'
+    "not_succession": """SELECT case_no, k, a, b, pos, t, nb_t, NULL::VARCHAR, NULL::TIMESTAMP, 'after', 'r'
                    FROM w WHERE is_a AND nb_pos IS NOT NULL""",
-    "chain_response": """SELECT f.city, f.case_id, f.cal_key, f.as_of, p.k, p.a, p.b, f.pos, f.t,
-                   CASE WHEN f.nx_step = p.b THEN f.nx_t END, f.nx_step, f.nx_t,
-                   CASE WHEN f.nx_step IS NULL THEN 'missing' WHEN f.nx_step = p.b THEN 'found' ELSE 'wrong' END, 'r'
-                   FROM fl f JOIN pairs p ON f.step = p.a""",
-    "chain_precedence": """SELECT f.city, f.case_id, f.cal_key, f.as_of, p.k, p.a, p.b, f.pos,
-                   CASE WHEN f.pv_step = p.a THEN f.pv_t END, f.t, f.pv_step, f.pv_t,
-                   CASE WHEN f.pv_step IS NULL THEN 'first' WHEN f.pv_step = p.a THEN 'found' ELSE 'wrong' END, 'p'
-                   FROM fl f JOIN pairs p ON f.step = p.b""",
+    # the chain templates: the activation's neighbour in the whole trace (position ± 1)
+    "chain_response": """SELECT s.case_no, p.k, p.a, p.b, s.pos, s.t, CASE WHEN n.step = p.b THEN n.t END, n.step, n.t,
+                   CASE WHEN n.step IS NULL THEN 'missing' WHEN n.step = p.b THEN 'found' ELSE 'wrong' END, 'r'
+                   FROM ev s JOIN pairs p ON s.step = p.a
+                   LEFT JOIN template_events n ON n.case_no = s.case_no AND n.pos = s.pos + 1""",
+    "chain_precedence": """SELECT s.case_no, p.k, p.a, p.b, s.pos, CASE WHEN n.step = p.a THEN n.t END, s.t, n.step, n.t,
+                   CASE WHEN n.step IS NULL THEN 'first' WHEN n.step = p.a THEN 'found' ELSE 'wrong' END, 'p'
+                   FROM ev s JOIN pairs p ON s.step = p.b
+                   LEFT JOIN template_events n ON n.case_no = s.case_no AND n.pos = s.pos - 1""",
 }
 
 
-def _sequence(name: str, within: dict | None, pack: Pack) -> list[str]:
+def _sequence(name: str, template: dict, pack: Pack) -> list[str]:
+    within = template["within"]
     if name.startswith("chain_"):
-        parts = ["""fl AS (SELECT *, lead(step) OVER o AS nx_step, lead(t) OVER o AS nx_t, lag(step) OVER o AS pv_step,
-               lag(t) OVER o AS pv_t, row_number() OVER o AS pos
-        FROM ev WINDOW o AS (PARTITION BY city, case_id ORDER BY t, seq))""",
-                 f"cand({_CAND_COLUMNS}) AS ({_CANDIDATES[name]})"]
+        parts = [f"cand({_CAND_COLUMNS}) AS ({_CANDIDATES[name]})"]
     else:
         windows = ",\n               ".join(_WINDOWS[n] for n in _NEEDS[name])
-        parts = [_PAIR_EVENTS.replace("FROM ev JOIN", ", row_number() OVER (PARTITION BY ev.city, ev.case_id, p.k "
-                                      "ORDER BY ev.t, ev.seq) AS pos\n    FROM ev JOIN"),
+        parts = [_pair_events(template),
                  f"""w AS (SELECT *, {windows}
-        FROM pe WINDOW nxt AS (PARTITION BY city, case_id, k ORDER BY pos ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING),
-                       prv AS (PARTITION BY city, case_id, k ORDER BY pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))"""]
+        FROM pe WINDOW nxt AS (PARTITION BY case_no, k ORDER BY pos ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING),
+                       prv AS (PARTITION BY case_no, k ORDER BY pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))"""]
         if name == "succession":
             cand = _CANDIDATES["response"] + "\n    UNION ALL " + _CANDIDATES["precedence"]
         else:
@@ -245,18 +346,24 @@ def _sequence(name: str, within: dict | None, pack: Pack) -> list[str]:
         parts.append("""viol AS (SELECT * FROM bc WHERE state NOT IN ('found', 'missing')
                    OR (state = 'found' AND late) OR (state = 'missing' AND overdue))""")
     else:
-        parts.append("viol AS (SELECT *, NULL::VARCHAR AS lim, NULL::VARCHAR AS bound FROM cand "
-                     "WHERE state NOT IN ('found'))")
-    parts.append("""vp AS (SELECT city, case_id, k, any_value(a) AS a, any_value(b) AS b, count(*) AS n,
+        parts.append("viol AS (SELECT *, NULL::VARCHAR AS lim, NULL::VARCHAR AS bound, NULL::DATE AS as_of FROM cand "
+                     "WHERE state <> 'found')")
+    parts.append("""vp AS (SELECT case_no, k, any_value(a) AS a, any_value(b) AS b, count(*) AS n,
         arg_min({'a_t': a_t, 'b_t': b_t, 'x_step': x_step, 'x_t': x_t, 'state': state, 'side': side,
                  'lim': lim, 'bound': bound, 'as_of': as_of}, pos) AS f
-    FROM viol GROUP BY city, case_id, k)""")
-    bound_cols = ", arg_min(f.bound, k) AS e_bound, arg_min(f.lim, k) AS e_limit" if within else ""
-    parts.append(f"""fin AS (SELECT city, case_id, string_agg(line, '；' ORDER BY k) AS message,
+    FROM viol GROUP BY case_no, k)""")
+    line = _message(name, within is not None)
+    if len(template["pairs"]) == 1:     # one row per case already
+        bound_cols = ", f.bound AS e_bound, f.lim AS e_limit" if within else ""
+        parts.append(f"""fin AS (SELECT case_no, {line} AS message, [a || ' → ' || b] AS e_violated,
+        {_t('f.a_t')} AS e_a_at, {_t('f.b_t')} AS e_b_at, n AS e_count{bound_cols} FROM vp)""")
+        return parts
+    bound_cols = ", arg_min_null(f.bound, k) AS e_bound, arg_min_null(f.lim, k) AS e_limit" if within else ""
+    parts.append(f"""fin AS (SELECT case_no, string_agg(line, '；' ORDER BY k) AS message,
         list(a || ' → ' || b ORDER BY k) AS e_violated,
         arg_min_null({_t('f.a_t')}, k) AS e_a_at, arg_min_null({_t('f.b_t')}, k) AS e_b_at,
-        sum(n)::BIGINT AS e_count{bound_cols.replace('arg_min(', 'arg_min_null(')}
-    FROM (SELECT *, {_message(name, within is not None)} AS line FROM vp) GROUP BY city, case_id)""")
+        sum(n)::BIGINT AS e_count{bound_cols}
+    FROM (SELECT *, {line} AS line FROM vp) GROUP BY case_no)""")
     return parts
 
 
@@ -316,6 +423,7 @@ def _bound_ctes(within: dict, pack: Pack) -> list[str]:
 
     n = _per_city(pack, amount, _num)
     bound = _per_city(pack, amount, lambda v: lit(f"{as_plain(v)} {BOUND_UNITS[unit]}"))
+    cand = CAND_WITH_CASE
     beyond = lit(f"{CalendarError.SQL_CODE}: 模板规则的时限超出工作日历表 (date outside the working-day calendar): ")
     if unit == "workdays":
         return [f"""bc AS (SELECT c.*, {bound} AS bound, lim_d IS NOT NULL AND c.b_t::DATE > lim_d AS late,
@@ -323,18 +431,18 @@ def _bound_ctes(within: dict, pack: Pack) -> list[str]:
         FROM (SELECT c.*, CASE WHEN c.a_t IS NULL THEN NULL WHEN {n} = 0 THEN c.a_t::DATE
                                WHEN wd.d IS NULL THEN error({beyond} || c.a_t::DATE || ' + ' || {n})
                                ELSE wd.d END AS lim_d
-              FROM cand c
+              FROM {cand} c
               LEFT JOIN cal_days cd ON cd.cal_key = c.cal_key AND cd.d = c.a_t::DATE
               LEFT JOIN cal_workdays wd ON wd.cal_key = c.cal_key AND wd.wd_no = cd.wd_no + {n} AND {n} > 0) c)"""]
     if unit == "days":
         return [f"""bc AS (SELECT c.*, {bound} AS bound, c.b_t::DATE > lim_d AS late, c.as_of > lim_d AS overdue,
                strftime(lim_d, '%Y-%m-%d') AS lim
-        FROM (SELECT c.*, c.a_t::DATE + CAST({n} AS INTEGER) AS lim_d FROM cand c) c)"""]
+        FROM (SELECT c.*, c.a_t::DATE + CAST({n} AS INTEGER) AS lim_d FROM {cand} c) c)"""]
     if unit == "hours":
         return [f"""bc AS (SELECT c.*, {bound} AS bound, c.b_t > lim_ts AS late, c.as_of::TIMESTAMP > lim_ts AS overdue,
                {_t('lim_ts')} AS lim
-        FROM (SELECT c.*, c.a_t + to_microseconds(CAST(round({n} * {3600 * US}) AS BIGINT)) AS lim_ts FROM cand c) c)"""]
-    return _working_hours_ctes(pack, n, bound, beyond)
+        FROM (SELECT c.*, c.a_t + to_microseconds(CAST(round({n} * {3600 * US}) AS BIGINT)) AS lim_ts FROM {cand} c) c)"""]
+    return _working_hours_ctes(pack, n, bound, beyond, cand)
 
 
 def _windows(settings: dict) -> list[tuple[int, int]]:
@@ -356,7 +464,7 @@ def _instant(r: str, windows: list[tuple[int, int]]) -> str:
     return f"CASE {' '.join(whens)} ELSE {last} END" if whens else last
 
 
-def _working_hours_ctes(pack: Pack, n: str, bound: str, beyond: str) -> list[str]:
+def _working_hours_ctes(pack: Pack, n: str, bound: str, beyond: str, cand: str) -> list[str]:
     day = _per_city(pack, _windows, lambda w: str(sum(e - s for s, e in w)))
     tod = "(epoch_us({t}) - epoch_us(date_trunc('day', {t})))"
 
@@ -369,7 +477,7 @@ def _working_hours_ctes(pack: Pack, n: str, bound: str, beyond: str) -> list[str
     return [
         f"""bw AS (SELECT c.*, {day} AS day_us, {budget} AS budget_us, {bound} AS bound,
                {cumulative('c.a_t', 'ca')} AS wa, {cumulative('c.b_t', 'cb')} AS wb, co.wd_before * {day} AS wo
-        FROM cand c
+        FROM {cand} c
         LEFT JOIN cal_days ca ON ca.cal_key = c.cal_key AND ca.d = c.a_t::DATE
         LEFT JOIN cal_days cb ON cb.cal_key = c.cal_key AND cb.d = c.b_t::DATE
         LEFT JOIN cal_days co ON co.cal_key = c.cal_key AND co.d = c.as_of)""",
