@@ -113,3 +113,27 @@ def test_evidence_built_elsewhere_is_checked_when_the_examples_run(tmp_path):
     outcomes = run_examples(loaded.rule("REQ-INTEGRITY"), loaded)
     flagged = [o for o in outcomes if o.flagged]
     assert flagged and all(o.unlabelled == ["visits"] and not o.ok for o in flagged)
+
+
+# -- template rules of the default pack ----------------------------------------------------------------
+
+def test_a_misspelt_activity_of_a_template_rule_is_named_with_file_line_and_column(tmp_path):
+    """FLOW-BB-STEPS is a template: an activity that is not a canonical step (an alias here) is named
+    where it is written, with the canonical name to use."""
+    pack = copy_default_pack(tmp_path)
+    rule_file = pack / "checks" / "FLOW-BB-STEPS.yaml"
+    text = rule_file.read_text(encoding="utf-8")
+    rule_file.write_text(text.replace("[办结, 承办]", "[办结, 办理]"), encoding="utf-8")
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if row.startswith("activities:"))
+    column = text.splitlines()[line - 1].index("[办结, 承办]") + len("[办结, ") + 1
+    message = load_error(pack)
+    assert f"{rule_file}:{line}:{column}: 环节 '办理' 不在规则包的词表中 (canonical)；请写规范环节名 '承办'" in message
+
+
+def test_template_rules_of_the_default_pack_keep_the_evidence_of_their_sql():
+    """The two FLOW-*-STEPS templates give the evidence fields the SQL rules gave (renamed with ``evidence:``)."""
+    for rid in ("FLOW-BB-STEPS", "FLOW-DB-STEPS"):
+        rule = PACK.rule(rid)
+        assert rule.template["template"] == "responded_existence"
+        assert rule.evidence == {"missing_steps": "缺少环节", "completed_at": "办结时间"}
+        assert rule.template["evidence"] == {"missing_steps": "missing", "completed_at": "a_at"}

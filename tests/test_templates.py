@@ -680,3 +680,26 @@ def test_pack_names_resolve_and_unknown_names_are_refused(tmp_path):
     assert code == 0 and "FLOW-BB-STEPS" in out
     code, out = cli("rules", "--pack", "nosuch")
     assert code == 2 and "内置规则包" in out
+
+
+def test_a_pack_extending_the_default_may_add_settings_for_its_own_template_rules(tmp_path):
+    """`extends: default` with a new setting used by a template rule's bound loads (its cities may override
+    it); a new setting no rule uses is still an unknown setting (a misspelt override)."""
+    pack = tmp_path / "ext"
+    (pack / "checks").mkdir(parents=True)
+    meta = ("name: 扩展\nversion: '1'\nextends: default\nclauses: {'X': 扩展}\nsettings:\n  reply_days: 3\n"
+            "  respons_days: 0\ncities:\n  榆林:\n    reply_days: 2\n")
+    (pack / "pack.yaml").write_text(meta, encoding="utf-8")
+    rule = {"id": "X-REPLY", "template": "response", "activities": ["受理", "办结"], "within": {"workdays": "reply_days"},
+            "clause": "X", "severity": "warning", "title": "受理后 reply_days 个工作日内办结", "rationale": "r",
+            "examples": {"fail": [{"name": "f", "events": [["受理", "2026-03-02 09:00"], ["办结", "2026-03-10 09:00"]]}],
+                         "pass": [{"name": "p", "events": [["受理", "2026-03-02 09:00"], ["办结", "2026-03-03 09:00"]]}]}}
+    (pack / "checks" / "X-REPLY.yaml").write_text(yaml.safe_dump(rule, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(PackError) as err:
+        load_pack(pack)
+    assert err.value.problems == [f"{pack / 'pack.yaml'}:7:17: 未知的设置 'respons_days' (没有规则使用它)"]
+    (pack / "pack.yaml").write_text(meta.replace("  respons_days: 0\n", ""), encoding="utf-8")
+    loaded = load_pack(pack)
+    assert loaded.rule("X-REPLY").settings == ["reply_days"] and "FLOW-BB-STEPS" in [r.id for r in loaded.rules]
+    assert all(o.ok for o in run_examples(loaded.rule("X-REPLY"), loaded))
+    assert "WHEN '榆林' THEN 2" in loaded.rule("X-REPLY").sql

@@ -1,24 +1,27 @@
 """The SQL of a template rule: one set-based query per rule, generated from its validated template.
 
-The query has the shape of any rule's SQL (city, case_id, message, evidence), reads only what a
-rule may read (``case_facts`` for the cases judged and their attributes, ``event_rows``, the run's
-calendar tables ``cal_days`` / ``cal_workdays``) and is checked by the read-only guard like the rest.
-Every literal in it — activities, aliases, cities, values of ``when`` — is quoted (`lit`); numbers
-come from validated settings. Its parts:
+The query has the shape of any rule's SQL (city, case_id, message, evidence) and is checked by the
+read-only guard like the rest. Every literal in it — activities, aliases, cities, values of ``when``
+— is quoted (`lit`); numbers come from validated settings. It reads:
 
-- ``pop``: the cases judged — those with at least one event, of the run's cities (``case_facts``),
-  matching ``when``; ``ev``: their events, steps mapped through the pack's aliases;
-- the trace order is ("time", seq): ties in file order. Sequence templates number the events of each
-  (case, pair) and find each activation's target with window functions over that order (next B, next
-  A, latest A, previous B; lead/lag over the whole trace for the chain templates); existence templates
-  count;
-- bounds: ``workdays`` by the calendar joins of contract §2 (add_workdays(d, n) is the working day
-  numbered wd_no(d) + n), ``days`` and ``hours`` by date/time arithmetic, ``working_hours`` by the
-  cumulative working time W(t) = (working days before date(t)) × (length of the working day) + (time
-  worked on date(t) before t, if it is a working day), elapsed = W(t2) − W(t1); a missing target of the
-  response family is a violation only once a target at the audit date's first instant would be late;
-- one finding per case: a message per violated pair, joined, and the evidence keys of the template
-  (`audit.rules.templates.TEMPLATE_EVIDENCE`) renamed as the rule's ``evidence:`` says.
+- the run's traces (`build_traces`, once per run when a rule needs them): ``template_cases`` — the
+  cases judged, those with at least one event of the run's cities, under an integer key — and
+  ``template_events`` — their events, steps mapped through the pack's aliases, numbered 1… in the
+  order ("time", seq): ties in file order; ``case_facts`` for ``when`` (case fields);
+- or, for the existence templates of a canonical pack, ``case_facts`` alone (whether a step occurs
+  and its first time are its ``t_<code>`` columns);
+- the run's calendar tables ``cal_days`` / ``cal_workdays`` for the bounds.
+
+Sequence templates find each activation's target with window functions over the positions (next B,
+next A, latest A, previous B: min/max over the following or preceding rows) or, for the chain
+templates, a join on position ± 1; existence templates count. Bounds: ``workdays`` by the calendar
+joins of contract §2 (add_workdays(d, n) is the working day numbered wd_no(d) + n), ``days`` and
+``hours`` by date/time arithmetic, ``working_hours`` by the cumulative working time W(t) = (working
+days before date(t)) × (length of the working day) + (time worked on date(t) before t, if it is a
+working day), elapsed = W(t2) − W(t1); a missing target of the response family is a violation only
+once a target at the audit date's first instant would be late. One finding per case: a sentence per
+violated pair, joined, and the evidence keys of the template (`audit.rules.templates.TEMPLATE_EVIDENCE`)
+as the rule's ``evidence:`` selects and renames them.
 """
 
 from __future__ import annotations

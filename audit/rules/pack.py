@@ -169,8 +169,11 @@ def load_pack(directory: str | Path | None = None) -> Pack:
     else:
         nodes = _check_keys(meta_path, node, meta, PACK_KEYS, problems)
     settings = {**(base.settings if base else {}), **(meta.get("settings") or {})}
+    # A pack that extends another may add settings only for its own rules (a `within:` bound, a rule's
+    # `settings:`); any other new name is most likely a misspelt override, named once the rules are read.
+    new_settings: list[tuple[str, str]] = []
     _check_settings(meta_path, nodes.get("settings", (None, node))[1], meta.get("settings") or {}, problems,
-                    known=base.settings if base else None)
+                    known=base.settings if base else None, new=new_settings)
     if "vocabulary" in meta or base is None:
         vocabulary = parse_vocabulary(meta_path, nodes.get("vocabulary", (None, node))[1], meta.get("vocabulary"),
                                       problems)
@@ -206,6 +209,8 @@ def load_pack(directory: str | Path | None = None) -> Pack:
             problems.append(f"{path}:1:1: 规则编号 {rule.id} 与 {seen[rule.id]} 重复")
         seen[rule.id] = path
         pack.rules.append(rule)
+    used = {k for r in pack.rules for k in r.settings}
+    problems += [f"{where}: 未知的设置 {key!r} (没有规则使用它)" for key, where in new_settings if key not in used]
     if not problems:
         _generate_template_sql(pack, own_ids, problems)
     if problems:
@@ -238,7 +243,7 @@ def _generate_template_sql(pack: Pack, own_ids: set[str], problems: list[str]) -
 
 
 def _check_settings(path: Path, node, settings: dict, problems: list[str],
-                    known: dict | None = None, city: bool = False) -> None:
+                    known: dict | None = None, city: bool = False, new: list | None = None) -> None:
     """Check the settings present (every one is optional: `CONTRACT_DEFAULTS` fills those of the
     帮办代办 contract; a pack may define its own, checked where a rule's ``within`` uses them)."""
     nodes = _key_nodes(node) if node is not None else {}
@@ -247,10 +252,13 @@ def _check_settings(path: Path, node, settings: dict, problems: list[str],
         return
     for key, value in settings.items():
         where = _where(path, nodes.get(str(key), (node, node))[1])
+        if known is not None and key not in known and key not in COMPARISON_SETTINGS + RECTIFY_SETTINGS:
+            if new is None:
+                problems.append(f"{where}: 未知的设置 {key!r}")
+                continue
+            new.append((key, where))       # judged once the pack's rules are read
         if city and key in COMPARISON_SETTINGS:
             problems.append(f"{where}: {key} 用于地市之间的比较，对所有地市相同，不能按市覆盖")
-        elif known is not None and key not in known and key not in COMPARISON_SETTINGS + RECTIFY_SETTINGS:
-            problems.append(f"{where}: 未知的设置 {key!r}")
         elif key in RECTIFY_SETTINGS and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             problems.append(f"{where}: {key} 应为正整数 (工作日数)，而不是 {value!r}")
         elif (key in NUMERIC_SETTINGS + COMPARISON_SETTINGS
