@@ -14,12 +14,9 @@ read-only guard like the rest. Every literal in it — activities, aliases, citi
 
 Sequence templates find each activation's target with window functions over the positions (next B,
 next A, latest A, previous B: min/max over the following or preceding rows) or, for the chain
-templates, a join on position ± 1; existence templates count. Bounds: ``workdays`` by the calendar
-joins of contract §2 (add_workdays(d, n) is the working day numbered wd_no(d) + n), ``days`` and
-``hours`` by date/time arithmetic, ``working_hours`` by the cumulative working time W(t) = (working
-days before date(t)) × (length of the working day) + (time worked on date(t) before t, if it is a
-working day), elapsed = W(t2) − W(t1); a missing target of the response family is a violation only
-once a target at the audit date's first instant would be late. One finding per case: a sentence per
+templates, a join on position ± 1; existence templates count. The bounds (``within:``) are
+`audit.check.bounds`: a missing target of the response family is a violation only once a target at
+the audit date's first instant would be late. One finding per case: a sentence per
 violated pair, joined, and the evidence keys of the template (`audit.rules.templates.TEMPLATE_EVIDENCE`)
 as the rule's ``evidence:`` selects and renames them.
 """
@@ -28,43 +25,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from audit.errors import CalendarError, UsageError
+from audit.check.bounds import bound_ctes, fmt_time, lit, num
+from audit.errors import UsageError
 from audit.rules.contract import step_column
 from audit.rules.templates import (
-    BOUND_UNITS,
     NUMBER_FIELDS,
     UNARY,
-    as_plain,
-    parse_working_hours,
     template_steps,
 )
 
 if TYPE_CHECKING:
     from audit.rules.pack import Pack
 
-FMT = "'%Y-%m-%d %H:%M'"
-US = 1_000_000      # microseconds per second
-
-
-def lit(text: str) -> str:
-    """A SQL string literal (quotes doubled): activities and values are text from a pack file."""
-    return "'" + str(text).replace("'", "''") + "'"
-
-
-def _num(value) -> str:
-    value = as_plain(value)
-    return repr(int(value)) if isinstance(value, int) else repr(float(value))
-
-
-def _t(expr: str) -> str:
-    return f"strftime({expr}, {FMT})"
-
-
 # -- the judged cases and their traces (built once per run) --------------------------------------
 
-# The candidate rows of a sequence template with their case's city, calendar and audit date.
-CAND_WITH_CASE = ("(SELECT c0.*, tc.city, tc.cal_key, tc.as_of FROM cand c0 "
-                  "JOIN template_cases tc ON tc.case_no = c0.case_no)")
 FAST_TEMPLATES = ("existence", "responded_existence", "coexistence", "not_coexistence")
 
 
@@ -131,7 +105,7 @@ def _pairs_cte(pairs: list[list[str]]) -> str:
 def _when_sql(when: dict[str, list], table: str) -> list[str]:
     conditions = []
     for field, values in when.items():
-        items = ", ".join(_num(v) if field in NUMBER_FIELDS else lit(v) for v in values)
+        items = ", ".join(num(v) if field in NUMBER_FIELDS else lit(v) for v in values)
         conditions.append(f'{table}."{field}" IN ({items})')     # a NULL field (or no case row) does not match
     return conditions
 
@@ -183,16 +157,16 @@ def _unary(name: str, activity: str) -> list[str]:
     if name in ("init", "end"):
         word, key = ("第一个", "first") if name == "init" else ("最后一个", "last")
         return [f"""fin AS (SELECT case_no,
-        '{word}环节是 ' || step || ' (' || {_t('t')} || ')，而不是 ' || {a} AS message,
-        {a} AS e_activity, step AS e_{key}_step, {_t('t')} AS e_{key}_at
+        '{word}环节是 ' || step || ' (' || {fmt_time('t')} || ')，而不是 ' || {a} AS message,
+        {a} AS e_activity, step AS e_{key}_step, {fmt_time('t')} AS e_{key}_at
     FROM ev WHERE step <> {a})"""]
-    agg = f"""agg AS (SELECT case_no, count(*) AS n, min(t) AS first_t, list({_t('t')} ORDER BY pos) AS times
+    agg = f"""agg AS (SELECT case_no, count(*) AS n, min(t) AS first_t, list({fmt_time('t')} ORDER BY pos) AS times
     FROM ev GROUP BY case_no)"""
     if name == "existence":
         cond, message = "a.n IS NULL", f"'没有 ' || {a} || ' 环节'"
     elif name == "absence":
         cond = "a.n > 0"
-        message = (f"'出现了 ' || {a} || ' (' || {_t('a.first_t')} || ')' "
+        message = (f"'出现了 ' || {a} || ' (' || {fmt_time('a.first_t')} || ')' "
                    f"|| CASE WHEN a.n > 1 THEN '，共 ' || a.n || ' 次' ELSE '' END")
     else:
         cond = "coalesce(a.n, 0) <> 1"
@@ -205,7 +179,7 @@ def _unary(name: str, activity: str) -> list[str]:
 
 # -- existence of pairs --------------------------------------------------------------------------
 
-def _pair_events(template: dict, with_k_order: bool = False) -> str:
+def _pair_events(template: dict) -> str:
     """``pe``: the events of the rule's activities, once per pair they belong to, marked A or B."""
     pairs = template["pairs"]
     if len(pairs) == 1:
@@ -234,17 +208,17 @@ def _existence_pairs(name: str, agg: str, pairs: list[list[str]]) -> list[str]:
     if name == "responded_existence" and one_a:
         return [agg, "viol AS (SELECT * FROM agg WHERE n_a > 0 AND n_b = 0)",
                 f"""fin AS (SELECT city, case_id,
-        '有 ' || any_value(a) || ' (' || {_t('min(fa_t)')} || ')，但没有 ' || string_agg(b, '、' ORDER BY k) AS message,
-        list(a || ' → ' || b ORDER BY k) AS e_violated, list(b ORDER BY k) AS e_missing, {_t('min(fa_t)')} AS e_a_at
+        '有 ' || any_value(a) || ' (' || {fmt_time('min(fa_t)')} || ')，但没有 ' || string_agg(b, '、' ORDER BY k) AS message,
+        list(a || ' → ' || b ORDER BY k) AS e_violated, list(b ORDER BY k) AS e_missing, {fmt_time('min(fa_t)')} AS e_a_at
     FROM viol GROUP BY city, case_id)"""]
     if name == "coexistence" and len({s for pair in pairs for s in pair}) == 2 * len(pairs):
         return [agg, """viol AS (SELECT *, CASE WHEN n_a > 0 THEN a ELSE b END AS here,
                        CASE WHEN n_a > 0 THEN b ELSE a END AS gone, coalesce(fa_t, fb_t) AS here_t
                 FROM agg WHERE (n_a > 0) <> (n_b > 0))""",
                 f"""fin AS (SELECT city, case_id,
-        string_agg('有 ' || here || ' (' || {_t('here_t')} || ')，但没有 ' || gone, '；' ORDER BY k) AS message,
+        string_agg('有 ' || here || ' (' || {fmt_time('here_t')} || ')，但没有 ' || gone, '；' ORDER BY k) AS message,
         list(a || ' → ' || b ORDER BY k) AS e_violated, arg_min(here, k) AS e_present,
-        arg_min({_t('here_t')}, k) AS e_present_at, list(gone ORDER BY k) AS e_missing
+        arg_min({fmt_time('here_t')}, k) AS e_present_at, list(gone ORDER BY k) AS e_missing
     FROM viol GROUP BY city, case_id)"""]
     if name == "responded_existence":
         return [agg,
@@ -252,12 +226,12 @@ def _existence_pairs(name: str, agg: str, pairs: list[list[str]]) -> list[str]:
                 # one sentence per activation: "有 办结 (…)，但没有 申请、受理"
                 f"""said AS (SELECT city, case_id, string_agg(line, '；' ORDER BY k) AS message FROM (
         SELECT city, case_id, min(k) AS k,
-               '有 ' || a || ' (' || {_t('min(fa_t)')} || ')，但没有 ' || string_agg(b, '、' ORDER BY k) AS line
+               '有 ' || a || ' (' || {fmt_time('min(fa_t)')} || ')，但没有 ' || string_agg(b, '、' ORDER BY k) AS line
         FROM viol GROUP BY city, case_id, a) GROUP BY city, case_id)""",
                 _missing_cte(),
                 f"""fin AS (SELECT v.city, v.case_id, any_value(s.message) AS message,
         list(v.a || ' → ' || v.b ORDER BY v.k) AS e_violated, any_value(m.missing) AS e_missing,
-        arg_min({_t('v.fa_t')}, v.k) AS e_a_at
+        arg_min({fmt_time('v.fa_t')}, v.k) AS e_a_at
     FROM viol v JOIN said s USING (city, case_id) JOIN missing m USING (city, case_id) GROUP BY v.city, v.case_id)"""]
     if name == "coexistence":
         return [agg,
@@ -266,17 +240,17 @@ def _existence_pairs(name: str, agg: str, pairs: list[list[str]]) -> list[str]:
                 FROM agg WHERE (n_a > 0) <> (n_b > 0))""",
                 _missing_cte(),
                 f"""fin AS (SELECT v.city, v.case_id,
-        string_agg('有 ' || here || ' (' || {_t('here_t')} || ')，但没有 ' || gone, '；' ORDER BY v.k) AS message,
+        string_agg('有 ' || here || ' (' || {fmt_time('here_t')} || ')，但没有 ' || gone, '；' ORDER BY v.k) AS message,
         list(v.a || ' → ' || v.b ORDER BY v.k) AS e_violated, arg_min(here, v.k) AS e_present,
-        arg_min({_t('here_t')}, v.k) AS e_present_at, any_value(m.missing) AS e_missing
+        arg_min({fmt_time('here_t')}, v.k) AS e_present_at, any_value(m.missing) AS e_missing
     FROM viol v JOIN missing m USING (city, case_id) GROUP BY v.city, v.case_id)"""]
     return [agg,
             "viol AS (SELECT * FROM agg WHERE n_a > 0 AND n_b > 0)",
             f"""fin AS (SELECT city, case_id,
-        string_agg(a || ' (' || {_t('fa_t')} || ') 与 ' || b || ' (' || {_t('fb_t')} || ') 同时出现', '；' ORDER BY k)
+        string_agg(a || ' (' || {fmt_time('fa_t')} || ') 与 ' || b || ' (' || {fmt_time('fb_t')} || ') 同时出现', '；' ORDER BY k)
             AS message,
-        list(a || ' → ' || b ORDER BY k) AS e_violated, arg_min({_t('fa_t')}, k) AS e_a_at,
-        arg_min({_t('fb_t')}, k) AS e_b_at
+        list(a || ' → ' || b ORDER BY k) AS e_violated, arg_min({fmt_time('fa_t')}, k) AS e_a_at,
+        arg_min({fmt_time('fb_t')}, k) AS e_b_at
     FROM viol GROUP BY city, case_id)"""]
 
 
@@ -345,7 +319,7 @@ def _sequence(name: str, template: dict, pack: Pack) -> list[str]:
             cand = _CANDIDATES[name]
         parts.append(f"cand({_CAND_COLUMNS}) AS ({cand})")
     if within:
-        parts += _bound_ctes(within, pack)
+        parts += bound_ctes(within, pack)
         parts.append("""viol AS (SELECT * FROM bc WHERE state NOT IN ('found', 'missing')
                    OR (state = 'found' AND late) OR (state = 'missing' AND overdue))""")
     else:
@@ -359,12 +333,12 @@ def _sequence(name: str, template: dict, pack: Pack) -> list[str]:
     if len(template["pairs"]) == 1:     # one row per case already
         bound_cols = ", f.bound AS e_bound, f.lim AS e_limit" if within else ""
         parts.append(f"""fin AS (SELECT case_no, {line} AS message, [a || ' → ' || b] AS e_violated,
-        {_t('f.a_t')} AS e_a_at, {_t('f.b_t')} AS e_b_at, n AS e_count{bound_cols} FROM vp)""")
+        {fmt_time('f.a_t')} AS e_a_at, {fmt_time('f.b_t')} AS e_b_at, n AS e_count{bound_cols} FROM vp)""")
         return parts
     bound_cols = ", arg_min_null(f.bound, k) AS e_bound, arg_min_null(f.lim, k) AS e_limit" if within else ""
     parts.append(f"""fin AS (SELECT case_no, string_agg(line, '；' ORDER BY k) AS message,
         list(a || ' → ' || b ORDER BY k) AS e_violated,
-        arg_min_null({_t('f.a_t')}, k) AS e_a_at, arg_min_null({_t('f.b_t')}, k) AS e_b_at,
+        arg_min_null({fmt_time('f.a_t')}, k) AS e_a_at, arg_min_null({fmt_time('f.b_t')}, k) AS e_b_at,
         sum(n)::BIGINT AS e_count{bound_cols}
     FROM (SELECT *, {line} AS line FROM vp) GROUP BY case_no)""")
     return parts
@@ -373,7 +347,7 @@ def _sequence(name: str, template: dict, pack: Pack) -> list[str]:
 def _message(name: str, bounded: bool) -> str:
     """The sentence for one violated pair (its first violation; "共 n 处" when there are more)."""
     A, B = "a", "b"
-    at = lambda col: f"' (' || {_t('f.' + col)} || ')'"   # noqa: E731
+    at = lambda col: f"' (' || {fmt_time('f.' + col)} || ')'"   # noqa: E731
     chain = "紧接着的 " if name == "chain_response" else ""
     within = "' ' || f.bound || '内'" if bounded else "''"
     cases = {
@@ -395,103 +369,12 @@ def _message(name: str, bounded: bool) -> str:
         cases["wrong"] = f"{B} || {at('b_t')} || ' 紧前的是 ' || f.x_step || {at('x_t')} || '，而不是 ' || {A}"
     if bounded:
         late_r = (f"{A} || {at('a_t')} || ' 之后 ' || f.bound || '内没有 {chain}' || {B} || '：时限 ' || f.lim "
-                  f"|| '，' || {B} || ' ' || {_t('f.b_t')}")
+                  f"|| '，' || {B} || ' ' || {fmt_time('f.b_t')}")
         late_p = (f"{B} || {at('b_t')} || ' 与之前的 ' || {A} || {at('a_t')} || ' 相隔超过 ' || f.bound "
                   f"|| '：时限 ' || f.lim")
         cases["found"] = f"CASE f.side WHEN 'r' THEN {late_r} ELSE {late_p} END"
     whens = " ".join(f"WHEN '{state}' THEN {expr}" for state, expr in cases.items())
     return f"(CASE f.state {whens} END) || CASE WHEN n > 1 THEN '（共 ' || n || ' 处）' ELSE '' END"
-
-
-# -- bounds --------------------------------------------------------------------------------------
-
-def _per_city(pack: Pack, value_of, render) -> str:
-    """`render(value)` for the pack's value, with a CASE on the city where a city's value differs."""
-    default = value_of(pack.settings)
-    branches = []
-    for city in sorted(pack.cities):
-        own = value_of(pack.settings_for(city))
-        if own != default:
-            branches.append(f"WHEN {lit(city)} THEN {render(own)}")
-    if not branches:
-        return render(default)
-    return f"(CASE c.city {' '.join(branches)} ELSE {render(default)} END)"
-
-
-def _bound_ctes(within: dict, pack: Pack) -> list[str]:
-    unit = within["unit"]
-
-    def amount(settings: dict):
-        return as_plain(within["value"] if within["setting"] is None else settings[within["setting"]])
-
-    n = _per_city(pack, amount, _num)
-    bound = _per_city(pack, amount, lambda v: lit(f"{as_plain(v)} {BOUND_UNITS[unit]}"))
-    cand = CAND_WITH_CASE
-    beyond = lit(f"{CalendarError.SQL_CODE}: 模板规则的时限超出工作日历表 (date outside the working-day calendar): ")
-    if unit == "workdays":
-        return [f"""bc AS (SELECT c.*, {bound} AS bound, lim_d IS NOT NULL AND c.b_t::DATE > lim_d AS late,
-               lim_d IS NOT NULL AND c.as_of > lim_d AS overdue, strftime(lim_d, '%Y-%m-%d') AS lim
-        FROM (SELECT c.*, CASE WHEN c.a_t IS NULL THEN NULL WHEN {n} = 0 THEN c.a_t::DATE
-                               WHEN wd.d IS NULL THEN error({beyond} || c.a_t::DATE || ' + ' || {n})
-                               ELSE wd.d END AS lim_d
-              FROM {cand} c
-              LEFT JOIN cal_days cd ON cd.cal_key = c.cal_key AND cd.d = c.a_t::DATE
-              LEFT JOIN cal_workdays wd ON wd.cal_key = c.cal_key AND wd.wd_no = cd.wd_no + {n} AND {n} > 0) c)"""]
-    if unit == "days":
-        return [f"""bc AS (SELECT c.*, {bound} AS bound, c.b_t::DATE > lim_d AS late, c.as_of > lim_d AS overdue,
-               strftime(lim_d, '%Y-%m-%d') AS lim
-        FROM (SELECT c.*, c.a_t::DATE + CAST({n} AS INTEGER) AS lim_d FROM {cand} c) c)"""]
-    if unit == "hours":
-        return [f"""bc AS (SELECT c.*, {bound} AS bound, c.b_t > lim_ts AS late, c.as_of::TIMESTAMP > lim_ts AS overdue,
-               {_t('lim_ts')} AS lim
-        FROM (SELECT c.*, c.a_t + to_microseconds(CAST(round({n} * {3600 * US}) AS BIGINT)) AS lim_ts FROM {cand} c) c)"""]
-    return _working_hours_ctes(pack, n, bound, beyond, cand)
-
-
-def _windows(settings: dict) -> list[tuple[int, int]]:
-    return [(s * US, e * US) for s, e in parse_working_hours(settings["working_hours"])]
-
-
-def _worked(tod: str, windows: list[tuple[int, int]]) -> str:
-    """Microseconds worked on a working day before time-of-day `tod` (µs)."""
-    return " + ".join(f"greatest(0, least({tod}, {e}) - {s})" for s, e in windows)
-
-
-def _instant(r: str, windows: list[tuple[int, int]]) -> str:
-    """Time of day (µs) at which `r` µs (0 < r ≤ the day's length) have been worked."""
-    whens, done = [], 0
-    for s, e in windows[:-1]:
-        whens.append(f"WHEN {r} <= {done + e - s} THEN {s} + {r} - {done}")
-        done += e - s
-    last = f"{windows[-1][0]} + {r} - {done}"
-    return f"CASE {' '.join(whens)} ELSE {last} END" if whens else last
-
-
-def _working_hours_ctes(pack: Pack, n: str, bound: str, beyond: str, cand: str) -> list[str]:
-    day = _per_city(pack, _windows, lambda w: str(sum(e - s for s, e in w)))
-    tod = "(epoch_us({t}) - epoch_us(date_trunc('day', {t})))"
-
-    def cumulative(t: str, cal: str) -> str:
-        worked = _per_city(pack, _windows, lambda w: _worked(tod.format(t=t), w))
-        return f"{cal}.wd_before * {day} + CASE WHEN {cal}.is_workday THEN {worked} ELSE 0 END"
-
-    budget = f"CAST(round({n} * {3600 * US}) AS BIGINT)"
-    instant = _per_city(pack, _windows, lambda w: _instant("(c.x_us - (c.lim_no - 1) * c.day_us)", w))
-    return [
-        f"""bw AS (SELECT c.*, {day} AS day_us, {budget} AS budget_us, {bound} AS bound,
-               {cumulative('c.a_t', 'ca')} AS wa, {cumulative('c.b_t', 'cb')} AS wb, co.wd_before * {day} AS wo
-        FROM {cand} c
-        LEFT JOIN cal_days ca ON ca.cal_key = c.cal_key AND ca.d = c.a_t::DATE
-        LEFT JOIN cal_days cb ON cb.cal_key = c.cal_key AND cb.d = c.b_t::DATE
-        LEFT JOIN cal_days co ON co.cal_key = c.cal_key AND co.d = c.as_of)""",
-        # the limit instant: the first moment at which the bound has been worked (for the evidence)
-        """bx AS (SELECT *, wa + budget_us AS x_us, greatest(1, (wa + budget_us + day_us - 1) // day_us) AS lim_no,
-               wb - wa > budget_us AS late, wo - wa > budget_us AS overdue FROM bw)""",
-        f"""bc AS (SELECT c.* EXCLUDE (day_us, budget_us, wa, wb, wo, x_us, lim_no),
-               CASE WHEN c.a_t IS NULL THEN NULL
-                    WHEN lw.d IS NULL THEN error({beyond} || c.a_t || ' + ' || {n} || ' h')
-                    ELSE {_t(f"lw.d + to_microseconds(CAST({instant} AS BIGINT))")} END AS lim
-        FROM bx c LEFT JOIN cal_workdays lw ON lw.cal_key = c.cal_key AND lw.wd_no = c.lim_no)"""]
 
 
 # -- the database's steps and the pack's -----------------------------------------------------------

@@ -161,7 +161,8 @@ def parse_template(path: Path, node, data: dict, settings: dict, cities: dict, v
     """The template part of a rule file as plain data (None when a problem was found):
 
     ``{"template": name, "pairs": [[A, B], …] ([[A]] when unary), "within": {"unit", "value", "setting"}
-    or None, "when": {field: [values]}, "evidence": {out_key: template_key}}``.
+    or None, "when": {field: [values]}, "evidence": {out_key: template_key}, "labels": {out_key: 中文名}}``
+    (the loader takes "labels" out as the rule's evidence labels).
     `settings` and `cities` are the pack's (for ``within`` settings and ``working_hours``).
     """
     before = len(problems)
