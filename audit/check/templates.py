@@ -31,6 +31,7 @@ from audit.rules.contract import step_column
 from audit.rules.templates import (
     NUMBER_FIELDS,
     UNARY,
+    as_plain,
     template_steps,
 )
 
@@ -94,7 +95,20 @@ def template_sql(template: dict, pack: Pack) -> str:
         final = "SELECT p.city, p.case_id, fin.message, {%s} AS evidence FROM fin JOIN pop p ON p.case_no = fin.case_no"
     else:
         final = "SELECT city, case_id, message, {%s} AS evidence FROM fin"
-    return "WITH " + ",\n".join(parts) + "\n" + final % fields
+    return _header(template) + "WITH " + ",\n".join(parts) + "\n" + final % fields
+
+
+def _header(template: dict) -> str:
+    """A comment naming the template, so that `audit rules RULE-ID` shows what the SQL was made from.
+    Control characters are dropped: nothing written in the pack can end the comment."""
+    pairs = "; ".join(", ".join(p) for p in template["pairs"])
+    text = f"模板 (template) {template['template']}({pairs})"
+    if template["within"]:
+        w = template["within"]
+        text += f" within {w['unit']}: {w['setting'] or as_plain(w['value'])}"
+    if template["when"]:
+        text += " when " + ", ".join(f"{k} in {v}" for k, v in template["when"].items())
+    return "-- " + "".join(c if c.isprintable() else " " for c in text) + "\n"
 
 
 def _pairs_cte(pairs: list[list[str]]) -> str:
