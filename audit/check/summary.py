@@ -18,9 +18,10 @@ def check_summary(result: RunResult) -> str:
     if result.fallback_years:
         lines.append(f"注意: {', '.join(map(str, result.fallback_years))} 年无节假日数据，按周一至周五计算")
     with_waivers = result.waiver_file is not None
-    lines.append(f"{'规则':<24}{'条款':<18}{'级别':<9}{'办件数':>7}" + (f"{'豁免':>7}" if with_waivers else ""))
+    w = max([24] + [len(r.rule.id) + 2 for r in result.results])     # long ids (other packs) stay aligned
+    lines.append(f"{'规则':<{w}}{'条款':<18}{'级别':<9}{'办件数':>7}" + (f"{'豁免':>7}" if with_waivers else ""))
     for r in result.results:
-        lines.append(f"{r.rule.id:<24}{r.rule.clause:<18}{r.rule.severity:<9}{r.findings:>7}"
+        lines.append(f"{r.rule.id:<{w}}{r.rule.clause:<18}{r.rule.severity:<9}{r.findings:>7}"
                      + (f"{r.waived:>7}" if with_waivers else ""))
     totals = []
     for severity in ("error", "warning", "info"):

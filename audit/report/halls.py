@@ -74,7 +74,7 @@ def _unit_rows(con, run_id: int, where: tuple[str, list], keys: list[str], rules
     per_rule = counts["per_rule"]
     if fold and len(df):
         df, per_rule = _fold_small_staff(df, per_rule, min_cases)
-    top = _top_rules(per_rule, keys)
+    top = _text_keys(_top_rules(per_rule, keys), keys)   # an all-NULL key (no hall in the data) stays text
     df = df.merge(top, on=keys, how="left") if len(top) else df.assign(top_rule=None, top_cases=0)
     df = _recompute_rates(df)
     df["_sort_rate"] = pd.to_numeric(df["compliance_rate"], errors="coerce").fillna(2.0)
