@@ -284,6 +284,8 @@ CREATE TABLE IF NOT EXISTS run_waivers (
 );
 ALTER TABLE findings ADD COLUMN IF NOT EXISTS waiver_id INTEGER;
 ALTER TABLE run_rules ADD COLUMN IF NOT EXISTS waived BIGINT;
+ALTER TABLE run_rules ADD COLUMN IF NOT EXISTS seconds DOUBLE;   -- the rule's query (benchmarks; slow rules)
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS prepare_seconds JSON;  -- seconds spent on facts and traces (case_facts, the template traces)
 """
 
 # The rectification lists (audit.rectify): the database's identity, and what the halls answered.

@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ class RuleResult:
     rule: Rule
     findings: int
     waived: int = 0
+    seconds: float = 0.0     # the rule's query alone (stored in run_rules.seconds)
 
 
 @dataclass
@@ -98,8 +100,9 @@ def parse_as_of(text: str | None) -> dt.date | None:
 
 
 def prepare(con, pack: Pack, as_of: dt.date, calendar: WorkCalendar, cities: list[str] | None = None,
-            per_city: dict[str, list[Path]] | None = None) -> RunCalendars:
-    """Build the calendar tables, the settings tables and ``case_facts`` for a run."""
+            per_city: dict[str, list[Path]] | None = None, timings: dict | None = None) -> RunCalendars:
+    """Build the calendar tables, the settings tables and ``case_facts`` for a run (and the template
+    rules' traces); `timings` receives the seconds spent on ``facts`` and ``traces``."""
     lo, hi = con.execute("""
         SELECT least(min("time")::DATE, (SELECT min(rating_time)::DATE FROM case_rows)),
                greatest(max("time")::DATE, (SELECT max(rating_time)::DATE FROM case_rows))
@@ -110,11 +113,15 @@ def prepare(con, pack: Pack, as_of: dt.date, calendar: WorkCalendar, cities: lis
         "SELECT city FROM case_rows UNION SELECT city FROM event_rows ORDER BY city").fetchall()]
     calendars = build_calendars(con, pack, calendar, all_cities, lo, hi, per_city)
     build_settings(con, pack, all_cities)
+    t0 = time.perf_counter()
     _guard_calendar(lambda: build_facts(con, as_of.isoformat()))
     if cities:
         con.execute("DELETE FROM case_facts WHERE city NOT IN (SELECT unnest(?))", [cities])
+    t1 = time.perf_counter()
     if needs_traces(pack):     # the template rules' traces, shared by all of them (audit.check.templates)
         build_traces(con, pack)
+    if timings is not None:
+        timings.update(facts=round(t1 - t0, 3), traces=round(time.perf_counter() - t1, 3))
     return calendars
 
 
@@ -239,7 +246,8 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
     if as_of is None:
         raise UsageError("数据库中没有事件：请先运行 audit ingest")
     warnings = check_steps(con, pack, cities)   # a pack for other steps than the data's is refused here
-    calendars = prepare(con, pack, as_of, calendar, cities, per_city_calendars)
+    timings: dict = {}
+    calendars = prepare(con, pack, as_of, calendar, cities, per_city_calendars, timings)
     validate_sql(con, pack)
     n_cases = con.execute("SELECT count(*) FROM case_facts").fetchall()[0][0]
     inputs = [dict(zip(("file", "sha256", "rows_read", "loaded"), r)) for r in con.execute("""
@@ -276,15 +284,17 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
         for i, rule in enumerate(pack.rules):
             if on_rule:
                 on_rule(i, len(pack.rules), rule)
-            result.results.append(RuleResult(rule, execute_rule(con, rule, run_id, into="_run_findings")))
+            t0 = time.perf_counter()
+            n = execute_rule(con, rule, run_id, into="_run_findings")
+            result.results.append(RuleResult(rule, n, seconds=round(time.perf_counter() - t0, 3)))
         result.waivers = store_findings(con, run_id, waivers, as_of)
         con.execute("DROP TABLE _run_findings")
         waived = waived_by_rule(con, run_id) if result.waivers else {}
         for r in result.results:
             r.waived = waived.get(r.rule.id, 0)
         insert_rows(con, "run_rules", [(run_id, r.rule.id, r.rule.severity, r.rule.clause, r.rule.title, r.findings,
-                                        r.waived) for r in result.results],
-                    "(run_id, rule_id, severity, clause, title, findings, waived)")
+                                        r.waived, r.seconds) for r in result.results],
+                    "(run_id, rule_id, severity, clause, title, findings, waived, seconds)")
         # The run's cases and figures, kept with it (see audit.check.runstore): later commands read them.
         # The 帮办代办 figures count the canonical steps: for a pack of other steps they do not apply.
         derive_case_kpi(con, run_id, step_figures=pack.vocabulary.kind == "canonical")
@@ -296,12 +306,13 @@ def run_check(con, pack: Pack | None = None, as_of: dt.date | None = None,
         store_run_files(con, run_id, files)
         con.execute("""INSERT INTO runs (run_id, run_key, pack_name, pack_version, pack_path, standard, settings,
                        as_of, as_of_source, city_filter, calendar, calendar_fallback_years, calendar_spec,
-                       input_files, tool_version, cases, findings, data_quality, pack, pack_sha256)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       input_files, tool_version, cases, findings, data_quality, pack, pack_sha256, prepare_seconds)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [run_id, run_key, pack.name, pack.version, str(pack.path), pack.standard,
                      json.dumps(settings, ensure_ascii=False), as_of, as_of_source, ",".join(cities or []),
                      calendars.description, calendars.fallback_years, spec,
                      json.dumps(inputs, ensure_ascii=False), __version__, n_cases,
                      sum(r.findings for r in result.results),
-                     json.dumps(result.data_quality, ensure_ascii=False), pack_json(pack), pack_digest(files)])
+                     json.dumps(result.data_quality, ensure_ascii=False), pack_json(pack), pack_digest(files),
+                     json.dumps(timings)])
     return result
