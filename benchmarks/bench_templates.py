@@ -69,7 +69,7 @@ def setup(data: Path, keep: bool) -> tuple[Path, Path]:
     return db, events
 
 
-def engine_seconds(db: Path) -> dict:
+def engine_seconds(db: Path, shared: list[str]) -> dict:
     """The template engine's own time in the last run: building the traces plus every rule's query
     (stored by audit check: runs.prepare_seconds, run_rules.seconds), next to building case_facts."""
     import duckdb
@@ -77,11 +77,13 @@ def engine_seconds(db: Path) -> dict:
     con = duckdb.connect(str(db), read_only=True)
     try:
         run_id, prep = con.execute("SELECT run_id, prepare_seconds FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
-        rules = con.execute("SELECT sum(seconds) FROM run_rules WHERE run_id = ?", [run_id]).fetchone()[0]
+        rules, shared_rules = con.execute("""SELECT sum(seconds), sum(seconds) FILTER (WHERE rule_id IN (SELECT unnest(?)))
+                                             FROM run_rules WHERE run_id = ?""", [shared, run_id]).fetchone()
     finally:
         con.close()
     prep = json.loads(prep)
-    return {"facts": prep["facts"], "traces": prep["traces"], "rules": rules, "engine": prep["traces"] + rules}
+    return {"facts": prep["facts"], "traces": prep["traces"], "rules": rules, "engine": prep["traces"] + rules,
+            "shared": prep["traces"] + shared_rules}
 
 
 def engine_verdicts(db: Path) -> dict[str, set[str]]:
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         pm = run([args.pm4py_python, str(WORKER), "declare", str(events), str(model), str(pm_out)])
         check_ok(pm, "PM4Py conformance_declare")
         pm_res = json.loads(pm_out.read_text(encoding="utf-8"))
-        rounds.append({"bare": run_json(bare[0]), "check": run_json(chk), "engine": engine_seconds(db),
+        rounds.append({"bare": run_json(bare[0]), "check": run_json(chk), "engine": engine_seconds(db, list(constraints)),
                        "pm4py_process": run_json(pm),
                        "pm4py_conformance_seconds": pm_res["seconds"], "pm4py_load_seconds": pm_res["load_seconds"]})
         print(f"  round {i + 1}: bare {bare[0].seconds:.2f} s, check {chk.seconds:.2f} s "
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     verdict_rows = compare_verdicts(engine_verdicts(db), pm_res, constraints)
     same = all(r[-1] == "same" for r in verdict_rows)
     ratio = [r["check"]["seconds"] / r["bare"]["seconds"] for r in rounds]
-    speedup_engine = [r["pm4py_conformance_seconds"] / r["engine"]["engine"] for r in rounds]
+    speedup_engine = [r["pm4py_conformance_seconds"] / r["engine"]["shared"] for r in rounds]
     speedup = [r["pm4py_conformance_seconds"] / r["check"]["seconds"] for r in rounds]
     speedup_proc = [r["pm4py_process"]["seconds"] / r["check"]["seconds"] for r in rounds]
     size = engine_verdicts(db)["_size"]
@@ -196,13 +198,15 @@ def main(argv: list[str] | None = None) -> None:
         ["check ÷ bare read_csv", spread(ratio)],
         ["template engine: traces + the 16 rules' queries, messages and evidence included (s)",
          spread([r["engine"]["engine"] for r in rounds])],
+        ["template engine, the 14 shared rules only (traces + their queries, s)",
+         spread([r["engine"]["shared"] for r in rounds])],
         ["  of which building the traces (s)", spread([r["engine"]["traces"] for r in rounds])],
         ["case_facts, built by every check whatever the pack (s)", spread([r["engine"]["facts"] for r in rounds])],
         ["check peak RSS (MB)", spread([r["check"]["peak_rss_mb"] for r in rounds], "{:,.0f}")],
         ["PM4Py conformance_declare call alone (s)", spread([r["pm4py_conformance_seconds"] for r in rounds])],
         ["PM4Py process (read parquet + call, s)", spread([r["pm4py_process"]["seconds"] for r in rounds])],
         ["PM4Py peak RSS (MB)", spread([r["pm4py_process"]["peak_rss_mb"] for r in rounds], "{:,.0f}")],
-        ["speed-up: PM4Py call ÷ template engine", spread(speedup_engine, "{:.1f}×")],
+        ["speed-up: PM4Py call ÷ template engine (same 14 constraints)", spread(speedup_engine, "{:.1f}×")],
         ["speed-up: PM4Py call ÷ whole audit check", spread(speedup, "{:.1f}×")],
         ["speed-up: PM4Py process ÷ whole audit check", spread(speedup_proc, "{:.1f}×")],
         ["verdicts", "same for every constraint" if same else "DIFFER"],
