@@ -174,8 +174,13 @@ def _unary(name: str, activity: str) -> list[str]:
         '{word}环节是 ' || step || ' (' || {fmt_time('t')} || ')，而不是 ' || {a} AS message,
         {a} AS e_activity, step AS e_{key}_step, {fmt_time('t')} AS e_{key}_at
     FROM ev WHERE step <> {a})"""]
-    agg = f"""agg AS (SELECT case_no, count(*) AS n, min(t) AS first_t, list({fmt_time('t')} ORDER BY pos) AS times
-    FROM ev GROUP BY case_no)"""
+    # the times are listed for the violating cases only (a count for every case is cheap, a list is not)
+    keep = "n > 0" if name == "absence" else "n > 1"
+    agg = f"""counts AS (SELECT case_no, count(*) AS n, min(t) AS first_t FROM ev GROUP BY case_no),
+agg AS (SELECT c.case_no, any_value(c.n) AS n, any_value(c.first_t) AS first_t,
+               list({fmt_time('e.t')} ORDER BY e.pos) AS times
+    FROM counts c JOIN ev e ON e.case_no = c.case_no WHERE c.{keep} GROUP BY c.case_no
+    UNION ALL SELECT case_no, n, first_t, NULL FROM counts WHERE NOT {keep})"""
     if name == "existence":
         cond, message = "a.n IS NULL", f"'没有 ' || {a} || ' 环节'"
     elif name == "absence":
@@ -193,15 +198,43 @@ def _unary(name: str, activity: str) -> list[str]:
 
 # -- existence of pairs --------------------------------------------------------------------------
 
-def _pair_events(template: dict) -> str:
+def _pair_events(template: dict, cte: str = "pe") -> str:
     """``pe``: the events of the rule's activities, once per pair they belong to, marked A or B."""
     pairs = template["pairs"]
     if len(pairs) == 1:
         a, b = map(lit, pairs[0])
-        return (f"pe AS (SELECT ev.*, 1 AS k, {a} AS a, {b} AS b, ev.step = {a} AS is_a, ev.step = {b} AS is_b "
+        return (f"{cte} AS (SELECT ev.*, 1 AS k, {a} AS a, {b} AS b, ev.step = {a} AS is_a, ev.step = {b} AS is_b "
                 f"FROM ev)")
-    return ("pe AS (SELECT ev.*, p.k, p.a, p.b, ev.step = p.a AS is_a, ev.step = p.b AS is_b "
+    return (f"{cte} AS (SELECT ev.*, p.k, p.a, p.b, ev.step = p.a AS is_a, ev.step = p.b AS is_b "
             "FROM ev JOIN pairs p ON ev.step = p.a OR ev.step = p.b)")
+
+
+# Which (case, pair) can break an unbounded sequence template, from per-case counts and first/last
+# positions of A and B alone (one grouping, no sort): exactly the violated ones for response,
+# precedence, succession and not_succession, a superset for the alternate templates (a repeated A or
+# B may break the alternation). Only these cases go through the windows, which need a sort: most
+# cases of a real log keep most rules.
+_RESP = "n_a > 0 AND (n_b = 0 OR hi_a > hi_b)"
+_PREC = "n_b > 0 AND (n_a = 0 OR lo_a > lo_b)"
+_SUSPECT = {
+    "response": _RESP,
+    "precedence": _PREC,
+    "succession": f"({_RESP}) OR ({_PREC})",
+    "not_succession": "n_a > 0 AND n_b > 0 AND lo_a < hi_b",
+    "alternate_response": f"({_RESP}) OR n_a > 1",
+    "alternate_precedence": f"({_PREC}) OR n_b > 1",
+}
+
+
+def _suspects(template: dict) -> list[str]:
+    """``pe`` restricted to the (case, pair)s that may break the rule (see `_SUSPECT`)."""
+    return [_pair_events(template, "pe_all"),
+            f"""sus AS (SELECT case_no, k FROM (
+        SELECT case_no, k, count(*) FILTER (WHERE is_a) AS n_a, count(*) FILTER (WHERE is_b) AS n_b,
+               min(pos) FILTER (WHERE is_a) AS lo_a, max(pos) FILTER (WHERE is_a) AS hi_a,
+               min(pos) FILTER (WHERE is_b) AS lo_b, max(pos) FILTER (WHERE is_b) AS hi_b
+        FROM pe_all GROUP BY case_no, k) WHERE {_SUSPECT[template["template"]]})""",
+            "pe AS (SELECT pe_all.* FROM pe_all SEMI JOIN sus ON sus.case_no = pe_all.case_no AND sus.k = pe_all.k)"]
 
 
 def _pair_agg(template: dict) -> str:
@@ -323,7 +356,9 @@ def _sequence(name: str, template: dict, pack: Pack) -> list[str]:
         parts = [f"cand({_CAND_COLUMNS}) AS ({_CANDIDATES[name]})"]
     else:
         windows = ",\n               ".join(_WINDOWS[n] for n in _NEEDS[name])
-        parts = [_pair_events(template),
+        # with a bound, a kept order can still be late: every case goes through the windows
+        events = [_pair_events(template)] if within else _suspects(template)
+        parts = [*events,
                  f"""w AS (SELECT *, {windows}
         FROM pe WINDOW nxt AS (PARTITION BY case_no, k ORDER BY pos ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING),
                        prv AS (PARTITION BY case_no, k ORDER BY pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))"""]
