@@ -67,10 +67,14 @@ def build_traces(con, pack: Pack) -> None:
     step = "e.step"
     if aliases:
         step = f"CASE e.step {' '.join(f'WHEN {lit(a)} THEN {lit(b)}' for a, b in aliases.items())} ELSE e.step END"
+    # The chain templates judge an event by its neighbour's step: with them, the steps before and after
+    # each event come from the same window (no join per rule to find the neighbour of every activation).
+    chain = any(r.template and r.template["template"].startswith("chain_") for r in pack.rules)
+    neighbours = (f", lead({step}) OVER w AS next_step, lag({step}) OVER w AS prev_step" if chain else "")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE template_events AS
-        SELECT c.case_no, {step} AS step, e."time" AS t,
-               row_number() OVER (PARTITION BY c.case_no ORDER BY e."time", e.seq)::INTEGER AS pos
-        FROM event_rows e JOIN template_cases c ON c.city = e.city AND c.case_id = e.case_id""")
+        SELECT c.case_no, {step} AS step, e."time" AS t, row_number() OVER w::INTEGER AS pos{neighbours}
+        FROM event_rows e JOIN template_cases c ON c.city = e.city AND c.case_id = e.case_id
+        WINDOW w AS (PARTITION BY c.case_no ORDER BY e."time", e.seq)""")
 
 
 def template_sql(template: dict, pack: Pack) -> str:
@@ -143,7 +147,8 @@ def _events_cte(template: dict) -> str:
         steps = template_steps(template) if side is None else list(dict.fromkeys(p[side] for p in template["pairs"]))
         where, join = f"e.step IN ({', '.join(lit(s) for s in steps)})", ""
     semi = "SEMI JOIN pop ON pop.case_no = e.case_no" if template["when"] else ""
-    return f"ev AS (SELECT e.case_no, e.step, e.t, e.pos FROM template_events e {join} {semi} WHERE {where})"
+    cols = ", e.next_step, e.prev_step" if name.startswith("chain_") else ""
+    return f"ev AS (SELECT e.case_no, e.step, e.t, e.pos{cols} FROM template_events e {join} {semi} WHERE {where})"
 
 
 # -- on case_facts: existence of canonical steps ----------------------------------------------------
@@ -341,11 +346,11 @@ _CANDIDATES = {
     # the chain templates: the activation's neighbour in the whole trace (position ± 1)
     "chain_response": """SELECT s.case_no, p.k, p.a, p.b, s.pos, s.t, CASE WHEN n.step = p.b THEN n.t END, n.step, n.t,
                    CASE WHEN n.step IS NULL THEN 'missing' WHEN n.step = p.b THEN 'found' ELSE 'wrong' END, 'r'
-                   FROM ev s JOIN pairs p ON s.step = p.a
+                   FROM ev s JOIN pairs p ON s.step = p.a {only}
                    LEFT JOIN template_events n ON n.case_no = s.case_no AND n.pos = s.pos + 1""",
     "chain_precedence": """SELECT s.case_no, p.k, p.a, p.b, s.pos, CASE WHEN n.step = p.a THEN n.t END, s.t, n.step, n.t,
                    CASE WHEN n.step IS NULL THEN 'first' WHEN n.step = p.a THEN 'found' ELSE 'wrong' END, 'p'
-                   FROM ev s JOIN pairs p ON s.step = p.b
+                   FROM ev s JOIN pairs p ON s.step = p.b {only}
                    LEFT JOIN template_events n ON n.case_no = s.case_no AND n.pos = s.pos - 1""",
 }
 
@@ -353,7 +358,11 @@ _CANDIDATES = {
 def _sequence(name: str, template: dict, pack: Pack) -> list[str]:
     within = template["within"]
     if name.startswith("chain_"):
-        parts = [f"cand({_CAND_COLUMNS}) AS ({_CANDIDATES[name]})"]
+        # without a bound only the activations whose neighbour is not the target can break the rule:
+        # the others are left out before the neighbour is looked up
+        only = "" if within else {"chain_response": "AND s.next_step IS DISTINCT FROM p.b",
+                                  "chain_precedence": "AND s.prev_step IS DISTINCT FROM p.a"}[name]
+        parts = [f"cand({_CAND_COLUMNS}) AS ({_CANDIDATES[name].format(only=only)})"]
     else:
         windows = ",\n               ".join(_WINDOWS[n] for n in _NEEDS[name])
         # with a bound, a kept order can still be late: every case goes through the windows
