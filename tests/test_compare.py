@@ -344,7 +344,7 @@ def test_report_tracking_section_equals_the_comparison(cycle, tmp_path):
     assert [tr.attrs.get("data-mark") for tr in trend] == ["基准", "本报告"]
     toc = [a.attrs["href"] for a in doc.find_all("nav")[0].find_all("a")]
     assert toc[-3:] == ["#tracking", "#definitions", "#provenance"]
-    assert doc.by_id("definitions").find_all("h2")[0].text().startswith("八、")
+    assert doc.by_id("definitions").find_all("h2")[0].text().startswith("九、")
     again = tmp_path / "again.html"
     run_ok("report", "--out", again, "--base", 1, "--db", cycle["db"])
     assert again.read_bytes() == out.read_bytes()          # reproducible; --base 1 is the default here
@@ -357,7 +357,7 @@ def test_report_of_the_first_run_has_no_tracking(cycle, tmp_path):
     run_ok("report", "--run", 1, "--out", out, "--db", cycle["db"])
     doc = parse(out.read_text(encoding="utf-8"))
     assert not doc.find_all(id="tracking")
-    assert doc.by_id("definitions").find_all("h2")[0].text().startswith("七、")
+    assert doc.by_id("definitions").find_all("h2")[0].text().startswith("八、")
 
 
 def test_a_case_the_later_run_did_not_judge_is_gone_not_fixed(cycle, tmp_path):

@@ -17,7 +17,18 @@ import jinja2
 from markupsafe import Markup
 
 from audit.figures.metrics import FIGURES
-from audit.report import casetable, charts, comparison, compliance, conclusions, figures, halls, provenance, tracking
+from audit.report import (
+    casetable,
+    charts,
+    comparison,
+    compliance,
+    conclusions,
+    figures,
+    halls,
+    process,
+    provenance,
+    tracking,
+)
 from audit.report.fonts import PAGE_FAMILY, font_face_css
 from audit.report.scope import ReportScope, open_scope
 from audit.report.text import FIGURE_DEFINITIONS, SEVERITY_ZH, figure_zh
@@ -126,10 +137,10 @@ NUMERALS = "一二三四五六七八九十"
 
 
 def section_numbers(with_tracking: bool) -> dict[str, str]:
-    """The numbers of the sections after 六、问题办件清单: 整改跟踪 is 七 when the report has it, and
+    """The numbers of the sections after 七、问题办件清单: 整改跟踪 is 八 when the report has it, and
     the definitions and the provenance follow it."""
     after = (["tracking"] if with_tracking else []) + ["definitions", "provenance"]
-    return {section: NUMERALS[6 + i] for i, section in enumerate(after)}
+    return {section: NUMERALS[7 + i] for i, section in enumerate(after)}
 
 
 def month_notice(month: str | None, as_of: dt.date, run_id: int) -> list[str]:
@@ -173,6 +184,7 @@ def _context(con, rs: ReportScope, show_personal: bool, all_staff: bool, finding
         "rules": rules,
         "units": halls.unit_tables(con, run_id, scope.where, rs.rules, settings, min_cases, all_staff),
         "breakdowns": figures.breakdowns(con, run_id, scope),
+        "process": process.section(con, run_id, scope.cities),
         "findings": {"list": listed, "json": casetable.script_json(casetable.table_data(listed.rows, listed.trails)),
                      "cities": casetable.options(listed.rows, "city"),
                      "rules": casetable.options(listed.rows, "rule_id"),

@@ -58,6 +58,30 @@ def matplotlib_family() -> str:
     return FT2Font(path).family_name
 
 
+@functools.lru_cache(maxsize=1)
+def _ft2font():
+    from matplotlib.ft2font import FT2Font
+
+    return FT2Font(str(font_path()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _advance(ch: str) -> float:
+    """The advance width of `ch` in em (1 em when the font lacks it: the browser's fallback)."""
+    from matplotlib.ft2font import LoadFlags
+
+    font = _ft2font()
+    if not font.get_char_index(ord(ch)):
+        return 1.0
+    return font.load_char(ord(ch), flags=LoadFlags.NO_SCALE | LoadFlags.NO_HINTING).horiAdvance / font.units_per_EM
+
+
+def text_width(text: str, size: float) -> float:
+    """The width in px of `text` set in the report's font at `size` px (for laying out labels that
+    the page draws as SVG text in that font)."""
+    return sum(_advance(ch) for ch in text) * size
+
+
 def font_face_css(text: str) -> str:
     """A CSS ``@font-face`` rule embedding the font subset to the characters of `text`."""
     data = base64.b64encode(subset_woff(frozenset(text) | frozenset(BASE_CHARS))).decode("ascii")

@@ -1,0 +1,377 @@
+"""The process view of the report (过程视图): per city, the most frequent variants and a
+directly-follows map, for any step vocabulary.
+
+A case's *trace* is its events in the order the rules judge them: by ``"time"``, ties in file
+order (``seq``). Over the cases of the report's scope (``report_scope``) that have events:
+
+- a *variant* is one exact step sequence; each has its cases, their share of the city's cases
+  with events, and its *non-compliant* cases — those with an error finding of the run that no
+  waiver covers (``report_findings``; the cases that 合规率 counts against). A variant is
+  *deviating* (偏离) when every one of its cases is non-compliant: the sequence was never seen
+  compliant. The `TOP_VARIANTS` most frequent are shown (ties: the variant whose smallest case id
+  comes first), with what is left out;
+- the map: nodes are steps with their number of events; an edge a → b counts the pairs of
+  consecutive events (a then b) in a case, with the median waiting time
+  workdays(date(a), date(b)) on the city's calendar as the run stored it (``run_calendar``,
+  ``run_city_calendar``; working days in [date(a), date(b)), contract §2); start → a counts the
+  cases whose first event is a, b → end those whose last event is b. A city with more than
+  `MAX_STEPS` steps shows its `MAX_STEPS` most frequent (ties by name); edges are drawn only when
+  both ends are shown and that occur in at least `MIN_EDGE_SHARE` of the city's cases; of those at
+  most `MAX_EDGES`: first each shown step's most frequent edge in and out, then the most frequent
+  others (ties: start first, end last, then by step names). What is left out is counted.
+
+All of it is set-based in DuckDB: one window pass gives each event its position and the next
+event's step and working-day distance (a running working-day number per calendar day, so the
+distance is a subtraction); the variants are grouped by an exact integer encoding of the sequence
+(each position's step id in its own bit field) where it fits in 126 bits, by the list of step ids
+otherwise. Python only sees the aggregates. `audit.report.processmap` draws the map.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from audit.report.processmap import process_map
+from audit.report.text import fmt_count, pct
+
+TOP_VARIANTS = 10
+MAX_STEPS = 15
+MAX_EDGES = 30
+MIN_EDGE_SHARE = 0.01   # an edge is drawn when it occurs in at least 1 % of the city's cases (as often)
+HEAD_RUNS, TAIL_RUNS = 5, 2  # a variant of more runs than these (+1) is written with a gap
+GAP = None                   # the gap's place in a written variant
+KEY_BITS = 126          # the bits of a HUGEINT variant key used for step fields
+START, END = None, None  # the edge ends that stand for the trace's start and end
+
+
+@dataclass
+class Variant:
+    """One step sequence of a city."""
+
+    rank: int
+    steps: list[str]
+    cases: int
+    share: float                # of the city's cases with events
+    noncompliant: int           # its cases with an unwaived error finding
+
+    @property
+    def deviating(self) -> bool:
+        """Every case of the variant is non-compliant."""
+        return self.noncompliant == self.cases
+
+    def runs(self) -> list[tuple[str, int]]:
+        """The sequence with repeats in a row folded: [(step, times in a row), …]."""
+        out: list[tuple[str, int]] = []
+        for step in self.steps:
+            if out and out[-1][0] == step:
+                out[-1] = (step, out[-1][1] + 1)
+            else:
+                out.append((step, 1))
+        return out
+
+
+@dataclass
+class Step:
+    """A step of a city's map: its events and the median of its positions in the traces."""
+
+    name: str
+    events: int
+    median_position: float
+
+
+@dataclass
+class Edge:
+    """a → b between consecutive events (`source` None: the start; `target` None: the end)."""
+
+    source: str | None
+    target: str | None
+    count: int
+    median_wait: float | None   # working days; None for start and end edges
+
+
+@dataclass
+class CityProcess:
+    """The process view of one city."""
+
+    city: str
+    cases: int                  # cases in scope with events
+    cases_without_events: int
+    variants_total: int
+    variants: list[Variant]     # the shown ones, most frequent first
+    steps_total: int
+    steps: list[Step]           # the shown ones, in map order (median position)
+    edges_total: int
+    edges: list[Edge]           # the shown ones, most frequent first
+    hidden_step_events: int = 0
+    hidden_edge_count: int = 0  # transitions (and starts/ends) of the edges left out
+    hidden_edge_max: int = 0    # the most frequent edge left out
+    max_edge_count: int = 0     # of all edges (for stroke widths)
+    edge_threshold: int = 1     # the fewest times a drawn edge occurs
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def hidden_variants(self) -> int:
+        return self.variants_total - len(self.variants)
+
+    @property
+    def hidden_variant_cases(self) -> int:
+        return self.cases - sum(v.cases for v in self.variants)
+
+    @property
+    def hidden_steps(self) -> int:
+        return self.steps_total - len(self.steps)
+
+    @property
+    def hidden_edges(self) -> int:
+        return self.edges_total - len(self.edges)
+
+
+def process_view(con, run_id: int, cities: list[str]) -> list[CityProcess]:
+    """The process view of each city of `cities` over the cases in ``report_scope`` (see module doc);
+    ``report_findings`` must hold the scope's findings."""
+    step_names, bits = _prepare(con, run_id)
+    nodes = _by_city(con.execute("""
+        SELECT city, sid, count(*), median(pos) FROM _pv_events GROUP BY city, sid""").fetchall())
+    edges = _by_city(con.execute("""
+        SELECT city, sid, nsid, count(*), median(wait) FROM _pv_events GROUP BY city, sid, nsid
+        UNION ALL
+        SELECT city, NULL, sid, count(*), NULL FROM _pv_events WHERE pos = 1 GROUP BY city, sid""").fetchall())
+    variants, totals = _variants(con, step_names, bits)
+    without = dict(con.execute("""
+        SELECT city, count(*) FROM report_scope s ANTI JOIN _pv_cases c USING (city, case_id)
+        GROUP BY city""").fetchall())
+    out = []
+    for city in cities:
+        n_cases, n_variants = totals.get(city, (0, 0))
+        view = CityProcess(city, n_cases, int(without.get(city, 0)), n_variants, variants.get(city, []),
+                           0, [], 0, [])
+        _choose_map(view, [(step_names[s], n, p) for s, n, p in nodes.get(city, [])],
+                    [(_name(step_names, a), _name(step_names, b), n, w) for a, b, n, w in edges.get(city, [])])
+        out.append(view)
+    _drop(con)
+    return out
+
+
+def _name(step_names: dict[int, str], sid: int | None) -> str | None:
+    return None if sid is None else step_names[sid]
+
+
+def _by_city(rows: list[tuple]) -> dict[str, list[tuple]]:
+    out: dict[str, list[tuple]] = {}
+    for city, *rest in rows:
+        out.setdefault(city, []).append(tuple(rest))
+    return out
+
+
+def _prepare(con, run_id: int) -> tuple[dict[int, str], int]:
+    """Temp tables ``_pv_steps`` (step → sid, by name), ``_pv_days`` (city, day → working days
+    before it on the city's calendar), ``_pv_events`` (each event of the scope with its position,
+    the next event's step and the working days to it) and ``_pv_cases`` (one row per case with
+    events: length, variant key, non-compliant) and ``_pv_long`` (the cases too long for a key:
+    their list of step ids). Returns sid → step and the bits of a step's field in a key."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _pv_steps AS
+        SELECT step, (row_number() OVER (ORDER BY step))::INTEGER AS sid
+        FROM (SELECT DISTINCT step FROM event_rows e SEMI JOIN report_scope s USING (city, case_id))""")
+    names = dict((sid, step) for step, sid in con.execute("SELECT step, sid FROM _pv_steps").fetchall())
+    # The running working-day number: wd_before(d) = working days before d on the calendar, so that
+    # workdays(a, b) = wd_before(b) - wd_before(a) (working days in [a, b)).
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _pv_days AS
+        WITH cal AS (
+            SELECT cal_key, d, sum(is_workday::INTEGER) OVER (PARTITION BY cal_key ORDER BY d)
+                               - is_workday::INTEGER AS wd_before
+            FROM run_calendar WHERE run_id = $run)
+        SELECT s.city, cal.d, cal.wd_before
+        FROM (SELECT DISTINCT city FROM report_scope) s
+        LEFT JOIN run_city_calendar k ON k.run_id = $run AND k.city = s.city
+        JOIN cal ON cal.cal_key = coalesce(k.cal_key, 0)""", {"run": run_id})
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _pv_events AS
+        SELECT e.city, e.case_id, s.sid,
+               row_number() OVER w AS pos,
+               lead(s.sid) OVER w AS nsid,
+               lead(d.wd_before) OVER w - d.wd_before AS wait
+        FROM event_rows e SEMI JOIN report_scope r USING (city, case_id)
+        JOIN _pv_steps s USING (step)
+        LEFT JOIN _pv_days d ON d.city = e.city AND d.d = CAST(e."time" AS DATE)
+        WINDOW w AS (PARTITION BY e.city, e.case_id ORDER BY e."time", e.seq)""")
+    bits = max(1, len(names).bit_length())  # sids are 1..len(names): never an all-zero field
+    fits = KEY_BITS // bits
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _pv_cases AS
+        SELECT c.*, b.case_id IS NOT NULL AS noncompliant
+        FROM (SELECT city, case_id, count(*) AS len,
+                     sum(CASE WHEN pos <= {fits} THEN CAST(sid AS HUGEINT) << CAST({bits} * (pos - 1) AS HUGEINT)
+                         ELSE 0 END) AS key
+              FROM _pv_events GROUP BY city, case_id) c
+        LEFT JOIN (SELECT DISTINCT city, case_id FROM report_findings WHERE severity = 'error' AND NOT waived) b
+               USING (city, case_id)""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _pv_long AS
+        SELECT city, case_id, list(sid ORDER BY pos) AS sids FROM _pv_events e
+        SEMI JOIN (SELECT city, case_id FROM _pv_cases WHERE len > {fits}) USING (city, case_id)
+        GROUP BY city, case_id""")
+    return names, bits
+
+
+def _variants(con, names: dict[int, str], bits: int) -> tuple[dict[str, list[Variant]], dict[str, tuple[int, int]]]:
+    """The `TOP_VARIANTS` most frequent variants of each city, and each city's (cases, variants)."""
+    rows = con.execute(f"""
+        WITH keyed AS (
+            SELECT c.city, c.case_id, c.noncompliant,
+                   CASE WHEN l.sids IS NULL THEN c.key END AS key, l.sids
+            FROM _pv_cases c LEFT JOIN _pv_long l USING (city, case_id)),
+        v AS (SELECT city, key, sids, count(*) AS n, count(*) FILTER (WHERE noncompliant) AS bad,
+                     min(case_id) AS first_case
+              FROM keyed GROUP BY city, key, sids),
+        ranked AS (SELECT *, row_number() OVER (PARTITION BY city ORDER BY n DESC, first_case) AS rank,
+                          sum(n) OVER (PARTITION BY city) AS city_cases, count(*) OVER (PARTITION BY city) AS city_variants
+                   FROM v)
+        SELECT city, rank, CAST(key AS VARCHAR), sids, n, bad, city_cases, city_variants
+        FROM ranked WHERE rank <= {TOP_VARIANTS} ORDER BY city, rank""").fetchall()
+    variants: dict[str, list[Variant]] = {}
+    totals: dict[str, tuple[int, int]] = {}
+    for city, rank, key, sids, n, bad, city_cases, city_variants in rows:
+        sequence = sids if sids is not None else _decode(int(key), bits)
+        variants.setdefault(city, []).append(Variant(int(rank), [names[s] for s in sequence], int(n),
+                                                     n / city_cases, int(bad)))
+        totals[city] = (int(city_cases), int(city_variants))
+    return variants, totals
+
+
+def _decode(key: int, bits: int) -> list[int]:
+    """The step ids of a variant key (one `bits`-wide field per position, the first lowest)."""
+    mask, out = (1 << bits) - 1, []
+    while key:
+        out.append(key & mask)
+        key >>= bits
+    return out
+
+
+def _choose_map(view: CityProcess, steps: list[tuple], edges: list[tuple]) -> None:
+    """The steps and edges the map shows, and what it leaves out (`steps`: (name, events, median
+    position); `edges`: (source, target, count, median wait))."""
+    by_events = sorted(steps, key=lambda s: (-s[1], s[0]))
+    shown = by_events[:MAX_STEPS]
+    view.steps_total = len(steps)
+    view.hidden_step_events = sum(int(s[1]) for s in by_events[MAX_STEPS:])
+    names = {s[0] for s in shown}
+    ordered = sorted(edges, key=lambda e: (-e[2], _end_key(e[0], True), _end_key(e[1], False)))
+    view.edges_total = len(ordered)
+    view.max_edge_count = max((int(e[2]) for e in ordered), default=0)
+    view.edge_threshold = edge_threshold(view.cases)
+    drawable = [e for e in ordered if (e[0] is None or e[0] in names) and (e[1] is None or e[1] in names)
+                and e[2] >= view.edge_threshold]
+    chosen = _connected_first(drawable)
+    kept = {(e[0], e[1]) for e in chosen}
+    left = [e for e in ordered if (e[0], e[1]) not in kept]
+    view.edges = [Edge(a, b, int(n), None if w is None else float(w)) for a, b, n, w in chosen]
+    view.hidden_edge_count = sum(int(e[2]) for e in left)
+    view.hidden_edge_max = max((int(e[2]) for e in left), default=0)
+    start = sorted(shown, key=lambda s: (s[2], -s[1], s[0]))
+    order = map_order([s[0] for s in start], [e[:3] for e in edges])
+    by_name = {s[0]: s for s in shown}
+    view.steps = [Step(name, int(by_name[name][1]), float(by_name[name][2])) for name in order]
+
+
+def _connected_first(drawable: list[tuple]) -> list[tuple]:
+    """At most `MAX_EDGES` of `drawable` (most frequent first): first each step's most frequent
+    edge in and out (so that no drawn step hangs loose while rarer edges are drawn), then the
+    most frequent of the rest; returned in `drawable`'s order."""
+    first: set[tuple] = set()
+    seen_in: set = set()
+    seen_out: set = set()
+    for e in drawable:
+        if e[0] is not None and e[0] not in seen_out:
+            seen_out.add(e[0])
+            first.add((e[0], e[1]))
+        if e[1] is not None and e[1] not in seen_in:
+            seen_in.add(e[1])
+            first.add((e[0], e[1]))
+    ranked = [e for e in drawable if (e[0], e[1]) in first] + [e for e in drawable if (e[0], e[1]) not in first]
+    keep = {(e[0], e[1]) for e in ranked[:MAX_EDGES]}
+    return [e for e in drawable if (e[0], e[1]) in keep]
+
+
+def edge_threshold(cases: int) -> int:
+    """The fewest times an edge must occur to be drawn: `MIN_EDGE_SHARE` of the city's cases, at least 1."""
+    return max(1, math.ceil(cases * MIN_EDGE_SHARE - 1e-9))
+
+
+def map_order(names: list[str], edges: list[tuple[str | None, str | None, int]]) -> list[str]:
+    """The steps top to bottom. From their order by median position, single steps are moved as
+    long as a move lessens (first) the count of edges running upwards (a → b with b above a; loops
+    aside), then the count-weighted length of all edges (the start above the first row, the end
+    below the last); edges to steps not in `names` are ignored. The first best move wins: the same
+    input gives the same order."""
+    order = list(names)
+    known = set(names)
+    inner = [(a, b, n) for a, b, n in edges if a != b and (a is None or a in known) and (b is None or b in known)]
+
+    def cost(seq: list[str]) -> tuple[int, int]:
+        row = {name: i for i, name in enumerate(seq)}
+        back = span = 0
+        for a, b, n in inner:
+            ra, rb = (-1 if a is None else row[a]), (len(seq) if b is None else row[b])
+            back += n if rb < ra else 0
+            span += n * abs(rb - ra)
+        return back, span
+
+    best = cost(order)
+    for _ in range(4 * len(order) + 4):  # every pass improves or stops; bounded all the same
+        found = None
+        for i in range(len(order)):
+            rest = order[:i] + order[i + 1:]
+            for j in range(len(order)):
+                if j == i:
+                    continue
+                seq = rest[:j] + [order[i]] + rest[j:]
+                c = cost(seq)
+                if c < (found[0] if found else best):
+                    found = (c, seq)
+        if not found:
+            break
+        best, order = found
+    return order
+
+
+def _end_key(name: str | None, source: bool) -> tuple[int, str]:
+    """Edges of equal count in a fixed order: the start first, the end last, steps by name."""
+    if name is None:
+        return (0 if source else 2, "")
+    return (1, name)
+
+
+def _drop(con) -> None:
+    for table in ("_pv_long", "_pv_cases", "_pv_events", "_pv_days", "_pv_steps"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def shown_runs(runs: list[tuple[str, int]]) -> list[tuple[str | None, int]]:
+    """A long sequence of runs as the page writes it: the first `HEAD_RUNS`, a gap ((GAP, n): n
+    events left out) and the last `TAIL_RUNS`; a short one whole."""
+    if len(runs) <= HEAD_RUNS + TAIL_RUNS + 1:
+        return runs
+    middle = runs[HEAD_RUNS:-TAIL_RUNS]
+    return runs[:HEAD_RUNS] + [(GAP, sum(times for _, times in middle))] + runs[-TAIL_RUNS:]
+
+
+def variant_rows(view: CityProcess) -> list[dict]:
+    """The variants of a city as the page lists them."""
+    return [{"rank": v.rank, "steps": v.steps, "runs": shown_runs(v.runs()), "length": len(v.steps),
+             "cases": fmt_count(v.cases), "share": pct(v.share), "noncompliant": fmt_count(v.noncompliant),
+             "noncompliant_share": pct(v.noncompliant / v.cases) if v.cases else "", "deviating": v.deviating}
+            for v in view.variants]
+
+
+def section(con, run_id: int, cities: list[str]) -> dict:
+    """The process view as the template shows it: per city the map, the variants and what each
+    leaves out; the limits of the section."""
+    views = []
+    for i, view in enumerate(process_view(con, run_id, cities)):
+        views.append({"city": view.city, "index": i + 1, "view": view, "variants": variant_rows(view),
+                      "map": process_map(view, f"{view.city}的直接跟随图") if view.steps else None})
+    return {"cities": views, "limits": {"steps": MAX_STEPS, "edges": MAX_EDGES, "variants": TOP_VARIANTS,
+                                        "edge_share": f"{MIN_EDGE_SHARE:.0%}", "head": HEAD_RUNS, "tail": TAIL_RUNS}}

@@ -1,0 +1,333 @@
+"""The report's process view (六、过程视图): variants and the directly-follows map, per city.
+
+Every figure is computed again here in plain Python from the events as written (the raw rows of
+``event_rows``, ordered by time then seq), the run's findings and the national calendar (the
+``chinese_calendar`` package) with the override file the test wrote — then compared with what the
+page shows, selected from the parsed HTML (never whole files).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import random
+import re
+import statistics
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import chinese_calendar
+import pytest
+
+from audit.db import connect
+from audit.ingest import ingest
+from audit.report import process
+from tests.conftest import query, write_csv
+from tests.test_check import ingest_sample
+from tests.test_report import invoke, parse
+
+SEP = " → "
+
+
+# --- the process view computed from the raw events ----------------------------------------
+def run_of(db: Path) -> int:
+    return query(db, "SELECT max(run_id) FROM runs")[0][0]
+
+
+def traces(db: Path) -> dict[tuple[str, str], list[tuple[str, dt.date]]]:
+    """Each case of the latest run with events: its (step, date) in time order, ties by seq."""
+    run = run_of(db)
+    in_run = set(query(db, "SELECT city, case_id FROM run_cases WHERE run_id = ?", [run]))
+    by_case = defaultdict(list)
+    for city, case_id, step, time, seq in query(db, 'SELECT city, case_id, step, "time", seq FROM event_rows'):
+        if (city, case_id) in in_run:
+            by_case[(city, case_id)].append((time, seq, step))
+    return {key: [(step, time.date()) for time, _, step in sorted(events)] for key, events in by_case.items()}
+
+
+def noncompliant(db: Path) -> set[tuple[str, str]]:
+    return set(query(db, "SELECT city, case_id FROM findings WHERE run_id = ? AND severity = 'error' "
+                         "AND waiver_id IS NULL", [run_of(db)]))
+
+
+def workdays(a: dt.date, b: dt.date, rest: set[dt.date] = frozenset()) -> int:
+    """Working days in [a, b) on the national calendar, `rest` days off as well."""
+    return sum(chinese_calendar.is_workday(a + dt.timedelta(days=i)) and a + dt.timedelta(days=i) not in rest
+               for i in range((b - a).days))
+
+
+def expected(db: Path, city: str, rest: set[dt.date] = frozenset()) -> dict:
+    """The city's variants, step counts and edges (with their waits), from the raw events."""
+    cases = {cid: t for (c, cid), t in traces(db).items() if c == city}
+    bad = {cid for c, cid in noncompliant(db) if c == city}
+    variants = defaultdict(list)
+    steps = Counter()
+    waits = defaultdict(list)
+    for cid, trace in cases.items():
+        names = [s for s, _ in trace]
+        variants[tuple(names)].append(cid)
+        steps.update(names)
+        waits[(None, names[0])].append(None)
+        waits[(names[-1], None)].append(None)
+        for (a, da), (b, db_) in zip(trace, trace[1:]):
+            waits[(a, b)].append(workdays(da, db_, rest))
+    ranked = sorted(variants.items(), key=lambda kv: (-len(kv[1]), min(kv[1])))
+    return {"cases": len(cases), "variants": ranked, "bad": bad, "steps": steps,
+            "edges": {k: (len(v), statistics.median(v) if v[0] is not None else None) for k, v in waits.items()}}
+
+
+def end_key(name, source):
+    return (0 if source else 2, "") if name is None else (1, name)
+
+
+def expected_map(exp: dict) -> tuple[list[str], list[tuple]]:
+    """The steps and edges the map should draw, by the documented rule (README 过程视图)."""
+    shown = sorted(exp["steps"], key=lambda s: (-exp["steps"][s], s))[:process.MAX_STEPS]
+    threshold = max(1, math.ceil(exp["cases"] * process.MIN_EDGE_SHARE))
+    drawable = sorted(((a, b) for (a, b), (n, _) in exp["edges"].items()
+                       if (a is None or a in shown) and (b is None or b in shown) and n >= threshold),
+                      key=lambda e: (-exp["edges"][e][0], end_key(e[0], True), end_key(e[1], False)))
+    first, seen_in, seen_out = [], set(), set()
+    for a, b in drawable:
+        if (a is not None and a not in seen_out) or (b is not None and b not in seen_in):
+            first.append((a, b))
+        seen_out.add(a)
+        seen_in.add(b)
+    rest = [e for e in drawable if e not in first]
+    return shown, (first + rest)[:process.MAX_EDGES]
+
+
+def days(v) -> str:
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+
+
+# --- what the page shows ------------------------------------------------------------------
+def city_view(doc, city: str):
+    found = [d for d in doc.by_id("process").find_all("div", class_="process-city") if d.attrs["data-city"] == city]
+    assert len(found) == 1, city
+    return found[0]
+
+
+def page_edges(view) -> dict[tuple, dict]:
+    out = {}
+    for g in view.find_all("g", class_="pm-edge"):
+        key = (g.attrs.get("data-source"), g.attrs.get("data-target"))
+        assert key not in out
+        labels = [t for t in view.find_all("text", class_="pm-label")
+                  if (t.attrs.get("data-source"), t.attrs.get("data-target")) == key]
+        assert len(labels) == 1, key
+        out[key] = {"count": int(g.attrs["data-count"]), "median": g.attrs.get("data-median"),
+                    "label": labels[0].text()}
+    return out
+
+
+def page_variants(view) -> list[dict]:
+    rows = view.find_all("table")[0].find_all("tbody")[0].find_all("tr")
+    out = []
+    for tr in rows:
+        cells = [c for c in tr.children if not isinstance(c, str)]
+        out.append({"steps": tuple(json.loads(tr.attrs["data-steps"])), "text": cells[1].text(),
+                    "cases": cells[2].find_all("span", class_="cases")[0].text(),
+                    "share": cells[2].find_all("span", class_="sub share")[0].text(),
+                    "bad": cells[3].find_all("span", class_="bad")[0].text(),
+                    "deviating": tr.attrs.get("class") == "deviating",
+                    "tag": bool(cells[3].find_all("span", class_="tag deviating-tag"))})
+    return out
+
+
+def check_city(doc, exp: dict, city: str) -> None:
+    """Everything the page says about `city` against `exp` (`expected`)."""
+    view = city_view(doc, city)
+    # variants: the top ones, their counts, shares, non-compliant cases and marks
+    shown = page_variants(view)
+    top = exp["variants"][:process.TOP_VARIANTS]
+    assert [v["steps"] for v in shown] == [steps for steps, _ in top]
+    for v, (_, cases) in zip(shown, top):
+        bad = sum(c in exp["bad"] for c in cases)
+        assert v["cases"] == f"{len(cases):,}"
+        assert v["share"] == f"{100 * len(cases) / exp['cases']:.1f}%"
+        assert v["bad"] == f"{bad:,}"
+        assert v["deviating"] == v["tag"] == (bad == len(cases))
+    hidden = len(exp["variants"]) - len(top)
+    cut = view.find_all("p", class_="small variants-cut")[0].text()
+    if hidden:
+        left = sum(len(c) for _, c in exp["variants"][process.TOP_VARIANTS:])
+        assert f"另有 {hidden:,} 个变体未列出，共 {left:,} 件" in cut
+    else:
+        assert "已列出全部变体" in cut
+    assert f"{city}：{exp['cases']:,} 件，{len(exp['variants']):,} 个变体" in view.find_all("h3")[0].text()
+    # the map: steps with their events, edges with count, median and label
+    steps, edges = expected_map(exp)
+    nodes = {g.attrs["data-step"]: int(g.attrs["data-events"]) for g in view.find_all("g", class_="pm-node")}
+    assert nodes == {s: exp["steps"][s] for s in steps}
+    drawn = page_edges(view)
+    assert set(drawn) == set(edges)
+    for (a, b), got in drawn.items():
+        count, median = exp["edges"][(a, b)]
+        assert got["count"] == count
+        if a is None or b is None:
+            assert got["median"] is None and got["label"] == f"{count:,}"
+        else:
+            assert got["median"] == days(median)
+            assert got["label"] == f"{count:,} · 中位 {days(median)} 个工作日"
+    caption = view.find_all("figcaption")[0].text()
+    left_out = [e for e in exp["edges"] if e not in set(edges)]
+    if left_out:
+        total = sum(exp["edges"][e][0] for e in left_out)
+        assert f"共 {len(exp['edges'])} 条；未画出 {len(left_out)} 条，共 {total:,} 次" in caption
+    else:
+        assert "(全部)" in caption
+
+
+# --- the bundled sample -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("process")
+    db = tmp / "audit.duckdb"
+    ingest_sample(db)
+    code, out = invoke("check", "--db", db)
+    assert code == 0, out
+    html = tmp / "报告.html"
+    code, out = invoke("report", "--db", db, "--out", html)
+    assert code == 0, out
+    return db, parse(html.read_text(encoding="utf-8"))
+
+
+def test_sample_variants_and_map_per_city(sample):
+    db, doc = sample
+    section = doc.by_id("process")
+    assert section.find_all("h2")[0].text() == "六、过程视图"
+    cities = [d.attrs["data-city"] for d in section.find_all("div", class_="process-city")]
+    assert cities == sorted({c for c, _ in traces(db)})
+    for city in cities:
+        exp = expected(db, city)
+        check_city(doc, exp, city)
+        assert any(len(cases) == sum(c in exp["bad"] for c in cases) for _, cases in exp["variants"][:10])
+
+
+def test_deviating_is_defined_on_the_page(sample):
+    _, doc = sample
+    note = doc.by_id("process-definitions").text()
+    assert "偏离：该变体的每一件都不合规" in note and "未豁免的违规 (error)" in note
+
+
+# --- working days across a holiday, on each city's calendar --------------------------------
+HOLIDAY_CASES = {  # 2025 National Day: 10-01..10-08 off, Sunday 09-28 and Saturday 10-11 worked
+    "H1": [("受理", "2025-09-30 10:00"), ("承办", "2025-10-09 09:00"), ("办结", "2025-10-13 09:00")],
+    "H2": [("受理", "2025-09-26 16:00"), ("承办", "2025-09-29 09:00"), ("办结", "2025-09-29 15:00")],
+    "H3": [("受理", "2025-10-10 09:00"), ("承办", "2025-10-13 09:00"), ("办结", "2025-10-14 09:00")],
+    "H4": [("受理", "2025-09-30 09:00"), ("承办", "2025-09-30 15:00"), ("办结", "2025-10-10 09:00")],
+}
+
+
+def test_working_day_medians_across_a_holiday_on_the_city_calendar(tmp_path):
+    rows = [["办件编号", "地市", "服务类型", "承诺时限", "环节", "时间"]]
+    for city in ("甲市", "乙市"):
+        for case_id, events in HOLIDAY_CASES.items():
+            rows += [[case_id, city, "帮办", 5, step, time] for step, time in events]
+    db = tmp_path / "audit.duckdb"
+    con = connect(db)
+    ingest(con, [write_csv(tmp_path / "events.csv", rows)])
+    con.close()
+    calendar = write_csv(tmp_path / "乙市.csv", [["date", "is_workday", "note"], ["2025-09-30", "0", "本地休息"]])
+    code, out = invoke("check", "--db", db, "--calendar", f"乙市={calendar}")
+    assert code == 0, out
+    html = tmp_path / "r.html"
+    code, out = invoke("report", "--db", db, "--out", html)
+    assert code == 0, out
+    doc = parse(html.read_text(encoding="utf-8"))
+    for city, rest in (("甲市", set()), ("乙市", {dt.date(2025, 9, 30)})):
+        exp = expected(db, city, rest)
+        check_city(doc, exp, city)
+        drawn = page_edges(city_view(doc, city))
+        # by hand: 受理 → 承办 waits 1, 2, 2, 0 working days (甲市) and 0, 2, 2, 0 where 09-30 is off (乙市);
+        # 承办 → 办结 3, 0, 1, 2 and 3, 0, 1, 1
+        assert drawn[("受理", "承办")]["median"] == ("1.5" if city == "甲市" else "1")
+        assert drawn[("承办", "办结")]["median"] == ("1.5" if city == "甲市" else "1")
+
+
+# --- an open vocabulary: many activities, long traces -------------------------------------
+ACTIVITIES = [f"{i // 10 + 1:02d}_ACT_{i % 10:02d}" for i in range(60)]
+
+
+def open_vocabulary_db(path: Path) -> Path:
+    """Events with 61 step names (60 codes and 受理, so that the default pack still finds a step it
+    knows) written straight into ``event_rows`` and ``case_rows``, then checked: 40 cases share
+    one short trace, 12 one trace longer than a variant key holds, the rest are drawn at random."""
+    rng = random.Random(13)
+    short = ["受理"] + ACTIVITIES[:6]
+    long = ["受理"] + [ACTIVITIES[i % 25] for i in range(34)]
+    traces_ = [short] * 40 + [long] * 12
+    for _ in range(148):
+        n = rng.randrange(3, 40)
+        trace, i = ["受理"], 0
+        for _ in range(n):
+            i = max(0, min(len(ACTIVITIES) - 1, i + rng.choice([-2, 0, 1, 1, 2, 3])))
+            trace.append(ACTIVITIES[i if rng.random() < 0.85 else rng.randrange(len(ACTIVITIES))])
+        traces_.append(trace)
+    events, cases, seq = [], [], 0
+    for k, trace in enumerate(traces_):
+        city, case_id = ("市1" if k % 4 else "市2"), f"C{k:04d}"
+        time = dt.datetime(2025, 9, 1, 9) + dt.timedelta(days=k % 50)
+        for row, step in enumerate(trace, 2):
+            seq += 1
+            events.append((city, case_id, step, time, row, seq))
+            time += dt.timedelta(hours=rng.choice([0, 2, 20, 70]))  # 0: ties, kept in file order
+        cases.append((city, case_id, "帮办", "线下", "王一" if k % 3 else None))
+    con = connect(path)
+    con.executemany('INSERT INTO event_rows (city, case_id, step, "time", source_row, seq, ingest_id, file_id) '
+                    "VALUES (?, ?, ?, ?, ?, ?, 1, 0)", events)
+    con.executemany("INSERT INTO case_rows (city, case_id, service_type, channel, staff) VALUES (?, ?, ?, ?, ?)",
+                    cases)
+    con.close()
+    code, out = invoke("check", "--db", path)
+    assert code == 0, out
+    return path
+
+
+@pytest.fixture(scope="module")
+def open_db(tmp_path_factory) -> Path:
+    return open_vocabulary_db(tmp_path_factory.mktemp("open") / "audit.duckdb")
+
+
+def test_open_vocabulary_shows_the_most_frequent_steps_and_says_what_is_left_out(open_db, tmp_path):
+    html = tmp_path / "r.html"
+    code, out = invoke("report", "--db", open_db, "--out", html)
+    assert code == 0, out
+    doc = parse(html.read_text(encoding="utf-8"))
+    for city in ("市1", "市2"):
+        exp = expected(open_db, city)
+        assert len(exp["steps"]) > process.MAX_STEPS
+        check_city(doc, exp, city)
+        view = city_view(doc, city)
+        caption = view.find_all("figcaption")[0].text()
+        shown = sorted(exp["steps"], key=lambda s: (-exp["steps"][s], s))[:process.MAX_STEPS]
+        hidden = [s for s in exp["steps"] if s not in shown]
+        assert f"共 {len(exp['steps'])} 个，未画出事件较少的 {len(hidden)} 个，共 {sum(exp['steps'][s] for s in hidden):,} 个事件" in caption
+        assert len(page_edges(view)) <= process.MAX_EDGES
+    # the long shared trace: one variant of 12 cases, written with a gap, whole in data-steps
+    view = city_view(doc, "市1")
+    rows = page_variants(view)
+    long = [r for r in rows if len(r["steps"]) == 35]
+    assert len(long) == 1 and long[0]["cases"] == str(sum(1 for k in range(40, 52) if k % 4))
+    assert "… 省略" in long[0]["text"] and "(共 35 个)" in long[0]["text"]
+    first = long[0]["text"].split(SEP)[:process.HEAD_RUNS]
+    assert [re.sub(r" ×\d+$", "", s) for s in first] == list(long[0]["steps"][:process.HEAD_RUNS])
+
+
+def test_report_bytes_are_reproducible(open_db, tmp_path):
+    first, second = tmp_path / "a.html", tmp_path / "b.html"
+    for out in (first, second):
+        code, text = invoke("report", "--db", open_db, "--out", out)
+        assert code == 0, text
+    assert first.read_bytes() == second.read_bytes()
+    assert b'class="process-map"' in first.read_bytes()
+
+
+def test_variant_key_decodes_every_position():
+    names = {i: f"s{i}" for i in range(1, 62)}
+    bits = len(names).bit_length()
+    sids = [61, 1, 33, 2, 61, 7]
+    key = sum(s << (bits * i) for i, s in enumerate(sids))
+    assert process._decode(key, bits) == sids
