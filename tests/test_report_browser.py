@@ -333,7 +333,8 @@ def demo(tmp_path_factory):
 
 
 def test_demo_prints_on_few_numbered_pages(demo):
-    """The printed demo: at most 20 A4 pages, each with "第 n 页 / 共 N 页" and the report's title
+    """The printed demo: at most 22 A4 pages (18 before the process view, which adds a map and a
+    variant table per city, about half a page each, for the demo's three cities), each with "第 n 页 / 共 N 页" and the report's title
     in its footer (the @page margin boxes, read back from the PDF's text), the digest per city in
     place of the interactive list, severity badges in their colours without background graphics."""
     pdf = print_pdf(demo)
@@ -341,7 +342,7 @@ def test_demo_prints_on_few_numbered_pages(demo):
     (ARTIFACTS / "demo_report.pdf").write_bytes(pdf)
     pages = [re.sub(r"\s", "", text) for text in page_texts(pdf)]
     assert len(pages) == len(re.findall(rb"/Type\s*/Page\b", pdf))
-    assert len(pages) <= 20, f"{len(pages)} pages"
+    assert len(pages) <= 22, f"{len(pages)} pages"
     title = re.sub(r"\s", "", demo.js("document.title"))
     assert title.startswith("帮办代办服务审计报告")
     for n, text in enumerate(pages, 1):
@@ -394,3 +395,47 @@ def test_demo_at_420px(demo):
         demo.screenshot(ARTIFACTS / "demo_420.png")
     finally:
         open_report(demo, Path(demo.js("decodeURI(location.pathname)")))
+
+
+# Every text of the process maps: its box on screen, its font size there, its kind.
+MAP_TEXTS = r"""[...document.querySelectorAll('svg.process-map')].map(svg => ({
+  box: (b => [b.width, b.height])(svg.getBoundingClientRect()),
+  right: svg.closest('figure').getBoundingClientRect().right,
+  texts: [...svg.querySelectorAll('text')].map(t => { const r = t.getBoundingClientRect();
+    return {text: t.textContent, label: t.classList.contains('pm-label'), x0: r.left, y0: r.top, x1: r.right, y1: r.bottom,
+            px: parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a}; })}))"""
+
+
+def overlapping(texts: list[dict], slack: float = 0.5) -> list[tuple[str, str]]:
+    """Pairs of texts whose boxes overlap by more than `slack` px both ways."""
+    out = []
+    for i, a in enumerate(texts):
+        for b in texts[i + 1:]:
+            if min(a["x1"], b["x1"]) - max(a["x0"], b["x0"]) > slack and min(a["y1"], b["y1"]) - max(a["y0"], b["y0"]) > slack:
+                out.append((a["text"], b["text"]))
+    return out
+
+
+def test_demo_process_maps_render_without_overlapping_labels(demo):
+    """The process view's maps (inline SVG drawn by hand): one per city, drawn with a size, every
+    text drawn at 9 px or more, no text on top of another; the same in print at the A4 text width,
+    where a map is not scaled down and stays within the page, and on a 420 px screen (it scrolls in its
+    figure)."""
+    for media, width in (("", 1280), ("", NARROW), ("print", A4_CONTENT_PX)):
+        open_report(demo, Path(demo.js("decodeURI(location.pathname)")), width=width)
+        demo.page("Emulation.setEmulatedMedia", media=media)
+        try:
+            maps = demo.js(MAP_TEXTS)
+            assert len(maps) == 3
+            for m in maps:
+                assert m["box"][0] > 100 and m["box"][1] > 100
+                assert m["right"] <= width
+                texts = [t for t in m["texts"] if t["x1"] > t["x0"] and t["y1"] > t["y0"]]
+                assert len(texts) == len(m["texts"]) and sum(t["label"] for t in texts) >= 20
+                assert min(t["px"] for t in texts) >= 8.99, media  # 9 px, less layout rounding (1/64 px)
+                assert not overlapping(texts), overlapping(texts)
+        finally:
+            demo.page("Emulation.setEmulatedMedia", media="")
+    ARTIFACTS.mkdir(exist_ok=True)
+    demo.js("document.getElementById('process').scrollIntoView()")
+    demo.screenshot(ARTIFACTS / "demo_process.png")

@@ -138,13 +138,11 @@ def process_view(con, run_id: int, cities: list[str]) -> list[CityProcess]:
         UNION ALL
         SELECT city, NULL, sid, count(*), NULL FROM _pv_events WHERE pos = 1 GROUP BY city, sid""").fetchall())
     variants, totals = _variants(con, step_names, bits)
-    without = dict(con.execute("""
-        SELECT city, count(*) FROM report_scope s ANTI JOIN _pv_cases c USING (city, case_id)
-        GROUP BY city""").fetchall())
+    in_scope = dict(con.execute("SELECT city, count(*) FROM report_scope GROUP BY city").fetchall())
     out = []
     for city in cities:
         n_cases, n_variants = totals.get(city, (0, 0))
-        view = CityProcess(city, n_cases, int(without.get(city, 0)), n_variants, variants.get(city, []),
+        view = CityProcess(city, n_cases, int(in_scope.get(city, 0)) - n_cases, n_variants, variants.get(city, []),
                            0, [], 0, [])
         _choose_map(view, [(step_names[s], n, p) for s, n, p in nodes.get(city, [])],
                     [(_name(step_names, a), _name(step_names, b), n, w) for a, b, n, w in edges.get(city, [])])
@@ -173,7 +171,7 @@ def _prepare(con, run_id: int) -> tuple[dict[int, str], int]:
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _pv_steps AS
         SELECT step, (row_number() OVER (ORDER BY step))::INTEGER AS sid
-        FROM (SELECT DISTINCT step FROM event_rows e SEMI JOIN report_scope s USING (city, case_id))""")
+        FROM (SELECT DISTINCT step FROM event_rows)""")  # every step: one out of scope does no harm
     names = dict((sid, step) for step, sid in con.execute("SELECT step, sid FROM _pv_steps").fetchall())
     # The running working-day number: wd_before(d) = working days before d on the calendar, so that
     # workdays(a, b) = wd_before(b) - wd_before(a) (working days in [a, b)).
