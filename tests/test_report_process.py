@@ -88,14 +88,17 @@ def expected_map(exp: dict) -> tuple[list[str], list[tuple]]:
     drawable = sorted(((a, b) for (a, b), (n, _) in exp["edges"].items()
                        if (a is None or a in shown) and (b is None or b in shown) and n >= threshold),
                       key=lambda e: (-exp["edges"][e][0], end_key(e[0], True), end_key(e[1], False)))
-    first, seen_in, seen_out = [], set(), set()
+    best = {}
     for a, b in drawable:
-        if (a is not None and a not in seen_out) or (b is not None and b not in seen_in):
-            first.append((a, b))
-        seen_out.add(a)
-        seen_in.add(b)
-    rest = [e for e in drawable if e not in first]
-    return shown, (first + rest)[:process.MAX_EDGES]
+        best.setdefault(a, (a, b))
+        best.setdefault(b, (a, b))
+    best.pop(None, None)
+    for room in range(process.MAX_EDGES + 1):   # the most frequent, room kept for loose steps
+        top = drawable[:process.MAX_EDGES - room]
+        loose = {best[s] for s in best if all(s not in e for e in top)}
+        if len(loose) <= room:
+            return shown, top + sorted(loose, key=drawable.index)
+    raise AssertionError("unreachable")
 
 
 def days(v) -> str:
@@ -331,3 +334,15 @@ def test_variant_key_decodes_every_position():
     sids = [61, 1, 33, 2, 61, 7]
     key = sum(s << (bits * i) for i, s in enumerate(sids))
     assert process._decode(key, bits) == sids
+
+
+def test_edge_choice_keeps_room_for_a_step_that_would_hang_loose():
+    """31 edges among steps A..F and one rare edge into G: the 30 drawn are the 29 most frequent
+    and G's edge, not the 30 most frequent."""
+    frequent = [(f"{a}", f"{b}", 100 - i, 0.0) for i, (a, b) in
+                enumerate((a, b) for a in "ABCDEF" for b in "ABCDEF" if a != b)][:31]
+    rare = ("A", "G", 2, 0.0)
+    drawable = frequent + [rare]
+    chosen = process._connected_first(drawable)
+    assert len(chosen) == process.MAX_EDGES and rare in chosen
+    assert chosen[:-1] == frequent[:process.MAX_EDGES - 1]

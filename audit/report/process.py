@@ -17,8 +17,9 @@ order (``seq``). Over the cases of the report's scope (``report_scope``) that ha
   cases whose first event is a, b → end those whose last event is b. A city with more than
   `MAX_STEPS` steps shows its `MAX_STEPS` most frequent (ties by name); edges are drawn only when
   both ends are shown and that occur in at least `MIN_EDGE_SHARE` of the city's cases; of those at
-  most `MAX_EDGES`: first each shown step's most frequent edge in and out, then the most frequent
-  others (ties: start first, end last, then by step names). What is left out is counted.
+  most `MAX_EDGES`: the most frequent (ties: start first, end last, then by step names), leaving
+  just enough room that every shown step with such an edge keeps its most frequent one. What is
+  left out is counted.
 
 All of it is set-based in DuckDB: one window pass gives each event its position and the next
 event's step and working-day distance (a running working-day number per calendar day, so the
@@ -185,12 +186,16 @@ def _prepare(con, run_id: int) -> tuple[dict[int, str], int]:
         FROM (SELECT DISTINCT city FROM report_scope) s
         LEFT JOIN run_city_calendar k ON k.run_id = $run AND k.city = s.city
         JOIN cal ON cal.cal_key = coalesce(k.cal_key, 0)""", {"run": run_id})
+    # One sort of the events: each event's position, the next event's step and the working days to
+    # it. A case is carried as the seq of its first event (unique, an integer) and its id written on
+    # that first row only: the table stays narrow.
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _pv_events AS
-        SELECT e.city, e.case_id, s.sid,
-               row_number() OVER w AS pos,
+        SELECT e.city, first_value(e.seq) OVER w AS cid,
+               CASE WHEN row_number() OVER w = 1 THEN e.case_id END AS case_id, s.sid,
+               CAST(row_number() OVER w AS INTEGER) AS pos,
                lead(s.sid) OVER w AS nsid,
-               lead(d.wd_before) OVER w - d.wd_before AS wait
+               CAST(lead(d.wd_before) OVER w - d.wd_before AS INTEGER) AS wait
         FROM event_rows e SEMI JOIN report_scope r USING (city, case_id)
         JOIN _pv_steps s USING (step)
         LEFT JOIN _pv_days d ON d.city = e.city AND d.d = CAST(e."time" AS DATE)
@@ -200,17 +205,17 @@ def _prepare(con, run_id: int) -> tuple[dict[int, str], int]:
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _pv_cases AS
         SELECT c.*, b.case_id IS NOT NULL AS noncompliant
-        FROM (SELECT city, case_id, count(*) AS len,
+        FROM (SELECT city, cid, max(case_id) AS case_id, count(*) AS len,
                      sum(CASE WHEN pos <= {fits} THEN CAST(sid AS HUGEINT) << CAST({bits} * (pos - 1) AS HUGEINT)
                          ELSE 0 END) AS key
-              FROM _pv_events GROUP BY city, case_id) c
+              FROM _pv_events GROUP BY city, cid) c
         LEFT JOIN (SELECT DISTINCT city, case_id FROM report_findings WHERE severity = 'error' AND NOT waived) b
                USING (city, case_id)""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _pv_long AS
-        SELECT city, case_id, list(sid ORDER BY pos) AS sids FROM _pv_events e
-        SEMI JOIN (SELECT city, case_id FROM _pv_cases WHERE len > {fits}) USING (city, case_id)
-        GROUP BY city, case_id""")
+        SELECT city, cid, list(sid ORDER BY pos) AS sids FROM _pv_events e
+        SEMI JOIN (SELECT city, cid FROM _pv_cases WHERE len > {fits}) USING (city, cid)
+        GROUP BY city, cid""")
     return names, bits
 
 
@@ -220,7 +225,7 @@ def _variants(con, names: dict[int, str], bits: int) -> tuple[dict[str, list[Var
         WITH keyed AS (
             SELECT c.city, c.case_id, c.noncompliant,
                    CASE WHEN l.sids IS NULL THEN c.key END AS key, l.sids
-            FROM _pv_cases c LEFT JOIN _pv_long l USING (city, case_id)),
+            FROM _pv_cases c LEFT JOIN _pv_long l USING (city, cid)),
         v AS (SELECT city, key, sids, count(*) AS n, count(*) FILTER (WHERE noncompliant) AS bad,
                      min(case_id) AS first_case
               FROM keyed GROUP BY city, key, sids),
@@ -275,22 +280,24 @@ def _choose_map(view: CityProcess, steps: list[tuple], edges: list[tuple]) -> No
 
 
 def _connected_first(drawable: list[tuple]) -> list[tuple]:
-    """At most `MAX_EDGES` of `drawable` (most frequent first): first each step's most frequent
-    edge in and out (so that no drawn step hangs loose while rarer edges are drawn), then the
-    most frequent of the rest; returned in `drawable`'s order."""
-    first: set[tuple] = set()
-    seen_in: set = set()
-    seen_out: set = set()
+    """At most `MAX_EDGES` of `drawable` (most frequent first): the most frequent, leaving just
+    enough room that every step with a drawable edge keeps its most frequent one (no step hangs
+    loose while rarer edges are drawn); returned in `drawable`'s order."""
+    best: dict[str, tuple] = {}
     for e in drawable:
-        if e[0] is not None and e[0] not in seen_out:
-            seen_out.add(e[0])
-            first.add((e[0], e[1]))
-        if e[1] is not None and e[1] not in seen_in:
-            seen_in.add(e[1])
-            first.add((e[0], e[1]))
-    ranked = [e for e in drawable if (e[0], e[1]) in first] + [e for e in drawable if (e[0], e[1]) not in first]
-    keep = {(e[0], e[1]) for e in ranked[:MAX_EDGES]}
-    return [e for e in drawable if (e[0], e[1]) in keep]
+        for step in (e[0], e[1]):
+            if step is not None and step not in best:
+                best[step] = e
+    keep: list[tuple] = drawable
+    for room in range(MAX_EDGES + 1):
+        top = drawable[:MAX_EDGES - room]
+        touched = {step for e in top for step in (e[0], e[1])}
+        extra = {best[step] for step in best if step not in touched}
+        if len(extra) <= room:
+            keep = top + sorted(extra, key=drawable.index)
+            break
+    chosen = set(keep)
+    return [e for e in drawable if e in chosen]
 
 
 def edge_threshold(cases: int) -> int:
