@@ -31,7 +31,7 @@ otherwise. Python only sees the aggregates. `audit.report.processmap` draws the 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from audit.report.processmap import process_map
 from audit.report.text import fmt_count, pct
@@ -42,8 +42,7 @@ MAX_EDGES = 30
 MIN_EDGE_SHARE = 0.01   # an edge is drawn when it occurs in at least 1 % of the city's cases (as often)
 HEAD_RUNS, TAIL_RUNS = 5, 2  # a variant of more runs than these (+1) is written with a gap
 GAP = None                   # the gap's place in a written variant
-KEY_BITS = 126          # the bits of a HUGEINT variant key used for step fields
-START, END = None, None  # the edge ends that stand for the trace's start and end
+KEY_BITS = 126               # the bits of a HUGEINT variant key used for step fields
 
 
 @dataclass
@@ -101,7 +100,7 @@ class CityProcess:
     variants_total: int
     variants: list[Variant]     # the shown ones, most frequent first
     steps_total: int
-    steps: list[Step]           # the shown ones, in map order (median position)
+    steps: list[Step]           # the shown ones, top to bottom (`map_order`)
     edges_total: int
     edges: list[Edge]           # the shown ones, most frequent first
     hidden_step_events: int = 0
@@ -109,7 +108,6 @@ class CityProcess:
     hidden_edge_max: int = 0    # the most frequent edge left out
     max_edge_count: int = 0     # of all edges (for stroke widths)
     edge_threshold: int = 1     # the fewest times a drawn edge occurs
-    notes: list[str] = field(default_factory=list)
 
     @property
     def hidden_variants(self) -> int:

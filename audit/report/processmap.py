@@ -1,9 +1,9 @@
 """The directly-follows map of a city as inline SVG, laid out by hand (no graph-drawing program).
 
-Layout: one step per row, top to bottom in the order of their median position in the traces
-(`audit.report.process`), between a 开始 row and a 结束 row. An edge between neighbouring rows
-(a → the next row) is the straight spine down the middle, its label beside it in the gap between
-the two boxes. Every other forward edge is drawn right of the boxes, every back edge (and every
+Layout: one step per row, top to bottom (`audit.report.process.map_order`: by the median of their
+positions in the traces, then moved while that puts fewer edges upwards), between a 开始 row and a
+结束 row. An edge from a row to the next is the straight spine down the middle, its label beside it
+in the gap between the two boxes. Every other forward edge is drawn right of the boxes, every back edge (and every
 loop a → a) left of them, each in a lane of its own: lanes are shared only by edges whose rows do
 not overlap, shorter edges nearer the boxes, so nested edges do not cross. An edge leaves and
 enters a box at its own port, ordered so that its lane's edges do not cross there either.
