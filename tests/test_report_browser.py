@@ -28,6 +28,7 @@ import pytest
 from audit.report import casetable
 from tests.pdfpages import fill_colours, page_texts
 from tests.test_report import build_report_db, invoke, make_report
+from tests.test_report_process import open_vocabulary_db
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -439,3 +440,22 @@ def test_demo_process_maps_render_without_overlapping_labels(demo):
     ARTIFACTS.mkdir(exist_ok=True)
     demo.js("document.getElementById('process').scrollIntoView()")
     demo.screenshot(ARTIFACTS / "demo_process.png")
+
+
+def test_open_vocabulary_maps_render_without_overlapping_labels(browser, tmp_path):
+    """The maps of a log with 60 step names and long traces (15 steps and 30 edges drawn per city):
+    the same checks as for the demo, on screen and in print."""
+    out = tmp_path / "open.html"
+    make_report(open_vocabulary_db(tmp_path), out)
+    for media, width in (("", 1280), ("print", A4_CONTENT_PX)):
+        open_report(browser, out, width=width)
+        browser.page("Emulation.setEmulatedMedia", media=media)
+        try:
+            maps = browser.js(MAP_TEXTS)
+            assert len(maps) == 2
+            for m in maps:
+                texts = m["texts"]
+                assert m["box"][0] > 100 and m["right"] <= width and sum(t["label"] for t in texts) >= 20
+                assert min(t["px"] for t in texts) >= 8.99 and not overlapping(texts), overlapping(texts)
+        finally:
+            browser.page("Emulation.setEmulatedMedia", media="")

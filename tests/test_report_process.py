@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import random
 import re
 import statistics
@@ -19,11 +20,12 @@ from pathlib import Path
 
 import chinese_calendar
 import pytest
+import yaml
 
 from audit.db import connect
 from audit.ingest import ingest
 from audit.report import process
-from tests.conftest import query, write_csv
+from tests.conftest import REPO, query, write_csv
 from tests.test_check import ingest_sample
 from tests.test_report import invoke, parse
 
@@ -252,46 +254,61 @@ def test_working_day_medians_across_a_holiday_on_the_city_calendar(tmp_path):
 
 # --- an open vocabulary: many activities, long traces -------------------------------------
 ACTIVITIES = [f"{i // 10 + 1:02d}_ACT_{i % 10:02d}" for i in range(60)]
+LONG = [ACTIVITIES[i % 25] for i in range(35)]   # longer than a variant key holds (6 bits × 21)
+EVENT_LOGS = Path(os.environ.get("BANGBAN_EVENT_LOGS", REPO.parent / "shared" / "data" / "event-logs"))
 
 
-def open_vocabulary_db(path: Path) -> Path:
-    """Events with 61 step names (60 codes and 受理, so that the default pack still finds a step it
-    knows) written straight into ``event_rows`` and ``case_rows``, then checked: 40 cases share
-    one short trace, 12 one trace longer than a variant key holds, the rest are drawn at random."""
+def write_open_pack(root: Path, rules: list[tuple[str, str, list[str]]]) -> Path:
+    """A pack for any step names (``vocabulary: open``) of error-level template rules
+    (id, template, activities), each with a failing and a passing example."""
+    (root / "checks").mkdir(parents=True)
+    (root / "pack.yaml").write_text(yaml.safe_dump({
+        "name": "过程视图测试", "standard": "test", "version": "1", "vocabulary": "open",
+        "clauses": {"T": "测试"}, "settings": {}}, allow_unicode=True), encoding="utf-8")
+    for rule_id, template, acts in rules:
+        a = acts[0]
+        fail, ok = {"existence": (["其他"], [a]), "exactly_one": ([a, a], [a])}[template]
+        case = [{"name": name, "case": {}, "events": [[s, f"2025-09-01 {9 + i:02d}:00"] for i, s in enumerate(ev)]}
+                for name, ev in (("违反", fail), ("满足", ok))]
+        (root / "checks" / f"{rule_id}.yaml").write_text(yaml.safe_dump({
+            "id": rule_id, "clause": "T", "severity": "error", "title": f"{template} {a}", "rationale": "测试",
+            "template": template, "activities": acts, "examples": {"fail": case[:1], "pass": case[1:]}},
+            allow_unicode=True), encoding="utf-8")
+    return root
+
+
+def open_vocabulary_db(tmp: Path) -> Path:
+    """A CSV event log with 60 step names, ingested with ``vocabulary="open"`` and checked with an
+    open pack: 40 cases share one short trace, 12 one trace longer than a variant key holds, the
+    rest are drawn at random; some events share their time (kept in file order)."""
     rng = random.Random(13)
-    short = ["受理"] + ACTIVITIES[:6]
-    long = ["受理"] + [ACTIVITIES[i % 25] for i in range(34)]
-    traces_ = [short] * 40 + [long] * 12
+    traces_ = [ACTIVITIES[:7]] * 40 + [LONG] * 12
     for _ in range(148):
-        n = rng.randrange(3, 40)
-        trace, i = ["受理"], 0
-        for _ in range(n):
+        trace, i = [ACTIVITIES[0]], 0
+        for _ in range(rng.randrange(2, 40)):
             i = max(0, min(len(ACTIVITIES) - 1, i + rng.choice([-2, 0, 1, 1, 2, 3])))
             trace.append(ACTIVITIES[i if rng.random() < 0.85 else rng.randrange(len(ACTIVITIES))])
         traces_.append(trace)
-    events, cases, seq = [], [], 0
+    rows = [["办件编号", "地市", "服务类型", "环节", "时间"]]
     for k, trace in enumerate(traces_):
-        city, case_id = ("市1" if k % 4 else "市2"), f"C{k:04d}"
         time = dt.datetime(2025, 9, 1, 9) + dt.timedelta(days=k % 50)
-        for row, step in enumerate(trace, 2):
-            seq += 1
-            events.append((city, case_id, step, time, row, seq))
-            time += dt.timedelta(hours=rng.choice([0, 2, 20, 70]))  # 0: ties, kept in file order
-        cases.append((city, case_id, "帮办", "线下", "王一" if k % 3 else None))
-    con = connect(path)
-    con.executemany('INSERT INTO event_rows (city, case_id, step, "time", source_row, seq, ingest_id, file_id) '
-                    "VALUES (?, ?, ?, ?, ?, ?, 1, 0)", events)
-    con.executemany("INSERT INTO case_rows (city, case_id, service_type, channel, staff) VALUES (?, ?, ?, ?, ?)",
-                    cases)
+        for step in trace:
+            rows.append([f"C{k:04d}", "市1" if k % 4 else "市2", "帮办", step, time.strftime("%Y-%m-%d %H:%M")])
+            time += dt.timedelta(hours=rng.choice([0, 2, 20, 70]))  # 0: a tie, kept in file order
+    db = tmp / "audit.duckdb"
+    con = connect(db)
+    ingest(con, [write_csv(tmp / "events.csv", rows)], vocabulary="open")
     con.close()
-    code, out = invoke("check", "--db", path)
+    pack = write_open_pack(tmp / "pack", [("T-HAS-05", "existence", [ACTIVITIES[5]]),
+                                          ("T-ONE-00", "exactly_one", [ACTIVITIES[0]])])
+    code, out = invoke("check", "--db", db, "--pack", pack)
     assert code == 0, out
-    return path
+    return db
 
 
 @pytest.fixture(scope="module")
 def open_db(tmp_path_factory) -> Path:
-    return open_vocabulary_db(tmp_path_factory.mktemp("open") / "audit.duckdb")
+    return open_vocabulary_db(tmp_path_factory.mktemp("open"))
 
 
 def test_open_vocabulary_shows_the_most_frequent_steps_and_says_what_is_left_out(open_db, tmp_path):
@@ -302,21 +319,43 @@ def test_open_vocabulary_shows_the_most_frequent_steps_and_says_what_is_left_out
     for city in ("市1", "市2"):
         exp = expected(open_db, city)
         assert len(exp["steps"]) > process.MAX_STEPS
+        assert 0 < len(exp["bad"]) < exp["cases"]
         check_city(doc, exp, city)
         view = city_view(doc, city)
         caption = view.find_all("figcaption")[0].text()
         shown = sorted(exp["steps"], key=lambda s: (-exp["steps"][s], s))[:process.MAX_STEPS]
         hidden = [s for s in exp["steps"] if s not in shown]
-        assert f"共 {len(exp['steps'])} 个，未画出事件较少的 {len(hidden)} 个，共 {sum(exp['steps'][s] for s in hidden):,} 个事件" in caption
+        assert (f"共 {len(exp['steps'])} 个，未画出事件较少的 {len(hidden)} 个，"
+                f"共 {sum(exp['steps'][s] for s in hidden):,} 个事件") in caption
         assert len(page_edges(view)) <= process.MAX_EDGES
     # the long shared trace: one variant of 12 cases, written with a gap, whole in data-steps
-    view = city_view(doc, "市1")
-    rows = page_variants(view)
-    long = [r for r in rows if len(r["steps"]) == 35]
+    rows = page_variants(city_view(doc, "市1"))
+    long = [r for r in rows if r["steps"] == tuple(LONG)]
     assert len(long) == 1 and long[0]["cases"] == str(sum(1 for k in range(40, 52) if k % 4))
     assert "… 省略" in long[0]["text"] and "(共 35 个)" in long[0]["text"]
     first = long[0]["text"].split(SEP)[:process.HEAD_RUNS]
     assert [re.sub(r" ×\d+$", "", s) for s in first] == list(long[0]["steps"][:process.HEAD_RUNS])
+
+
+@pytest.mark.skipif(not (EVENT_LOGS / "BPIC15_1.xes.gz").is_file(),
+                    reason=f"the BPI Challenge 2015 logs are not on this machine ({EVENT_LOGS}; set BANGBAN_EVENT_LOGS)")
+def test_bpic15_log_of_a_municipality(tmp_path):
+    """A real log nobody here wrote (BPI Challenge 2015, municipality 1: 1,199 cases, 398 activity
+    codes, half the events sharing a timestamp): the same figures, the same cut-offs."""
+    db = tmp_path / "audit.duckdb"
+    code, out = invoke("ingest", EVENT_LOGS / "BPIC15_1.xes.gz", "--city", "市1", "--vocabulary", "open", "--db", db)
+    assert code == 0, out
+    pack = write_open_pack(tmp_path / "pack", [("T-HAS-200", "existence", ["01_HOOFD_200"]),
+                                               ("T-ONE-010", "exactly_one", ["01_HOOFD_010"])])
+    code, out = invoke("check", "--db", db, "--pack", pack)
+    assert code == 0, out
+    html = tmp_path / "r.html"
+    code, out = invoke("report", "--db", db, "--out", html)
+    assert code == 0, out
+    doc = parse(html.read_text(encoding="utf-8"))
+    exp = expected(db, "市1")
+    assert exp["cases"] == 1199 and len(exp["steps"]) > 300 and exp["bad"]
+    check_city(doc, exp, "市1")
 
 
 def test_report_bytes_are_reproducible(open_db, tmp_path):
