@@ -8,8 +8,8 @@ order (``seq``). Over the cases of the report's scope (``report_scope``) that ha
   with events, and its *non-compliant* cases — those with an error finding of the run that no
   waiver covers (``report_findings``; the cases that 合规率 counts against). A variant is
   *deviating* (偏离) when every one of its cases is non-compliant: the sequence was never seen
-  compliant. The `TOP_VARIANTS` most frequent are shown (ties: the variant whose smallest case id
-  comes first), with what is left out;
+  compliant. The `TOP_VARIANTS` most frequent are shown (ties: in the order of their step
+  sequences, compared step by step by name), with what is left out;
 - the map: nodes are steps with their number of events; an edge a → b counts the pairs of
   consecutive events (a then b) in a case, with the median waiting time
   workdays(date(a), date(b)) on the city's calendar as the run stored it (``run_calendar``,
@@ -131,11 +131,15 @@ def process_view(con, run_id: int, cities: list[str]) -> list[CityProcess]:
     ``report_findings`` must hold the scope's findings."""
     step_names, bits = _prepare(con, run_id)
     nodes = _by_city(con.execute("""
-        SELECT city, sid, count(*), median(pos) FROM _pv_events GROUP BY city, sid""").fetchall())
+        SELECT c.city, a.sid, a.n, a.mpos
+        FROM (SELECT ci, sid, count(*) AS n, median(pos) AS mpos FROM _pv_events GROUP BY ci, sid) a
+        JOIN _pv_cities c USING (ci)""").fetchall())
     edges = _by_city(con.execute("""
-        SELECT city, sid, nsid, count(*), median(wait) FROM _pv_events GROUP BY city, sid, nsid
-        UNION ALL
-        SELECT city, NULL, sid, count(*), NULL FROM _pv_events WHERE pos = 1 GROUP BY city, sid""").fetchall())
+        SELECT c.city, a.sid, a.nsid, a.n, a.wait FROM (
+            SELECT ci, sid, nsid, count(*) AS n, median(wait) AS wait FROM _pv_events GROUP BY ci, sid, nsid
+            UNION ALL
+            SELECT ci, NULL, sid, count(*), NULL FROM _pv_events WHERE pos = 1 GROUP BY ci, sid) a
+        JOIN _pv_cities c USING (ci)""").fetchall())
     variants, totals = _variants(con, step_names, bits)
     in_scope = dict(con.execute("SELECT city, count(*) FROM report_scope GROUP BY city").fetchall())
     out = []
@@ -162,93 +166,98 @@ def _by_city(rows: list[tuple]) -> dict[str, list[tuple]]:
 
 
 def _prepare(con, run_id: int) -> tuple[dict[int, str], int]:
-    """Temp tables ``_pv_steps`` (step → sid, by name), ``_pv_days`` (city, day → working days
-    before it on the city's calendar), ``_pv_events`` (each event of the scope with its position,
-    the next event's step and the working days to it) and ``_pv_cases`` (one row per case with
-    events: length, variant key, non-compliant) and ``_pv_long`` (the cases too long for a key:
-    their list of step ids). Returns sid → step and the bits of a step's field in a key."""
+    """Temp tables ``_pv_steps`` (step → sid, by name), ``_pv_cities`` / ``_pv_scope`` (cities and
+    cases of the scope numbered), ``_pv_days`` (city, day → working days before it on the city's
+    calendar), ``_pv_events`` (each event of the scope with its position, the next event's step and
+    the working days to it), ``_pv_cases`` (one row per case with events: length, variant key,
+    non-compliant) and ``_pv_long`` (the cases too long for a key: their list of step ids).
+    Returns sid → step and the bits of a step's field in a key."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _pv_steps AS
-        SELECT step, (row_number() OVER (ORDER BY step))::INTEGER AS sid
+        SELECT step, CAST(row_number() OVER (ORDER BY step) AS INTEGER) AS sid
         FROM (SELECT DISTINCT step FROM event_rows)""")  # every step: one out of scope does no harm
     names = dict((sid, step) for step, sid in con.execute("SELECT step, sid FROM _pv_steps").fetchall())
-    # The running working-day number: wd_before(d) = working days before d on the calendar, so that
-    # workdays(a, b) = wd_before(b) - wd_before(a) (working days in [a, b)).
+    # Cities and cases as integers (ci, ck): the events are sorted on integers and a timestamp, not
+    # on two strings (ck only groups a case's events: its values carry no order). A case is
+    # non-compliant with an error finding no waiver covers.
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _pv_cities AS
+        SELECT city, CAST(row_number() OVER (ORDER BY city) AS INTEGER) AS ci
+        FROM (SELECT DISTINCT city FROM report_scope)""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _pv_scope AS
+        SELECT s.city, s.case_id, c.ci, CAST(row_number() OVER () AS INTEGER) AS ck,
+               b.case_id IS NOT NULL AS noncompliant
+        FROM report_scope s JOIN _pv_cities c USING (city)
+        LEFT JOIN (SELECT DISTINCT city, case_id FROM report_findings WHERE severity = 'error' AND NOT waived) b
+               USING (city, case_id)""")
+    # The running working-day number: wd_before(d) = working days before d on the city's calendar,
+    # so that workdays(a, b) = wd_before(b) - wd_before(a) (working days in [a, b)).
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _pv_days AS
         WITH cal AS (
             SELECT cal_key, d, sum(is_workday::INTEGER) OVER (PARTITION BY cal_key ORDER BY d)
                                - is_workday::INTEGER AS wd_before
             FROM run_calendar WHERE run_id = $run)
-        SELECT s.city, cal.d, cal.wd_before
-        FROM (SELECT DISTINCT city FROM report_scope) s
-        LEFT JOIN run_city_calendar k ON k.run_id = $run AND k.city = s.city
+        SELECT c.ci, cal.d, cal.wd_before
+        FROM _pv_cities c
+        LEFT JOIN run_city_calendar k ON k.run_id = $run AND k.city = c.city
         JOIN cal ON cal.cal_key = coalesce(k.cal_key, 0)""", {"run": run_id})
-    # One sort of the events: each event's position, the next event's step and the working days to
-    # it. A case is carried as the seq of its first event (unique, an integer) and its id written on
-    # that first row only: the table stays narrow.
+    # One sort of the events: each event's position, the next event's step and the working days to it.
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _pv_events AS
-        SELECT e.city, first_value(e.seq) OVER w AS cid,
-               CASE WHEN row_number() OVER w = 1 THEN e.case_id END AS case_id, s.sid,
+        SELECT r.ci, r.ck, s.sid,
                CAST(row_number() OVER w AS INTEGER) AS pos,
                lead(s.sid) OVER w AS nsid,
                CAST(lead(d.wd_before) OVER w - d.wd_before AS INTEGER) AS wait
-        FROM event_rows e SEMI JOIN report_scope r USING (city, case_id)
+        FROM event_rows e JOIN _pv_scope r USING (city, case_id)
         JOIN _pv_steps s USING (step)
-        LEFT JOIN _pv_days d ON d.city = e.city AND d.d = CAST(e."time" AS DATE)
-        WINDOW w AS (PARTITION BY e.city, e.case_id ORDER BY e."time", e.seq)""")
+        LEFT JOIN _pv_days d ON d.ci = r.ci AND d.d = CAST(e."time" AS DATE)
+        WINDOW w AS (PARTITION BY r.ck ORDER BY e."time", e.seq)""")
     bits = max(1, len(names).bit_length())  # sids are 1..len(names): never an all-zero field
     fits = KEY_BITS // bits
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _pv_cases AS
-        SELECT c.*, b.case_id IS NOT NULL AS noncompliant
-        FROM (SELECT city, cid, max(case_id) AS case_id, count(*) AS len,
+        SELECT r.ci, r.noncompliant, c.*
+        FROM (SELECT ck, count(*) AS len,
                      sum(CASE WHEN pos <= {fits} THEN CAST(sid AS HUGEINT) << CAST({bits} * (pos - 1) AS HUGEINT)
                          ELSE 0 END) AS key
-              FROM _pv_events GROUP BY city, cid) c
-        LEFT JOIN (SELECT DISTINCT city, case_id FROM report_findings WHERE severity = 'error' AND NOT waived) b
-               USING (city, case_id)""")
+              FROM _pv_events GROUP BY ck) c
+        JOIN _pv_scope r USING (ck)""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _pv_long AS
-        SELECT city, cid, list(sid ORDER BY pos) AS sids FROM _pv_events e
-        SEMI JOIN (SELECT city, cid FROM _pv_cases WHERE len > {fits}) USING (city, cid)
-        GROUP BY city, cid""")
+        SELECT ck, list(sid ORDER BY pos) AS sids FROM _pv_events
+        SEMI JOIN (SELECT ck FROM _pv_cases WHERE len > {fits}) USING (ck)
+        GROUP BY ck""")
     return names, bits
 
 
 def _variants(con, names: dict[int, str], bits: int) -> tuple[dict[str, list[Variant]], dict[str, tuple[int, int]]]:
     """The `TOP_VARIANTS` most frequent variants of each city, and each city's (cases, variants)."""
+    mask = (1 << bits) - 1
+    # A variant's steps: its list of step ids, or its key taken apart field by field. Sids are
+    # numbered in the order of the step names, so lists compare as the sequences of names do.
     rows = con.execute(f"""
         WITH keyed AS (
-            SELECT c.city, c.case_id, c.noncompliant,
-                   CASE WHEN l.sids IS NULL THEN c.key END AS key, l.sids
-            FROM _pv_cases c LEFT JOIN _pv_long l USING (city, cid)),
-        v AS (SELECT city, key, sids, count(*) AS n, count(*) FILTER (WHERE noncompliant) AS bad,
-                     min(case_id) AS first_case
-              FROM keyed GROUP BY city, key, sids),
-        ranked AS (SELECT *, row_number() OVER (PARTITION BY city ORDER BY n DESC, first_case) AS rank,
-                          sum(n) OVER (PARTITION BY city) AS city_cases, count(*) OVER (PARTITION BY city) AS city_variants
-                   FROM v)
-        SELECT city, rank, CAST(key AS VARCHAR), sids, n, bad, city_cases, city_variants
-        FROM ranked WHERE rank <= {TOP_VARIANTS} ORDER BY city, rank""").fetchall()
+            SELECT c.ci, c.len, c.noncompliant, CASE WHEN l.sids IS NULL THEN c.key END AS key, l.sids
+            FROM _pv_cases c LEFT JOIN _pv_long l USING (ck)),
+        v AS (SELECT ci, key, sids, any_value(len) AS len, count(*) AS n, count(*) FILTER (WHERE noncompliant) AS bad
+              FROM keyed GROUP BY ci, key, sids),
+        seqs AS (SELECT ci, n, bad, coalesce(sids, list_transform(range(len), lambda i:
+                        CAST((key >> CAST({bits} * i AS HUGEINT)) & {mask} AS INTEGER))) AS seq
+                 FROM v),
+        ranked AS (SELECT *, row_number() OVER (PARTITION BY ci ORDER BY n DESC, seq) AS rank,
+                          sum(n) OVER (PARTITION BY ci) AS city_cases, count(*) OVER (PARTITION BY ci) AS city_variants
+                   FROM seqs)
+        SELECT c.city, rank, seq, n, bad, city_cases, city_variants
+        FROM ranked JOIN _pv_cities c USING (ci) WHERE rank <= {TOP_VARIANTS} ORDER BY c.city, rank""").fetchall()
     variants: dict[str, list[Variant]] = {}
     totals: dict[str, tuple[int, int]] = {}
-    for city, rank, key, sids, n, bad, city_cases, city_variants in rows:
-        sequence = sids if sids is not None else _decode(int(key), bits)
+    for city, rank, sequence, n, bad, city_cases, city_variants in rows:
         variants.setdefault(city, []).append(Variant(int(rank), [names[s] for s in sequence], int(n),
                                                      n / city_cases, int(bad)))
         totals[city] = (int(city_cases), int(city_variants))
     return variants, totals
-
-
-def _decode(key: int, bits: int) -> list[int]:
-    """The step ids of a variant key (one `bits`-wide field per position, the first lowest)."""
-    mask, out = (1 << bits) - 1, []
-    while key:
-        out.append(key & mask)
-        key >>= bits
-    return out
 
 
 def _choose_map(view: CityProcess, steps: list[tuple], edges: list[tuple]) -> None:
@@ -348,7 +357,7 @@ def _end_key(name: str | None, source: bool) -> tuple[int, str]:
 
 
 def _drop(con) -> None:
-    for table in ("_pv_long", "_pv_cases", "_pv_events", "_pv_days", "_pv_steps"):
+    for table in ("_pv_long", "_pv_cases", "_pv_events", "_pv_days", "_pv_scope", "_pv_cities", "_pv_steps"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
