@@ -5,9 +5,9 @@ and month, prepared for reading), ``conclusions`` (主要结论: statements gene
 figures), ``figures`` (scope, summary, breakdowns), ``comparison`` (cities on one yardstick, the
 city × rule matrix), ``compliance`` (per rule and clause), ``halls`` (hall and staff tables),
 ``process`` (过程视图: variants and the directly-follows map per city) and ``processmap`` (the
-map drawn as inline SVG), ``casetable`` (the findings table), ``charts`` (matplotlib → inline SVG), ``fonts`` (the embedded
-CJK font), ``provenance`` (inputs, pack, settings, calendar), ``text`` (definitions, number
-formats, rule titles with the values in force).
+map drawn as inline SVG), ``casetable`` (the findings table), ``charts`` (matplotlib → inline
+SVG), ``fonts`` (the embedded CJK font, text widths), ``provenance`` (inputs, pack, settings,
+calendar), ``text`` (definitions, number formats, rule titles with the values in force).
 """
 
 from audit.report.build import ReportInfo, render_report, write_report
