@@ -203,6 +203,7 @@ def test_sample_variants_and_map_per_city(sample):
     db, doc = sample
     section = doc.by_id("process")
     assert section.find_all("h2")[0].text() == "六、过程视图"
+    assert doc.find_all("h1")[0].text() == "帮办代办服务审计报告"
     cities = [d.attrs["data-city"] for d in section.find_all("div", class_="process-city")]
     assert cities == sorted({c for c, _ in traces(db)})
     for city in cities:
@@ -316,6 +317,8 @@ def test_open_vocabulary_shows_the_most_frequent_steps_and_says_what_is_left_out
     code, out = invoke("report", "--db", open_db, "--out", html)
     assert code == 0, out
     doc = parse(html.read_text(encoding="utf-8"))
+    # not a 帮办代办 audit: the report is named after the pack it was judged with
+    assert doc.find_all("h1")[0].text() == "审计报告：过程视图测试"
     for city in ("市1", "市2"):
         exp = expected(open_db, city)
         assert len(exp["steps"]) > process.MAX_STEPS

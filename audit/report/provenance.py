@@ -40,6 +40,15 @@ def calendar_files(meta: dict) -> list[str]:
     return [str(f) for f in meta.get("calendar_files") or []]
 
 
+def report_title(meta: dict) -> str:
+    """帮办代办服务审计报告 for a pack of the 13 帮办代办 steps; else named after the pack (a complaints
+    register or a building-permit log audited with its own pack is not a 帮办代办 audit)."""
+    stored = json.loads(meta.get("pack") or "{}")
+    if stored.get("vocabulary") in (None, "canonical"):
+        return "帮办代办服务审计报告"
+    return f"审计报告：{meta.get('pack_name') or stored.get('name') or '规则包'}"
+
+
 def provenance(meta: dict) -> dict:
     """The run's metadata as the report shows it."""
     inputs = json.loads(meta.get("input_files") or "[]")
@@ -52,6 +61,7 @@ def provenance(meta: dict) -> dict:
         rows.append({"key": key, "name": SETTING_ZH.get(key, key), "value": setting_text(value),
                      "overrides": "；".join(overrides)})
     return {
+        "title": report_title(meta),
         "run_id": meta["run_id"], "pack_name": meta.get("pack_name"), "pack_version": meta.get("pack_version"),
         "standard": meta.get("standard"), "pack_path": meta.get("pack_path"),
         "as_of": str(meta["as_of"])[:10], "as_of_source": meta.get("as_of_source"),
