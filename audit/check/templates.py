@@ -234,8 +234,10 @@ _SUSPECT = {
 def _suspects(template: dict) -> list[str]:
     """``pe`` restricted to the (case, pair)s that may break the rule (see `_SUSPECT`)."""
     return [_pair_events(template, "pe_all"),
-            f"""sus AS (SELECT case_no, k FROM (
-        SELECT case_no, k, count(*) FILTER (WHERE is_a) AS n_a, count(*) FILTER (WHERE is_b) AS n_b,
+            f"""sus AS (SELECT * FROM (
+        SELECT case_no, k, any_value(a) AS a, any_value(b) AS b,
+               count(*) FILTER (WHERE is_a) AS n_a, count(*) FILTER (WHERE is_b) AS n_b,
+               min(t) FILTER (WHERE is_a) AS fa_t, min(t) FILTER (WHERE is_b) AS fb_t,
                min(pos) FILTER (WHERE is_a) AS lo_a, max(pos) FILTER (WHERE is_a) AS hi_a,
                min(pos) FILTER (WHERE is_b) AS lo_b, max(pos) FILTER (WHERE is_b) AS hi_b
         FROM pe_all GROUP BY case_no, k) WHERE {_SUSPECT[template["template"]]})""",
@@ -355,8 +357,34 @@ _CANDIDATES = {
 }
 
 
+# response and precedence without a bound: the suspects are exactly the violated (case, pair)s, and
+# their first violation follows from the counts and positions — for response the first A after the
+# last B (every A when there is no B), for precedence the first B (no A comes before it) — so no
+# window is needed; a second grouping counts the violating activations where the other step occurs.
+_DIRECT = {
+    "response": ("is_a AND pos > s.hi_b", "n_b = 0", "n_a", "'missing'", "'r'", "a_t", "b_t"),
+    "precedence": ("is_b AND pos < s.lo_a", "n_a = 0", "n_b", "'none'", "'p'", "b_t", "a_t"),
+}
+
+
+def _direct(name: str) -> str:
+    """``vp`` of an unbounded response or precedence rule straight from ``sus`` (see `_DIRECT`)."""
+    where, alone, count_all, state, side, known, absent = _DIRECT[name]
+    first = "fa_t" if name == "response" else "fb_t"
+    return f"""later AS (SELECT e.case_no, e.k, count(*) AS n, arg_min(e.t, e.pos) AS t
+        FROM pe_all e JOIN sus s ON s.case_no = e.case_no AND s.k = e.k WHERE NOT s.{alone} AND {where}
+        GROUP BY e.case_no, e.k),
+vp AS (SELECT s.case_no, s.k, s.a, s.b, CASE WHEN s.{alone} THEN s.{count_all} ELSE l.n END AS n,
+        {{'{known}': CASE WHEN s.{alone} THEN s.{first} ELSE l.t END, '{absent}': NULL::TIMESTAMP,
+          'x_step': NULL::VARCHAR, 'x_t': NULL::TIMESTAMP, 'state': {state}, 'side': {side},
+          'lim': NULL::VARCHAR, 'bound': NULL::VARCHAR, 'as_of': NULL::DATE}} AS f
+    FROM sus s LEFT JOIN later l ON l.case_no = s.case_no AND l.k = s.k)"""
+
+
 def _sequence(name: str, template: dict, pack: Pack) -> list[str]:
     within = template["within"]
+    if name in _DIRECT and not within:
+        return _suspects(template)[:-1] + [_direct(name)] + _findings(name, template, within)   # no pe: no window
     if name.startswith("chain_"):
         # without a bound only the activations whose neighbour is not the target can break the rule:
         # the others are left out before the neighbour is looked up
@@ -387,6 +415,12 @@ def _sequence(name: str, template: dict, pack: Pack) -> list[str]:
         arg_min({'a_t': a_t, 'b_t': b_t, 'x_step': x_step, 'x_t': x_t, 'state': state, 'side': side,
                  'lim': lim, 'bound': bound, 'as_of': as_of}, pos) AS f
     FROM viol GROUP BY case_no, k)""")
+    return parts + _findings(name, template, within)
+
+
+def _findings(name: str, template: dict, within) -> list[str]:
+    """``fin`` from ``vp`` (one row per violated case and pair, with its first violation ``f``)."""
+    parts = []
     line = _message(name, within is not None)
     if len(template["pairs"]) == 1:     # one row per case already
         bound_cols = ", f.bound AS e_bound, f.lim AS e_limit" if within else ""
