@@ -33,6 +33,22 @@ def is_workday(d: dt.date) -> bool:
     return chinese_calendar.is_workday(d)
 
 
+# The working day of the template tests and the online pack ("09:00-12:00,13:30-17:30").
+WINDOWS = [(dt.time(9, 0), dt.time(12, 0)), (dt.time(13, 30), dt.time(17, 30))]
+
+
+def working_seconds(t1: dt.datetime, t2: dt.datetime) -> float:
+    """Working time between two instants: the overlap with the windows of every working day between them."""
+    total, day = 0.0, t1.date()
+    while day <= t2.date():
+        if is_workday(day):
+            for s, e in WINDOWS:
+                lo, hi = max(t1, dt.datetime.combine(day, s)), min(t2, dt.datetime.combine(day, e))
+                total += max(0.0, (hi - lo).total_seconds())
+        day += dt.timedelta(days=1)
+    return total
+
+
 def add_workdays(d: dt.date, n: int) -> dt.date:
     """Contract §2: add_workdays(d, 0) = d; else the n-th working day after d."""
     while n > 0:

@@ -25,6 +25,7 @@ import yaml
 
 from audit.check.examples import run_examples
 from audit.rules.pack import load_pack
+from tests import rules_oracle
 from tests.conftest import REPO, query, write_csv
 from tests.test_check import ingest_sample, invoke
 
@@ -128,19 +129,7 @@ def test_dutch_calendar_holds_the_known_holidays_and_every_day():
 
 # -- the online pack on the bundled sample --------------------------------------------------------------
 
-WINDOWS = [(dt.time(9, 0), dt.time(12, 0)), (dt.time(13, 30), dt.time(17, 30))]
-
-
-def working_seconds(a: dt.datetime, b: dt.datetime) -> float:
-    """Working time between two instants: the WINDOWS of Chinese working days."""
-    total, day = 0.0, a.date()
-    while day <= b.date():
-        if chinese_calendar.is_workday(day):
-            for start, end in WINDOWS:
-                lo, hi = max(a, dt.datetime.combine(day, start)), min(b, dt.datetime.combine(day, end))
-                total += max(0.0, (hi - lo).total_seconds())
-        day += dt.timedelta(days=1)
-    return total
+WINDOWS, working_seconds = rules_oracle.WINDOWS, rules_oracle.working_seconds
 
 
 def working_limit(a: dt.datetime, seconds: float) -> dt.datetime:

@@ -39,19 +39,7 @@ def cli(*args) -> tuple[int, str]:
 
 # -- the oracle: the semantics table, in plain Python --------------------------------------------
 
-WINDOWS = [(dt.time(9, 0), dt.time(12, 0)), (dt.time(13, 30), dt.time(17, 30))]
-
-
-def working_seconds(t1: dt.datetime, t2: dt.datetime) -> float:
-    """Working time between two instants: the overlap with the windows of every working day between them."""
-    total, day = 0.0, t1.date()
-    while day <= t2.date():
-        if O.is_workday(day):
-            for s, e in WINDOWS:
-                lo, hi = max(t1, dt.datetime.combine(day, s)), min(t2, dt.datetime.combine(day, e))
-                total += max(0.0, (hi - lo).total_seconds())
-        day += dt.timedelta(days=1)
-    return total
+WINDOWS, working_seconds = O.WINDOWS, O.working_seconds
 
 
 def late(within: tuple[str, float] | None, t1: dt.datetime, t2: dt.datetime) -> bool:
