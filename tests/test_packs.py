@@ -61,6 +61,13 @@ def test_shipped_pack_is_found_by_name(name, tmp_path, monkeypatch):
     assert code == 0, out
     assert PACKS[name].name in out
     assert all(rule.id in out for rule in PACKS[name].rules)
+    # each rule's line names the values of its one-value settings, the pack's own included
+    settings = PACKS[name].settings
+    for rule in PACKS[name].rules:
+        line = next(ln for ln in out.splitlines() if ln.startswith(rule.id + " "))
+        for key in rule.settings:
+            if not isinstance(settings[key], (list, dict)):
+                assert f"{key}=" in line, (rule.id, key, line)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from audit.rules import contract as rulecontract
-from audit.rules.pack import NUMERIC_SETTINGS, Pack, Rule
+from audit.rules.pack import Pack, Rule
 
 
 def _setting_text(key: str, value) -> str:
@@ -18,10 +18,14 @@ def catalogue(pack: Pack, city: str | None = None) -> str:
     """All rules with clause, severity, and the settings in force (for a city, if given)."""
     settings = pack.settings_for(city)
     lines = [f"{pack.name} {pack.version} — {pack.standard}" + (f" ({city})" if city else ""), ""]
-    lines.append(f"{'规则':<24}{'条款':<18}{'级别':<9}名称 [设置]")
+    w = max([24] + [len(r.id) + 2 for r in pack.rules])     # long ids (other packs) stay aligned
+    lines.append(f"{'规则':<{w}}{'条款':<18}{'级别':<9}名称 [设置]")
     for r in pack.rules:
-        used = ", ".join(f"{k}={_setting_text(k, settings[k])}" for k in r.settings if k in NUMERIC_SETTINGS)
-        lines.append(f"{r.id:<24}{r.clause:<18}{r.severity:<9}{r.title}" + (f" [{used}]" if used else ""))
+        # the rule's settings that are one value (numbers, working hours), the pack's own as well as the
+        # 帮办代办 ones; lists (object types, materials) are listed below
+        used = ", ".join(f"{k}={_setting_text(k, settings[k])}" for k in r.settings
+                         if k in settings and not isinstance(settings[k], (list, dict)))
+        lines.append(f"{r.id:<{w}}{r.clause:<18}{r.severity:<9}{r.title}" + (f" [{used}]" if used else ""))
     lines.append("")
     lines.append("设置 (settings in force):")
     for k, v in settings.items():
