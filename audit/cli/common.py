@@ -135,5 +135,16 @@ def echo(text: str = "", nl: bool = True) -> None:
     typer.echo(text, nl=nl)
 
 
+def write_or_echo(text: str, out: Path | None, fmt: str, written: str) -> None:
+    """A command's rendered output: to `out` (CSV with a BOM for Excel, its records already ending in
+    CRLF), saying `已写出 out (written)`, or to stdout."""
+    if out:
+        out.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8",
+                       newline="" if fmt == "csv" else None)
+        echo(f"已写出 {out} ({written})")
+    else:
+        echo(text.rstrip("\n"))
+
+
 def eprint(text: str) -> None:
     print(text, file=sys.stderr)

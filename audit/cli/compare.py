@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from audit.cli import app
-from audit.cli.common import DbOption, DebugOption, echo, eprint, guarded
+from audit.cli.common import DbOption, DebugOption, echo, eprint, guarded, write_or_echo
 
 FORMATS = ("table", "csv", "json", "xlsx")
 
@@ -57,9 +57,4 @@ def compare_cmd(
             eprint(f"注意: {line}")
     text = {"table": lambda: to_table(result), "csv": lambda: to_csv(result, summary),
             "json": lambda: to_json(result, summary)}[fmt]()
-    if out:
-        out.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8",
-                       newline="" if fmt == "csv" else None)     # CSV records end in CRLF already
-        echo(f"已写出 {out} ({len(result.findings)} 条发现)")
-    else:
-        echo(text.rstrip("\n"))
+    write_or_echo(text, out, fmt, f"{len(result.findings)} 条发现")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from audit.cli import app
-from audit.cli.common import DbOption, DebugOption, echo, guarded
+from audit.cli.common import DbOption, DebugOption, guarded, write_or_echo
 
 
 @app.command("kpi")
@@ -49,9 +49,4 @@ def kpi_cmd(
     finally:
         con.close()
     text = {"table": kpi_table, "csv": kpi_csv, "json": kpi_json}[fmt](result)
-    if out:
-        out.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8",
-                       newline="" if fmt == "csv" else None)     # CSV records end in CRLF already
-        echo(f"已写出 {out} ({len(result.table)} 行)")
-    else:
-        echo(text.rstrip("\n"))
+    write_or_echo(text, out, fmt, f"{len(result.table)} 行")
