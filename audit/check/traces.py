@@ -121,7 +121,7 @@ def trace_parts(template: dict, pack: Pack) -> list[str]:
     if name in PAIR_EXISTENCE:
         return parts + existence_pairs(name, _pair_agg(pairs, chars), pairs)
     rows = "\n    UNION ALL ".join(_VIOLATIONS[name](k + 1, a, b, chars[a], chars[b]) for k, (a, b) in enumerate(pairs))
-    return parts + [f"vp AS ({rows})"] + findings(name, template, None, key="city, case_id")
+    return parts + [f"vp AS ({rows})"] + findings(name, template, None, key="city, case_id", states=_STATES[name])
 
 
 def _traces_cte(when: dict[str, list]) -> str:
@@ -142,12 +142,11 @@ def _last(ch: str) -> str:
     return f"CASE WHEN contains(s, {ch}) THEN length(s) + 1 - strpos(reverse(s), {ch}) ELSE 0 END"
 
 
-def _first_violation(state: str, side: str, a_t: str = "NULL", b_t: str = "NULL", x_step: str = "NULL",
-                     x_t: str = "NULL") -> str:
-    """``f``, the first violation, in the shape `audit.check.verdicts.findings` reads."""
-    return (f"{{'a_t': {a_t}::TIMESTAMP, 'b_t': {b_t}::TIMESTAMP, 'x_step': {x_step}::VARCHAR, "
-            f"'x_t': {x_t}::TIMESTAMP, 'state': {state}, 'side': '{side}', 'lim': NULL::VARCHAR, "
-            f"'bound': NULL::VARCHAR, 'as_of': NULL::DATE}}")
+def _first_violation(state: str, a_t: str = "NULL", b_t: str = "NULL", x_step: str = "NULL", x_t: str = "NULL") -> str:
+    """The first violation's columns (its times, neighbour and state), as `audit.check.verdicts.findings`
+    reads them from ``vp f``."""
+    return (f"{a_t}::TIMESTAMP AS a_t, {b_t}::TIMESTAMP AS b_t, {x_step}::VARCHAR AS x_step, "
+            f"{x_t}::TIMESTAMP AS x_t, {state} AS state")
 
 
 # -- unary templates and the existence of pairs ----------------------------------------------------
@@ -194,25 +193,26 @@ def _head(k: int, a: str, b: str) -> str:
 
 def _response(k, a, b, ca, cb) -> str:
     xa, xb = lit(ca), lit(cb)
-    first = _first_violation("'missing'", "r", a_t=f"ts[lb + strpos(rest, {xa})]")
-    return f"""SELECT {_head(k, a, b)}, {_count('rest', xa)} AS n, {first} AS f
+    first = _first_violation("'missing'", a_t=f"ts[lb + strpos(rest, {xa})]")
+    return f"""SELECT {_head(k, a, b)}, {_count('rest', xa)} AS n, {first}
     FROM (SELECT city, case_id, ts, lb, substr(s, lb + 1) AS rest
           FROM (SELECT *, {_last(xb)} AS lb FROM tr WHERE contains(s, {xa}))) WHERE contains(rest, {xa})"""
 
 
 def _precedence(k, a, b, ca, cb) -> str:
     xa, xb = lit(ca), lit(cb)
-    first = _first_violation("'none'", "p", b_t=f"ts[strpos(s, {xb})]")
-    return f"""SELECT {_head(k, a, b)}, {_count('head', xb)} AS n, {first} AS f
+    first = _first_violation("'none'", b_t=f"ts[strpos(s, {xb})]")
+    return f"""SELECT {_head(k, a, b)}, {_count('head', xb)} AS n, {first}
     FROM (SELECT city, case_id, s, ts, CASE WHEN contains(s, {xa}) THEN left(s, strpos(s, {xa}) - 1) ELSE s END AS head
           FROM tr WHERE contains(s, {xb})) WHERE contains(head, {xb})"""
 
 
 def _succession(k, a, b, ca, cb) -> str:
     xa, xb = lit(ca), lit(cb)
-    resp = _first_violation("'missing'", "r", a_t="ts[ri]")
-    prec = _first_violation("'none'", "p", b_t="ts[pi]")
-    return f"""SELECT {_head(k, a, b)}, rn + pn AS n, CASE WHEN rn > 0 AND (pn = 0 OR ri < pi) THEN {resp} ELSE {prec} END AS f
+    resp = "rn > 0 AND (pn = 0 OR ri < pi)"     # the first violation is a response one
+    first = _first_violation(f"CASE WHEN {resp} THEN 'missing' ELSE 'none' END", a_t=f"CASE WHEN {resp} THEN ts[ri] END",
+                             b_t=f"CASE WHEN {resp} THEN NULL ELSE ts[pi] END")
+    return f"""SELECT {_head(k, a, b)}, rn + pn AS n, {first}
     FROM (SELECT city, case_id, ts, {_count('rest', xa)} AS rn, lb + strpos(rest, {xa}) AS ri,
                  {_count('head', xb)} AS pn, strpos(s, {xb}) AS pi
           FROM (SELECT *, substr(s, lb + 1) AS rest,
@@ -223,8 +223,8 @@ def _succession(k, a, b, ca, cb) -> str:
 
 def _not_succession(k, a, b, ca, cb) -> str:
     xa, xb = lit(ca), lit(cb)
-    first = _first_violation("'after'", "r", a_t="ts[fa]", b_t=f"ts[fa + strpos(substr(s, fa + 1), {xb})]")
-    return f"""SELECT {_head(k, a, b)}, {_count('left(s, lb - 1)', xa)} AS n, {first} AS f
+    first = _first_violation("'after'", a_t="ts[fa]", b_t=f"ts[fa + strpos(substr(s, fa + 1), {xb})]")
+    return f"""SELECT {_head(k, a, b)}, {_count('left(s, lb - 1)', xa)} AS n, {first}
     FROM (SELECT *, strpos(s, {xa}) AS fa, {_last(xb)} AS lb FROM tr WHERE contains(s, {xa}) AND contains(s, {xb}))
     WHERE lb > fa"""
 
@@ -236,12 +236,12 @@ def _chain(response: bool):
         xa, xb = lit(ca), lit(cb)
         own, near = (xa, "i + 1") if response else (xb, "i - 1")
         if response:
-            first = _first_violation("CASE WHEN i = length(s) THEN 'missing' ELSE 'wrong' END", "r", a_t="ts[i]",
+            first = _first_violation("CASE WHEN i = length(s) THEN 'missing' ELSE 'wrong' END", a_t="ts[i]",
                                      x_step="c.name", x_t=f"ts[{near}]")
         else:
-            first = _first_violation("CASE WHEN i = 1 THEN 'first' ELSE 'wrong' END", "p", b_t="ts[i]",
+            first = _first_violation("CASE WHEN i = 1 THEN 'first' ELSE 'wrong' END", b_t="ts[i]",
                                      x_step="c.name", x_t=f"ts[{near}]")
-        return f"""SELECT {_head(k, a, b)}, {_count('r', own)} AS n, {first} AS f
+        return f"""SELECT {_head(k, a, b)}, {_count('r', own)} AS n, {first}
     FROM (SELECT *, strpos(r, {own}) AS i
           FROM (SELECT city, case_id, s, ts, replace(s, {lit(ca + cb)}, '##') AS r FROM tr WHERE contains(s, {own}))
           WHERE strpos(r, {own}) > 0) v
@@ -258,14 +258,14 @@ def _alternate(response: bool):
         if response:
             at, need, pattern = xa, xb, lit(f"{ca}[^{ca}{cb}]*(?:{ca}|$)")
             pieces = "parts[2:]"
-            first = _first_violation("CASE WHEN j < len(pieces) THEN 'gone' ELSE 'missing' END", "r", a_t="ts[i]",
+            first = _first_violation("CASE WHEN j < len(pieces) THEN 'gone' ELSE 'missing' END", a_t="ts[i]",
                                      x_t="CASE WHEN j < len(pieces) THEN ts[i + length(pieces[j]) + 1] END")
         else:
             at, need, pattern = xb, xa, lit(f"(?:^|{cb})[^{ca}{cb}]*{cb}")
             pieces = "parts[1:len(parts) - 1]"
-            first = _first_violation("CASE WHEN j = 1 THEN 'none' ELSE 'gone' END", "p", b_t="ts[i]",
+            first = _first_violation("CASE WHEN j = 1 THEN 'none' ELSE 'gone' END", b_t="ts[i]",
                                      x_t="CASE WHEN j > 1 THEN ts[i - length(pieces[j]) - 1] END")
-        return f"""SELECT {_head(k, a, b)}, n, {first} AS f
+        return f"""SELECT {_head(k, a, b)}, n, {first}
     FROM (SELECT *, length(array_to_string(parts[1:j], {at})) + 1 AS i
           FROM (SELECT *, list_position(ok, false) AS j, len(list_filter(ok, lambda o: NOT o)) AS n
                 FROM (SELECT *, list_transform(pieces, lambda g: contains(g, {need})) AS ok
@@ -274,6 +274,11 @@ def _alternate(response: bool):
                                   FROM tr WHERE regexp_matches(s, {pattern}))))))"""
     return sql
 
+
+# The states a template's first violation can have (the sentences of `audit.check.verdicts.message`).
+_STATES = {"response": ("missing",), "precedence": ("none",), "succession": ("missing", "none"),
+           "not_succession": ("after",), "chain_response": ("missing", "wrong"), "chain_precedence": ("first", "wrong"),
+           "alternate_response": ("gone", "missing"), "alternate_precedence": ("none", "gone")}
 
 _VIOLATIONS = {
     "response": _response,

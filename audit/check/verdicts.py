@@ -92,29 +92,39 @@ def missing_cte() -> str:
 
 
 
-def findings(name: str, template: dict, within, key: str = "case_no") -> list[str]:
+def findings(name: str, template: dict, within, key: str = "case_no", states: tuple[str, ...] | None = None) -> list[str]:
     """``fin`` from ``vp`` (one row per violated case and pair, with its first violation ``f``), keyed
-    by `key` (the trace path keys its rows by ``city, case_id``, the event path by ``case_no``)."""
-    parts = []
-    line = message(name, within is not None)
+    by `key`. The event path (``case_no``) gives ``f`` as a struct column; the trace path (``city,
+    case_id``) gives its fields as columns of ``vp`` itself, with the `states` its violations can
+    have: its times are formatted once, for the sentence and the evidence alike."""
+    flat = key != "case_no"
+    line = message(name, within is not None, states, formatted=flat)
+    if flat:
+        vp, alias = (f"(SELECT *, {fmt_time('a_t')} AS a_at, {fmt_time('b_t')} AS b_at, {fmt_time('x_t')} AS x_at "
+                     "FROM vp) f"), " f"
+        a_at, b_at = "f.a_at", "f.b_at"
+    else:
+        vp, alias, a_at, b_at = "vp", "", fmt_time("f.a_t"), fmt_time("f.b_t")
     if len(template["pairs"]) == 1:     # one row per case already
         bound_cols = ", f.bound AS e_bound, f.lim AS e_limit" if within else ""
-        parts.append(f"""fin AS (SELECT {key}, {line} AS message, [a || ' → ' || b] AS e_violated,
-        {fmt_time('f.a_t')} AS e_a_at, {fmt_time('f.b_t')} AS e_b_at, n AS e_count{bound_cols} FROM vp)""")
-        return parts
+        violated = lit(" → ".join(template["pairs"][0]))
+        return [f"""fin AS (SELECT {key}, {line} AS message, [{violated}] AS e_violated,
+        {a_at} AS e_a_at, {b_at} AS e_b_at, n AS e_count{bound_cols} FROM {vp})"""]
     bound_cols = ", arg_min_null(f.bound, k) AS e_bound, arg_min_null(f.lim, k) AS e_limit" if within else ""
-    parts.append(f"""fin AS (SELECT {key}, string_agg(line, '；' ORDER BY k) AS message,
+    return [f"""fin AS (SELECT {key}, string_agg(line, '；' ORDER BY k) AS message,
         list(a || ' → ' || b ORDER BY k) AS e_violated,
-        arg_min_null({fmt_time('f.a_t')}, k) AS e_a_at, arg_min_null({fmt_time('f.b_t')}, k) AS e_b_at,
+        arg_min_null({a_at}, k) AS e_a_at, arg_min_null({b_at}, k) AS e_b_at,
         sum(n)::BIGINT AS e_count{bound_cols}
-    FROM (SELECT *, {line} AS line FROM vp) GROUP BY {key})""")
-    return parts
+    FROM (SELECT *, {line} AS line FROM {vp}){alias} GROUP BY {key})"""]
 
 
-def message(name: str, bounded: bool) -> str:
-    """The sentence for one violated pair (its first violation; "共 n 处" when there are more)."""
+def message(name: str, bounded: bool, states: tuple[str, ...] | None = None, formatted: bool = False) -> str:
+    """The sentence for one violated pair (its first violation; "共 n 处" when there are more), for
+    the `states` its first violation can have (all when None); with `formatted`, ``f`` holds its
+    times formatted too (``a_at`` for ``a_t`` …)."""
     A, B = "a", "b"
-    at = lambda col: f"' (' || {fmt_time('f.' + col)} || ')'"   # noqa: E731
+    when = (lambda col: f"f.{col[0]}_at") if formatted else (lambda col: fmt_time("f." + col))   # noqa: E731
+    at = lambda col: f"' (' || {when(col)} || ')'"   # noqa: E731
     chain = "紧接着的 " if name == "chain_response" else ""
     within = "' ' || f.bound || '内'" if bounded else "''"
     cases = {
@@ -140,7 +150,12 @@ def message(name: str, bounded: bool) -> str:
         late_p = (f"{B} || {at('b_t')} || ' 与之前的 ' || {A} || {at('a_t')} || ' 相隔超过 ' || f.bound "
                   f"|| '：时限 ' || f.lim")
         cases["found"] = f"CASE f.side WHEN 'r' THEN {late_r} ELSE {late_p} END"
-    whens = " ".join(f"WHEN '{state}' THEN {expr}" for state, expr in cases.items())
-    return f"(CASE f.state {whens} END) || CASE WHEN n > 1 THEN '（共 ' || n || ' 处）' ELSE '' END"
+    if states is not None:
+        cases = {state: cases[state] for state in states}
+    if len(cases) == 1:
+        sentence = next(iter(cases.values()))
+    else:
+        sentence = "CASE f.state " + " ".join(f"WHEN '{state}' THEN {expr}" for state, expr in cases.items()) + " END"
+    return f"({sentence}) || CASE WHEN n > 1 THEN '（共 ' || n || ' 处）' ELSE '' END"
 
 
