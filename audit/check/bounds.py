@@ -42,8 +42,8 @@ def fmt_time(expr: str) -> str:
 
 
 # The candidate rows of a sequence template with their case's city, calendar and audit date.
-CAND_WITH_CASE = ("(SELECT c0.*, tc.city, tc.cal_key, tc.as_of FROM cand c0 "
-                  "JOIN template_cases tc ON tc.case_no = c0.case_no)")
+CAND_WITH_CASE = ("(SELECT c0.*, cf.cal_key, cf.as_of FROM cand c0 "
+                  "JOIN case_facts cf ON cf.city = c0.city AND cf.case_id = c0.case_id)")
 
 
 # -- bounds --------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from audit.check.runstore import (
     store_cases,
     store_run_files,
 )
-from audit.check.templates import build_events, check_steps, needs_events, needs_traces
+from audit.check.templates import check_steps, needs_traces
 from audit.check.traces import build_traces
 from audit.check.waiverfile import WaiverFile
 from audit.check.waivers import WaiverStatus, store_findings, waived_by_rule
@@ -103,7 +103,7 @@ def parse_as_of(text: str | None) -> dt.date | None:
 def prepare(con, pack: Pack, as_of: dt.date, calendar: WorkCalendar, cities: list[str] | None = None,
             per_city: dict[str, list[Path]] | None = None, timings: dict | None = None) -> RunCalendars:
     """Build the calendar tables, the settings tables and ``case_facts`` for a run (and what the template
-    rules read); `timings` receives the seconds spent on ``facts``, ``traces`` and ``events``."""
+    rules read); `timings` receives the seconds spent on ``facts`` and ``traces``."""
     lo, hi = con.execute("""
         SELECT least(min("time")::DATE, (SELECT min(rating_time)::DATE FROM case_rows)),
                greatest(max("time")::DATE, (SELECT max(rating_time)::DATE FROM case_rows))
@@ -121,11 +121,8 @@ def prepare(con, pack: Pack, as_of: dt.date, calendar: WorkCalendar, cities: lis
     t1 = time.perf_counter()
     if needs_traces(pack):     # the template rules' traces, shared by all of them (audit.check.traces)
         build_traces(con, pack)
-    t2 = time.perf_counter()
-    if needs_events(pack):     # the numbered events of the rules with a time bound (audit.check.templates)
-        build_events(con, pack)
     if timings is not None:
-        timings.update(facts=round(t1 - t0, 3), traces=round(t2 - t1, 3), events=round(time.perf_counter() - t2, 3))
+        timings.update(facts=round(t1 - t0, 3), traces=round(time.perf_counter() - t1, 3))
     return calendars
 
 

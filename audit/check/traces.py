@@ -39,7 +39,7 @@ from __future__ import annotations
 import string
 from typing import TYPE_CHECKING
 
-from audit.check.bounds import fmt_time, lit
+from audit.check.bounds import bound_ctes, fmt_time, lit
 from audit.check.verdicts import existence_pairs, findings, when_sql
 from audit.errors import UsageError
 from audit.rules.templates import UNARY, template_steps
@@ -112,16 +112,18 @@ def build_traces(con, pack: Pack) -> None:
 # -- a rule's SQL --------------------------------------------------------------------------------
 
 def trace_parts(template: dict, pack: Pack) -> list[str]:
-    """The CTEs that judge `template` (unbounded) on ``template_traces``, ending in ``fin`` (one row
-    per violating case: city, case_id, message, e_* evidence)."""
+    """The CTEs that judge `template` on ``template_traces``, ending in ``fin`` (one row per violating
+    case: city, case_id, message, e_* evidence)."""
     name, pairs, chars = template["template"], template["pairs"], pack_chars(pack)
     parts = [_traces_cte(template["when"])]
     if name in UNARY:
         return parts + _unary(name, pairs[0][0], chars[pairs[0][0]])
     if name in PAIR_EXISTENCE:
         return parts + existence_pairs(name, _pair_agg(pairs, chars), pairs)
+    if template["within"]:
+        return parts + _bounded(template, pack, chars)
     rows = "\n    UNION ALL ".join(_VIOLATIONS[name](k + 1, a, b, chars[a], chars[b]) for k, (a, b) in enumerate(pairs))
-    return parts + [f"vp AS ({rows})"] + findings(name, template, None, key="city, case_id", states=_STATES[name])
+    return parts + [f"vp AS ({rows})"] + findings(name, template, None, states=_STATES[name], flat=True)
 
 
 def _traces_cte(when: dict[str, list]) -> str:
@@ -290,3 +292,84 @@ _VIOLATIONS = {
     "alternate_response": _alternate(True),
     "alternate_precedence": _alternate(False),
 }
+
+
+# -- sequence templates with a time bound: every activation and its target -------------------------
+
+def _activations(ch: str) -> str:
+    """One row per occurrence of `ch` in a trace, at its position ``pos``."""
+    return (f"(SELECT city, case_id, s, ts, unnest(list_filter(range(1, length(s) + 1), lambda i: s[i] = {ch})) AS pos "
+            f"FROM tr WHERE contains(s, {ch}))")
+
+
+def _cand_response(k, a, b, ca, cb, alternate: bool = False) -> str:
+    """Each A and the next B (alternate: found only before the next A)."""
+    xa, xb = lit(ca), lit(cb)
+    found = "j > 0 AND (na = 0 OR j < na)" if alternate else "j > 0"
+    state = f"CASE WHEN {found} THEN 'found' WHEN na = 0 THEN 'missing' ELSE 'gone' END" if alternate else \
+        f"CASE WHEN {found} THEN 'found' ELSE 'missing' END"
+    next_a = f", strpos(substr(s, pos + 1), {xa}) AS na" if alternate else ""
+    return f"""SELECT {_head(k, a, b)}, pos, ts[pos] AS a_t, CASE WHEN {found} THEN ts[pos + j] END AS b_t,
+               NULL::VARCHAR AS x_step, {"CASE WHEN na > 0 THEN ts[pos + na] END" if alternate else "NULL::TIMESTAMP"} AS x_t,
+               {state} AS state, 'r' AS side
+        FROM (SELECT *, strpos(substr(s, pos + 1), {xb}) AS j{next_a} FROM {_activations(xa)})"""
+
+
+def _cand_precedence(k, a, b, ca, cb, alternate: bool = False) -> str:
+    """Each B and the latest A before it (alternate: found only after the previous B)."""
+    xa, xb = lit(ca), lit(cb)
+    latest = lambda x: f"CASE WHEN contains(pre, {x}) THEN pos - strpos(reverse(pre), {x}) ELSE 0 END"   # noqa: E731
+    found = "pa > pb" if alternate else "pa > 0"
+    state = f"CASE WHEN {found} THEN 'found' WHEN pb = 0 THEN 'none' ELSE 'gone' END" if alternate else \
+        f"CASE WHEN {found} THEN 'found' ELSE 'none' END"
+    prev_b = f", {latest(xb)} AS pb" if alternate else ""
+    return f"""SELECT {_head(k, a, b)}, pos, CASE WHEN {found} THEN ts[pa] END AS a_t, ts[pos] AS b_t,
+               NULL::VARCHAR AS x_step, {"CASE WHEN pb > 0 THEN ts[pb] END" if alternate else "NULL::TIMESTAMP"} AS x_t,
+               {state} AS state, 'p' AS side
+        FROM (SELECT *, {latest(xa)} AS pa{prev_b} FROM (SELECT *, left(s, pos - 1) AS pre FROM {_activations(xb)}))"""
+
+
+def _cand_chain(k, a, b, ca, cb, response: bool) -> str:
+    """Each A (B) and the event right after (before) it."""
+    xa, xb = lit(ca), lit(cb)
+    if response:
+        act, near, ends = xa, "pos + 1", "pos = length(v.s) THEN 'missing'"
+        times = f"ts[pos] AS a_t, CASE WHEN v.s[pos + 1] = {xb} THEN ts[pos + 1] END AS b_t"
+        match = f"v.s[pos + 1] = {xb}"
+    else:
+        act, near, ends = xb, "pos - 1", "pos = 1 THEN 'first'"
+        times = f"CASE WHEN v.s[pos - 1] = {xa} THEN ts[pos - 1] END AS a_t, ts[pos] AS b_t"
+        match = f"v.s[pos - 1] = {xa}"
+    return f"""SELECT {_head(k, a, b)}, pos, {times}, c.name AS x_step, ts[{near}] AS x_t,
+               CASE WHEN {ends} WHEN {match} THEN 'found' ELSE 'wrong' END AS state, '{"r" if response else "p"}' AS side
+        FROM {_activations(act)} v LEFT JOIN template_chars c ON c.ch = v.s[v.{near}]"""
+
+
+_CANDIDATES = {
+    "response": lambda *p: _cand_response(*p),
+    "alternate_response": lambda *p: _cand_response(*p, alternate=True),
+    "precedence": lambda *p: _cand_precedence(*p),
+    "alternate_precedence": lambda *p: _cand_precedence(*p, alternate=True),
+    "succession": lambda *p: _cand_response(*p) + "\n    UNION ALL " + _cand_precedence(*p),
+    "chain_response": lambda *p: _cand_chain(*p, response=True),
+    "chain_precedence": lambda *p: _cand_chain(*p, response=False),
+}
+
+
+def _bounded(template: dict, pack: Pack, chars: dict[str, str]) -> list[str]:
+    """``cand`` … ``fin`` of a sequence template with a bound (`audit.check.bounds`): every activation
+    with its target (a kept order can still be late), the bound checked, the first violation of each
+    case and pair. States: found (check the bound), missing (no target yet: may still come), gone
+    (can no longer come: the next A came first), none/first (no A before the B), wrong (the
+    neighbour is another step)."""
+    name = template["template"]
+    cand = "\n    UNION ALL ".join(_CANDIDATES[name](k + 1, a, b, chars[a], chars[b])
+                                   for k, (a, b) in enumerate(template["pairs"]))
+    return [f"cand AS ({cand})", *bound_ctes(template["within"], pack),
+            """viol AS (SELECT * FROM bc WHERE state NOT IN ('found', 'missing')
+                   OR (state = 'found' AND late) OR (state = 'missing' AND overdue))""",
+            """vp AS (SELECT city, case_id, k, any_value(a) AS a, any_value(b) AS b, count(*) AS n,
+        arg_min({'a_t': a_t, 'b_t': b_t, 'x_step': x_step, 'x_t': x_t, 'state': state, 'side': side,
+                 'lim': lim, 'bound': bound, 'as_of': as_of}, pos) AS f
+    FROM viol GROUP BY city, case_id, k)""",
+            *findings(name, template, template["within"])]

@@ -1,6 +1,6 @@
 """From a template rule's violations to its findings: one row per case with a Chinese message and the
-evidence keys of the template — shared by the two ways a template is judged (`audit.check.traces`,
-on the trace strings; `audit.check.templates`, on the numbered events for a time bound).
+evidence keys of the template — shared by the rules judged on the trace strings (`audit.check.traces`)
+and on ``case_facts`` (`audit.check.templates`).
 
 - `existence_pairs`: the existence of pairs (responded_existence, coexistence, not_coexistence)
   from ``agg`` (one row per case and pair where A or B occurs);
@@ -13,11 +13,6 @@ from __future__ import annotations
 
 from audit.check.bounds import fmt_time, lit, num
 from audit.rules.templates import NUMBER_FIELDS
-
-
-def pairs_cte(pairs: list[list[str]]) -> str:
-    rows = ", ".join(f"({i + 1}, {lit(p[0])}, {lit(p[1]) if len(p) > 1 else 'NULL'})" for i, p in enumerate(pairs))
-    return f"pairs(k, a, b) AS (VALUES {rows})"
 
 
 def when_sql(when: dict[str, list], table: str) -> list[str]:
@@ -92,12 +87,13 @@ def missing_cte() -> str:
 
 
 
-def findings(name: str, template: dict, within, key: str = "case_no", states: tuple[str, ...] | None = None) -> list[str]:
-    """``fin`` from ``vp`` (one row per violated case and pair, with its first violation ``f``), keyed
-    by `key`. The event path (``case_no``) gives ``f`` as a struct column; the trace path (``city,
-    case_id``) gives its fields as columns of ``vp`` itself, with the `states` its violations can
-    have: its times are formatted once, for the sentence and the evidence alike."""
-    flat = key != "case_no"
+def findings(name: str, template: dict, within, states: tuple[str, ...] | None = None, flat: bool = False) -> list[str]:
+    """``fin`` from ``vp`` (one row per violated case and pair: city, case_id, k, a, b, the number of
+    violating activations ``n`` and the first violation ``f``). With a bound, ``f`` is a struct
+    column (the first of the activations, by position); without, `flat`: its fields are columns of
+    ``vp`` itself, with the `states` its violation can have, and its times are formatted once, for the
+    sentence and the evidence alike."""
+    key = "city, case_id"
     line = message(name, within is not None, states, formatted=flat)
     if flat:
         vp, alias = (f"(SELECT *, {fmt_time('a_t')} AS a_at, {fmt_time('b_t')} AS b_at, {fmt_time('x_t')} AS x_at "
