@@ -705,3 +705,78 @@ def test_text_from_the_pack_is_only_ever_a_literal(tmp_path):
     sql = pack.rules[0].sql
     assert sql.splitlines()[0].startswith("-- 模板 (template) existence(回访)") and sql.splitlines()[1].startswith("WITH")
     assert [o.ok for o in run_examples(pack.rules[0], pack)] == [True, True]
+
+
+def test_steps_beyond_the_letters_are_judged_the_same(tmp_path):
+    """A pack of 60 steps and data with steps outside it: the trace strings then use private-use
+    characters (after A–Z, a–z) for the pack's last steps and for the others. Every sequence template
+    (and init, end, exactly_one, a bounded response) on pairs of those steps, against the oracle;
+    the messages name the neighbour's step, whatever its character."""
+    steps = [f"环节{i:02d}" for i in range(60)]
+    others = ["额外甲", "额外乙"]                         # in the data, not in the pack
+    alphabet = steps[54:60] + others + steps[:2]
+    a, b = steps[55], steps[57]
+    rng = random.Random(20261202)
+
+    def trace(names: list[str] = alphabet) -> list[tuple[str, dt.datetime]]:
+        events: list[tuple[str, dt.datetime]] = []
+        while len(events) < rng.choice([1, 2, 3, 4, 6, 9]):
+            ev = (rng.choice(names), dt.datetime.combine(rng.choice(DAYS[:6]), rng.choice(CLOCK)))
+            if ev not in events:
+                events.append(ev)
+        return events
+
+    def count(rule: dict, events) -> int:
+        within = next(iter(rule["within"].items())) if "within" in rule else None
+        ordered, times = in_order(events)
+        pair_b = None if rule["template"] in UNARY else b
+        return violations(rule["template"], ordered, times, a, pair_b, within, max(times).date())
+
+    rules = []
+    for name in TEMPLATES:
+        rules.append({"id": rule_id("far", name), "template": name, "activities": [a] if name in UNARY else [a, b]})
+    rules.append({"id": "T-FAR-RESPONSE-DAYS", "template": "response", "activities": [a, b], "within": {"days": 2}})
+    for rule in rules:       # a failing and a passing example (of the pack's steps), found by the oracle
+        found: dict[str, dict] = {}
+        while len(found) < 2:
+            events = trace([s for s in alphabet if s in steps])
+            kind = "fail" if count(rule, events) else "pass"
+            found.setdefault(kind, {"name": kind, "as_of": str(max(t for _, t in events).date()),
+                                    "events": [[s, stamp(t)] for s, t in events]})
+        rule["examples"] = {"fail": [found["fail"]], "pass": [found["pass"]]}
+    pack = write_pack(tmp_path / "pack", rules, vocabulary={"steps": steps})
+    traces, rows = {}, []
+    for i in range(900):
+        case_id = f"F{i:04d}"
+        events = trace()
+        traces["延安", case_id] = events
+        rows += [[case_id, "延安", "", "帮办", "", "", s, stamp(t)] for s, t in events]
+    db = tmp_path / "audit.duckdb"
+    code, out = cli("ingest", write_csv(tmp_path / "events.csv", [HEADER, *rows]), "--vocabulary", "open", "--db", db)
+    assert code == 0, out
+    code, out = cli("check", "--pack", pack, "--db", db, "--as-of", AS_OF)
+    assert code == 0, out
+    got: dict[str, dict] = {}
+    for rule, _city, case_id, message, evidence in findings(db):
+        got.setdefault(rule, {})[case_id] = (message, evidence)
+    for rule in rules:
+        within = next(iter(rule["within"].items())) if "within" in rule else None
+        want = {}
+        for (_, case_id), events in traces.items():
+            ordered, times = in_order(events)
+            n = violations(rule["template"], ordered, times, a, None if rule["template"] in UNARY else b, within, AS_OF)
+            if n:
+                want[case_id] = (n, ordered, times)
+        mine = got.get(rule["id"], {})
+        assert 0 < len(want) < len(traces), f"{rule['id']}: the data does not exercise it"
+        assert set(mine) == set(want), (rule["id"], sorted(set(mine) ^ set(want))[:5])
+        for case_id, (n, ordered, times) in want.items():
+            message, evidence = mine[case_id]
+            if rule["template"] in ("init", "end"):
+                i = 0 if rule["template"] == "init" else -1
+                assert message == f"{'第一个' if i == 0 else '最后一个'}环节是 {ordered[i]} ({stamp(times[i])})，而不是 {a}"
+            elif "count" in evidence and rule["template"] not in UNARY:
+                assert evidence["count"] == n, (rule["id"], case_id, evidence)
+            if rule["template"] == "chain_response" and "紧接着的是" in message:
+                first = next(j for j, s in enumerate(ordered) if s == a and j + 1 < len(ordered) and ordered[j + 1] != b)
+                assert f"紧接着的是 {ordered[first + 1]} ({stamp(times[first + 1])})" in message, message
