@@ -139,6 +139,13 @@ def _count(text: str, ch: str) -> str:
     return f"(length({text}) - length(replace({text}, {ch}, '')))"
 
 
+def _matches(pattern: str) -> str:
+    """Whether ``s`` contains a match of `pattern`, a regular expression over trace characters (letters
+    and private-use characters: none needs escaping); the violating cases are kept by it first, so that
+    positions and counts are worked out for those alone."""
+    return f"regexp_matches(s, {lit(pattern)})"
+
+
 def _last(ch: str) -> str:
     """The position of the last `ch` in ``s`` (0: none)."""
     return f"CASE WHEN contains(s, {ch}) THEN length(s) + 1 - strpos(reverse(s), {ch}) ELSE 0 END"
@@ -198,7 +205,7 @@ def _response(k, a, b, ca, cb) -> str:
     first = _first_violation("'missing'", a_t=f"ts[lb + strpos(rest, {xa})]")
     return f"""SELECT {_head(k, a, b)}, {_count('rest', xa)} AS n, {first}
     FROM (SELECT city, case_id, ts, lb, substr(s, lb + 1) AS rest
-          FROM (SELECT *, {_last(xb)} AS lb FROM tr WHERE contains(s, {xa}))) WHERE contains(rest, {xa})"""
+          FROM (SELECT *, {_last(xb)} AS lb FROM tr WHERE {_matches(f"{ca}[^{cb}]*$")}))"""
 
 
 def _precedence(k, a, b, ca, cb) -> str:
@@ -206,7 +213,7 @@ def _precedence(k, a, b, ca, cb) -> str:
     first = _first_violation("'none'", b_t=f"ts[strpos(s, {xb})]")
     return f"""SELECT {_head(k, a, b)}, {_count('head', xb)} AS n, {first}
     FROM (SELECT city, case_id, s, ts, CASE WHEN contains(s, {xa}) THEN left(s, strpos(s, {xa}) - 1) ELSE s END AS head
-          FROM tr WHERE contains(s, {xb})) WHERE contains(head, {xb})"""
+          FROM tr WHERE contains(s, {xb}) AND (NOT contains(s, {xa}) OR strpos(s, {xa}) > strpos(s, {xb})))"""
 
 
 def _succession(k, a, b, ca, cb) -> str:
@@ -219,16 +226,14 @@ def _succession(k, a, b, ca, cb) -> str:
                  {_count('head', xb)} AS pn, strpos(s, {xb}) AS pi
           FROM (SELECT *, substr(s, lb + 1) AS rest,
                        CASE WHEN contains(s, {xa}) THEN left(s, strpos(s, {xa}) - 1) ELSE s END AS head
-                FROM (SELECT *, {_last(xb)} AS lb FROM tr WHERE contains(s, {xa}) OR contains(s, {xb}))))
-    WHERE rn > 0 OR pn > 0"""
+                FROM (SELECT *, {_last(xb)} AS lb FROM tr WHERE {_matches(f"{ca}[^{cb}]*$|^[^{ca}]*{cb}")})))"""
 
 
 def _not_succession(k, a, b, ca, cb) -> str:
     xa, xb = lit(ca), lit(cb)
     first = _first_violation("'after'", a_t="ts[fa]", b_t=f"ts[fa + strpos(substr(s, fa + 1), {xb})]")
     return f"""SELECT {_head(k, a, b)}, {_count('left(s, lb - 1)', xa)} AS n, {first}
-    FROM (SELECT *, strpos(s, {xa}) AS fa, {_last(xb)} AS lb FROM tr WHERE contains(s, {xa}) AND contains(s, {xb}))
-    WHERE lb > fa"""
+    FROM (SELECT *, strpos(s, {xa}) AS fa, {_last(xb)} AS lb FROM tr WHERE {_matches(f"{ca}.*{cb}")})"""
 
 
 def _chain(response: bool):
@@ -243,10 +248,10 @@ def _chain(response: bool):
         else:
             first = _first_violation("CASE WHEN i = 1 THEN 'first' ELSE 'wrong' END", b_t="ts[i]",
                                      x_step="c.name", x_t=f"ts[{near}]")
+        broken = f"{ca}(?:[^{cb}]|$)" if response else f"(?:^|[^{ca}]){cb}"    # an activation not next to its target
         return f"""SELECT {_head(k, a, b)}, {_count('r', own)} AS n, {first}
     FROM (SELECT *, strpos(r, {own}) AS i
-          FROM (SELECT city, case_id, s, ts, replace(s, {lit(ca + cb)}, '##') AS r FROM tr WHERE contains(s, {own}))
-          WHERE strpos(r, {own}) > 0) v
+          FROM (SELECT city, case_id, s, ts, replace(s, {lit(ca + cb)}, '##') AS r FROM tr WHERE {_matches(broken)})) v
     LEFT JOIN template_chars c ON c.ch = v.s[v.{near}]"""
     return sql
 
@@ -258,12 +263,12 @@ def _alternate(response: bool):
     def sql(k, a, b, ca, cb) -> str:
         xa, xb = lit(ca), lit(cb)
         if response:
-            at, need, pattern = xa, xb, lit(f"{ca}[^{ca}{cb}]*(?:{ca}|$)")
+            at, need, pattern = xa, xb, f"{ca}[^{ca}{cb}]*(?:{ca}|$)"
             pieces = "parts[2:]"
             first = _first_violation("CASE WHEN j < len(pieces) THEN 'gone' ELSE 'missing' END", a_t="ts[i]",
                                      x_t="CASE WHEN j < len(pieces) THEN ts[i + length(pieces[j]) + 1] END")
         else:
-            at, need, pattern = xb, xa, lit(f"(?:^|{cb})[^{ca}{cb}]*{cb}")
+            at, need, pattern = xb, xa, f"(?:^|{cb})[^{ca}{cb}]*{cb}"
             pieces = "parts[1:len(parts) - 1]"
             first = _first_violation("CASE WHEN j = 1 THEN 'none' ELSE 'gone' END", b_t="ts[i]",
                                      x_t="CASE WHEN j > 1 THEN ts[i - length(pieces[j]) - 1] END")
@@ -273,7 +278,7 @@ def _alternate(response: bool):
                 FROM (SELECT *, list_transform(pieces, lambda g: contains(g, {need})) AS ok
                       FROM (SELECT city, case_id, ts, parts, {pieces} AS pieces
                             FROM (SELECT city, case_id, ts, string_split(s, {at}) AS parts
-                                  FROM tr WHERE regexp_matches(s, {pattern}))))))"""
+                                  FROM tr WHERE {_matches(pattern)})))))"""
     return sql
 
 
