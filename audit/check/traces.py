@@ -1,4 +1,4 @@
-"""Template rules without a time bound, judged on each case's trace as a string: one character per event.
+"""Template rules judged on each case's trace as a string: one character per event.
 
 `build_traces` makes, once per run, ``template_traces(city, case_id, s, ts)`` for every case of the
 run with events: ``s`` has one character per event — its step's (`step_char`) — in the order
@@ -10,9 +10,9 @@ knows its characters from the pack alone; every other step of the data takes the
 
 A Declare template is then a property of the string, as in Declare's regular-expression semantics
 (MINERful): whether a character occurs, where it first or last occurs, what is next to it. A rule
-is one scan of ``template_traces`` with string functions (contains, strpos, replace, string_split
-and, for the alternate templates, one regular expression) that keeps the violating cases; only for
-those are the first violation and the number of violating activations worked out:
+without a time bound is one scan of ``template_traces`` that keeps the violating cases (one regular
+expression, or contains/strpos); only for those are the first violation and the number of
+violating activations worked out, with string functions (strpos, replace, string_split):
 
 =====================  ============================================  =================================
 template (A, B)        violated when                                 first violation; count
@@ -29,9 +29,11 @@ alternate_precedence   between the previous B (or the start) and     split at B:
                        a B no A                                      before a B without A; those pieces
 =====================  ============================================  =================================
 
-No rule sorts or groups the events: the one sort is the trace's (`build_traces`). The findings'
-messages and evidence are those of `audit.check.verdicts`, as for the rules with a time bound, which
-are judged on the numbered events (`audit.check.templates`).
+A rule with a time bound (``within:``) takes every activation (one row per occurrence of A, or of B
+for the precedence family) and its target from the positions — the next B, the next A, the latest A
+before, the previous B, the neighbour — and then the bound (`audit.check.bounds`). No rule sorts or
+groups the events: the one sort is the trace's (`build_traces`). The findings' messages and
+evidence are those of `audit.check.verdicts`.
 """
 
 from __future__ import annotations
@@ -93,11 +95,10 @@ def build_traces(con, pack: Pack) -> None:
         if name not in chars:
             chars[name] = step_char(len(chars))
         codes.append((step, ord(chars[name])))
-    con.execute("CREATE OR REPLACE TEMP TABLE template_steps (step VARCHAR, code INTEGER)")
-    con.execute("CREATE OR REPLACE TEMP TABLE template_chars (ch VARCHAR, name VARCHAR)")
-    if codes:
-        con.executemany("INSERT INTO template_steps VALUES (?, ?)", codes)
-    con.executemany("INSERT INTO template_chars VALUES (?, ?)", [(ch, name) for name, ch in chars.items()])
+    con.execute("CREATE OR REPLACE TEMP TABLE template_steps AS SELECT unnest(?::VARCHAR[]) AS step, unnest(?::INTEGER[]) AS code",
+                [[step for step, _ in codes], [code for _, code in codes]])
+    con.execute("CREATE OR REPLACE TEMP TABLE template_chars AS SELECT unnest(?::VARCHAR[]) AS ch, unnest(?::VARCHAR[]) AS name",
+                [list(chars.values()), list(chars)])
     # One grouping: each case's events as (time, seq, code), sorted in the list (cheaper than an
     # ordered aggregate or a window over all events), then split into the string and the times.
     con.execute("""CREATE OR REPLACE TEMP TABLE template_traces AS
@@ -194,7 +195,7 @@ def _pair_agg(pairs: list[list[str]], chars: dict[str, str]) -> str:
     return f"agg AS ({selects})"
 
 
-# -- sequence templates: one SELECT per pair, (city, case_id, k, a, b, n, f) of its violating cases --
+# -- sequence templates: one SELECT per pair, its violating cases with n and the first violation --
 
 def _head(k: int, a: str, b: str) -> str:
     return f"city, case_id, {k} AS k, {lit(a)} AS a, {lit(b)} AS b"
