@@ -39,6 +39,7 @@ evidence are those of `audit.check.verdicts`.
 from __future__ import annotations
 
 import string
+from functools import partial
 from typing import TYPE_CHECKING
 
 from audit.check.bounds import bound_ctes, fmt_time, lit
@@ -351,14 +352,18 @@ def _cand_chain(k, a, b, ca, cb, response: bool) -> str:
         FROM {_activations(act)} v LEFT JOIN template_chars c ON c.ch = v.s[v.{near}]"""
 
 
+def _cand_succession(k, a, b, ca, cb) -> str:
+    return _cand_response(k, a, b, ca, cb) + "\n    UNION ALL " + _cand_precedence(k, a, b, ca, cb)
+
+
 _CANDIDATES = {
-    "response": lambda *p: _cand_response(*p),
-    "alternate_response": lambda *p: _cand_response(*p, alternate=True),
-    "precedence": lambda *p: _cand_precedence(*p),
-    "alternate_precedence": lambda *p: _cand_precedence(*p, alternate=True),
-    "succession": lambda *p: _cand_response(*p) + "\n    UNION ALL " + _cand_precedence(*p),
-    "chain_response": lambda *p: _cand_chain(*p, response=True),
-    "chain_precedence": lambda *p: _cand_chain(*p, response=False),
+    "response": _cand_response,
+    "alternate_response": partial(_cand_response, alternate=True),
+    "precedence": _cand_precedence,
+    "alternate_precedence": partial(_cand_precedence, alternate=True),
+    "succession": _cand_succession,
+    "chain_response": partial(_cand_chain, response=True),
+    "chain_precedence": partial(_cand_chain, response=False),
 }
 
 
