@@ -16,6 +16,7 @@ from audit.rules.templates import NUMBER_FIELDS
 
 
 def when_sql(when: dict[str, list], table: str) -> list[str]:
+    """The conditions of a rule's ``when`` on the case fields of `table` (values as literals)."""
     conditions = []
     for field, values in when.items():
         items = ", ".join(num(v) if field in NUMBER_FIELDS else lit(v) for v in values)
