@@ -695,7 +695,7 @@ def test_a_pack_extending_the_default_may_add_settings_for_its_own_template_rule
 
 def test_text_from_the_pack_is_only_ever_a_literal(tmp_path):
     """A ``when`` value with a quote, a newline and SQL in it is a value to compare, nothing more: the pack
-    loads, the generated SQL passes the read-only guard, its header comment stays one line, and the rule
+    loads, the generated SQL passes the read-only guard, its header comments stay one line each, and the rule
     matches the case whose field holds exactly that text."""
     odd = "x'); DROP TABLE findings; --\nSELECT 1"
     rule = {"id": "Q-ODD", "template": "existence", "activities": ["回访"], "when": {"item": odd},
@@ -703,7 +703,9 @@ def test_text_from_the_pack_is_only_ever_a_literal(tmp_path):
                          "pass": [{"name": "p", "case": {"item": "y"}, "events": [["受理", "2026-03-02 09:00"]]}]}}
     pack = load_pack(write_pack(tmp_path / "p", [rule], vocabulary="open"))
     sql = pack.rules[0].sql
-    assert sql.splitlines()[0].startswith("-- 模板 (template) existence(回访)") and sql.splitlines()[1].startswith("WITH")
+    lines = sql.splitlines()     # the header comment, the trace characters' legend, then the query
+    assert lines[0].startswith("-- 模板 (template) existence(回访)") and lines[1] == "-- 环节串中的字符 (trace characters): 回访 = A"
+    assert lines[2].startswith("WITH")
     assert [o.ok for o in run_examples(pack.rules[0], pack)] == [True, True]
 
 

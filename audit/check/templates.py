@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from audit.check.bounds import lit
-from audit.check.traces import pack_steps, trace_parts
+from audit.check.traces import pack_chars, pack_steps, trace_parts
 from audit.check.verdicts import existence_pairs, when_sql
 from audit.errors import UsageError
 from audit.rules.contract import step_column
@@ -50,8 +50,11 @@ def template_sql(template: dict, pack: Pack) -> str:
     """The SELECT that judges `template` (a rule's parsed template) for `pack`'s settings, cities and
     vocabulary (see module doc)."""
     fields = ", ".join(f"{lit(out)}: e_{src}" for out, src in template["evidence"].items())
-    parts = _from_case_facts(template) if reads_case_facts(template, pack) else trace_parts(template, pack)
-    return _header(template) + "WITH " + ",\n".join(parts) + f"\nSELECT city, case_id, message, {{{fields}}} AS evidence FROM fin"
+    if reads_case_facts(template, pack):
+        header, parts = _header(template), _from_case_facts(template)
+    else:
+        header, parts = _header(template) + _legend(template, pack), trace_parts(template, pack)
+    return header + "WITH " + ",\n".join(parts) + f"\nSELECT city, case_id, message, {{{fields}}} AS evidence FROM fin"
 
 
 def _header(template: dict) -> str:
@@ -65,6 +68,14 @@ def _header(template: dict) -> str:
     if template["when"]:
         text += " when " + ", ".join(f"{k} in {v}" for k, v in template["when"].items())
     return "-- " + "".join(c if c.isprintable() else " " for c in text) + "\n"
+
+
+def _legend(template: dict, pack: Pack) -> str:
+    """A comment giving the characters that stand for the rule's steps in the trace strings."""
+    chars = pack_chars(pack)
+    shown = [f"{step} = {ch if ch.isascii() else f'U+{ord(ch):04X}'}" for step in template_steps(template)
+             for ch in [chars[step]]]
+    return "-- " + "".join(c if c.isprintable() else " " for c in "环节串中的字符 (trace characters): " + "，".join(shown)) + "\n"
 
 
 # -- on case_facts: existence of canonical steps ----------------------------------------------------
