@@ -58,8 +58,7 @@ def template_sql(template: dict, pack: Pack) -> str:
 
 
 def _header(template: dict) -> str:
-    """A comment naming the template, so that `audit rules RULE-ID` shows what the SQL was made from.
-    Control characters are dropped: nothing written in the pack can end the comment."""
+    """A comment naming the template, so that `audit rules RULE-ID` shows what the SQL was made from."""
     pairs = "; ".join(", ".join(p) for p in template["pairs"])
     text = f"模板 (template) {template['template']}({pairs})"
     if template["within"]:
@@ -67,7 +66,7 @@ def _header(template: dict) -> str:
         text += f" within {w['unit']}: {w['setting'] or as_plain(w['value'])}"
     if template["when"]:
         text += " when " + ", ".join(f"{k} in {v}" for k, v in template["when"].items())
-    return "-- " + "".join(c if c.isprintable() else " " for c in text) + "\n"
+    return _comment(text)
 
 
 def _legend(template: dict, pack: Pack) -> str:
@@ -75,7 +74,12 @@ def _legend(template: dict, pack: Pack) -> str:
     chars = pack_chars(pack)
     shown = [f"{step} = {ch if ch.isascii() else f'U+{ord(ch):04X}'}" for step in template_steps(template)
              for ch in [chars[step]]]
-    return "-- " + "".join(c if c.isprintable() else " " for c in "环节串中的字符 (trace characters): " + "，".join(shown)) + "\n"
+    return _comment("环节串中的字符 (trace characters): " + "，".join(shown))
+
+
+def _comment(text: str) -> str:
+    """One SQL comment line; control characters are dropped: nothing written in the pack can end it."""
+    return "-- " + "".join(c if c.isprintable() else " " for c in text) + "\n"
 
 
 # -- on case_facts: existence of canonical steps ----------------------------------------------------
