@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 LETTERS = string.ascii_uppercase + string.ascii_lowercase
 PRIVATE_USE = ((0xE000, 0xF8FF), (0xF0000, 0xFFFFD), (0x100000, 0x10FFFD))
 PAIR_EXISTENCE = ("responded_existence", "coexistence", "not_coexistence")
+CODE_BITS = 21  # every code point (≤ 0x10FFFF) fits
+CODE_MASK = (1 << CODE_BITS) - 1
 
 
 def step_char(i: int) -> str:
@@ -100,12 +102,16 @@ def build_traces(con, pack: Pack) -> None:
                 [[step for step, _ in codes], [code for _, code in codes]])
     con.execute("CREATE OR REPLACE TEMP TABLE template_chars AS SELECT unnest(?::VARCHAR[]) AS ch, unnest(?::VARCHAR[]) AS name",
                 [list(chars.values()), list(chars)])
-    # One grouping: each case's events as (time, seq, code), sorted in the list (cheaper than an
-    # ordered aggregate or a window over all events), then split into the string and the times.
-    con.execute("""CREATE OR REPLACE TEMP TABLE template_traces AS
-        SELECT city, case_id, array_to_string(list_transform(l, lambda x: chr(x.c)), '') AS s,
-               list_transform(l, lambda x: x.t) AS ts
-        FROM (SELECT e.city, e.case_id, list_sort(list({'t': e."time", 'q': e.seq, 'c': m.code})) AS l
+    # One grouping: each case's events as one sortable HUGEINT each — the time in µs times 2^64, plus
+    # the file order (seq, far below 2^43) shifted past the character's code point (21 bits) — sorted
+    # in the list (cheaper than an ordered aggregate, a window over all events or a list of structs:
+    # 1M cases, 6.3M events: 0.7 s against 0.95 s for structs), then split into the string and the
+    # times. The seq makes every key distinct, so ties in time keep file order.
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE template_traces AS
+        SELECT city, case_id, array_to_string(list_transform(k, lambda x: chr((x & {CODE_MASK})::INTEGER)), '') AS s,
+               list_transform(k, lambda x: make_timestamp((x >> 64)::BIGINT)) AS ts
+        FROM (SELECT e.city, e.case_id,
+                     list_sort(list(epoch_us(e."time")::HUGEINT * {1 << 64} + (coalesce(e.seq, 0)::HUGEINT << {CODE_BITS}) + m.code)) AS k
               FROM event_rows e JOIN template_steps m ON m.step = e.step
               WHERE e.city IN (SELECT DISTINCT city FROM case_facts)
               GROUP BY e.city, e.case_id)""")
