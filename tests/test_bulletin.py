@@ -257,3 +257,36 @@ def test_the_structure_before_the_document(bulletin_db):
     assert len(b.problems) == 2 and b.problems[0].startswith("1．") and b.problems[1].startswith("2．")
     assert "共9件，其中宝鸡6件、延安2件、榆林1件" in b.problems[0] and "REQ-INTEGRITY" in b.problems[0]
     assert "不超过 1 (榆林: 2)" in b.problems[1] and "共3件，均在延安" in b.problems[1] and "REQ-ONE-STOP" in b.problems[1]
+
+
+def test_a_pack_for_other_steps_names_its_own_service(tmp_path):
+    """A complaints register audited with the complaints pack: the bulletin is about that service —
+    its title, basis, figures, table, typical case (the staff as 经办人) and the document's keywords
+    name it, and nothing calls its cases 帮办代办."""
+    log = write_csv(tmp_path / "投诉.csv", [
+        ["办件编号", "环节", "时间", "经办人"],
+        ["T1", "投诉登记", "2026-03-02 09:00", "王五"], ["T1", "受理", "2026-03-02 10:00", "王五"],
+        ["T1", "答复", "2026-03-04 09:00", "王五"], ["T1", "办结", "2026-03-05 10:00", "王五"],
+        # T2: closed before the reply (an error of the pack)
+        ["T2", "投诉登记", "2026-03-02 09:00", "赵六"], ["T2", "受理", "2026-03-02 10:00", "赵六"],
+        ["T2", "办结", "2026-03-03 09:00", "赵六"], ["T2", "答复", "2026-03-04 09:00", "赵六"],
+    ])
+    db = tmp_path / "audit.duckdb"
+    runner = CliRunner()
+    for args in (["ingest", str(log), "--city", "示例市", "--vocabulary", "open"],
+                 ["check", "--pack", "complaints", "--as-of", "2026-03-31"]):
+        result = runner.invoke(app, [*args, "--db", str(db)])
+        assert result.exit_code in (0, 1), result.output
+    out = tmp_path / "通报.docx"
+    result = bulletin(db, out, "--month", "2026-03")
+    assert result.exit_code == 0, result.output
+    paragraphs, tables = read_back(out)
+    text = all_text(out)
+    assert paragraphs[0] == "关于2026年3月全省政务服务中心服务投诉处置情况的通报"
+    assert "对2026年3月全省受理的办件进行了审计" in text and "共受理办件2件" in text
+    assert tables[0][0][0] == "地市" and "表1　2026年3月各市政务服务中心服务投诉处置指标" in text
+    assert "整改结果纳入政务服务中心服务投诉处置考核" in text
+    typical = [p for p in paragraphs if p.startswith("一是")]
+    assert len(typical) == 1 and "办件T2（经办人赵六）答复投诉人之后才能办结" in typical[0], typical
+    assert "帮办代办" not in text and "（）" not in text
+    assert docx.Document(str(out)).core_properties.keywords == "政务服务中心服务投诉处置 通报"

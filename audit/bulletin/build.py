@@ -4,8 +4,9 @@ The bulletin is assembled into a plain structure first (`Bulletin`: title, issui
 sections' paragraphs and tables), then written as an editable Word document by
 `audit.bulletin.officedoc`; tests check the structure and the document read back.
 
-Shape (domain brief, "The monthly bulletin"): title 关于YYYY年M月…帮办代办服务情况的通报, the 文号,
-the addressee and the basis; 一、基本情况 (the month's figures with their change against the month
+Shape (domain brief, "The monthly bulletin"): title 关于YYYY年M月…帮办代办服务情况的通报 (a pack
+for other steps names its own service: `audit.bulletin.text.subject`), the 文号, the addressee and
+the basis; 一、基本情况 (the month's figures with their change against the month
 before in 百分点 and the numbers of cases, the city table with k/n, rates and ranks, the 红榜/黑榜 of
 halls); 二、存在问题 (the rules broken in the month, typical cases with their evidence); 三、整改要求
 with its deadline; the issuing unit and date.
@@ -88,6 +89,7 @@ class Bulletin:
     month: str
     cities: list[str]
     cases: int
+    about: words.Subject = words.BANGBAN    # the service the text names (`audit.bulletin.text.subject`)
 
     def blocks(self) -> list[tuple[str, object]]:
         """The document in order as (kind, content): kinds title, number, addressee, body, notice,
@@ -143,6 +145,7 @@ def build_bulletin(con, month: str, cities: list[str] | None = None, issuer: str
     run = select_run(con, run_id, as_of)
     require_cases(con, run)
     pack = stored_pack(con, run.run_id)
+    about = words.subject(pack)
     use_run_cases(con, run.run_id)
     scope = make_scope(con, cities, month)
     days = (rectify_days(json.loads(run_metadata(con, run.run_id).get("settings") or "{}"), "")
@@ -152,28 +155,30 @@ def build_bulletin(con, month: str, cities: list[str] | None = None, issuer: str
     period = words.period_name(month)
     now = _figures(con, run.run_id, scope, month)
     before = _figures(con, run.run_id, scope, previous_month(month))
-    problems, typical = _problems(con, run.run_id, scope, pack)
+    problems, typical = _problems(con, run.run_id, scope, pack, about)
     least = fair.min_cases(pack.settings if pack else {})
     halls, red, black = _hall_lists(con, run.run_id, scope, period, least)
     return Bulletin(
-        title=f"关于{period}{area}帮办代办服务情况的通报",
+        title=words.title(period, area, about),
         number=number,
         addressee=words.addressee(scope.cities, scope.all_cities),
         basis=words.basis(words.standard_name(pack.standard if pack else None, pack.name if pack else None),
-                          period, area, run.as_of),
+                          period, area, run.as_of, about),
         notices=month_notice(month, run.as_of, run.run_id),
-        overview=[words.overview(period, area, now, before)],
-        city_table=_city_table(con, run.run_id, scope, now, period, area, least),
+        overview=[words.overview(period, area, now, before, about)],
+        city_table=_city_table(con, run.run_id, scope, now, period, area, least, about),
         halls=halls,
         red_list=red,
         black_list=black,
         problems=problems,
         typical_cases=typical,
-        requirements=words.requirements(deadline, days, run.as_of, issuer, has_black_list=black is not None),
+        requirements=words.requirements(deadline, days, run.as_of, issuer, has_black_list=black is not None,
+                                        about=about),
         issuer=issuer,
         date=date or run.as_of,
         deadline=deadline,
         run_id=run.run_id, as_of=run.as_of, month=month, cities=scope.cities, cases=int(now["cases"] or 0),
+        about=about,
     )
 
 
@@ -208,7 +213,8 @@ def _figures(con, run_id: int, scope: Scope, month: str, by: list[str] | None = 
     return df.iloc[0].to_dict()
 
 
-def _city_table(con, run_id: int, scope: Scope, total: dict, period: str, area: str, least: int) -> Table:
+def _city_table(con, run_id: int, scope: Scope, total: dict, period: str, area: str, least: int,
+                about: words.Subject) -> Table:
     """Each city's figures in the month with k/n and ranks marked as `audit.figures.fair` says
     (≈ indistinguishable, † fewer than `least` in the denominator), best 合规率 first; the total
     row last."""
@@ -223,7 +229,7 @@ def _city_table(con, run_id: int, scope: Scope, total: dict, period: str, area: 
     rows.append([words.total_label(area), words.count(total["cases"]),
                  *(words.share(total, f, "\n") for f in words.TABLE_FIGURES)])
     headers = ["地市", "办件数", *(words.figure_name(f) for f in words.TABLE_FIGURES)]
-    return Table(words.city_table_caption(period), headers, rows, words.rank_notes(least, "地市"))
+    return Table(words.city_table_caption(period, about), headers, rows, words.rank_notes(least, "地市"))
 
 
 def _hall_lists(con, run_id: int, scope: Scope, period: str, least: int) -> tuple[list[str], Table | None, Table | None]:
@@ -261,7 +267,7 @@ def _hall_lists(con, run_id: int, scope: Scope, period: str, least: int) -> tupl
 
 
 # --- problems and typical cases -----------------------------------------------------------------
-def _problems(con, run_id: int, scope: Scope, pack) -> tuple[list[str], list[TypicalCase]]:
+def _problems(con, run_id: int, scope: Scope, pack, about: words.Subject) -> tuple[list[str], list[TypicalCase]]:
     """The rules broken by the month's cases (DATA-* describe the data, not the service: left
     out), most serious and most frequent first, and one typical case per city. Rule titles carry
     the values in force (`rule_title` over the run's stored settings): for the scope's cities in
@@ -291,10 +297,10 @@ def _problems(con, run_id: int, scope: Scope, pack) -> tuple[list[str], list[Typ
     problems = [words.problem_line(i, rule_title(raw[rule_id], settings, cities=scope.cities), clause, rule_id, n,
                                    per_city[rule_id])
                 for i, (rule_id, _, clause, _, n) in enumerate(rules)]
-    return problems, _typical_cases(con, pack, raw, settings)
+    return problems, _typical_cases(con, pack, raw, settings, about)
 
 
-def _typical_cases(con, pack, titles: dict[str, str], settings) -> list[TypicalCase]:
+def _typical_cases(con, pack, titles: dict[str, str], settings, about: words.Subject) -> list[TypicalCase]:
     """One case per city: of its error-severity rules in the month, the one with the most cases
     (then by rule id); of that rule's cases, the first by case id. The same run always picks the
     same cases. `titles` are the rules' titles as the pack writes them, `settings` the run's."""
@@ -313,7 +319,7 @@ def _typical_cases(con, pack, titles: dict[str, str], settings) -> list[TypicalC
     for i, (city, hall, case_id, rule_id, message, evidence, service_type, applicant, staff) in enumerate(rows):
         detail = scrub(evidence_text(evidence, labels.get(rule_id)))
         text = words.typical_case(i, city, hall, case_id, service_type, mask_name(applicant), staff,
-                                  rule_title(titles[rule_id], settings, city=city), scrub(message), detail)
+                                  rule_title(titles[rule_id], settings, city=city), scrub(message), detail, about)
         out.append(TypicalCase(city, hall or "", case_id, rule_id, text))
     return out
 

@@ -74,7 +74,7 @@ def write_docx(bulletin, out: Path) -> None:
             elif kind == "addressee":
                 paragraph.paragraph_format.space_before = LINE
     _footer_page_number(doc)
-    _properties(doc, bulletin.title, bulletin.issuer, bulletin.date)
+    _properties(doc, bulletin.title, bulletin.issuer, bulletin.date, bulletin.about.service)
     out.parent.mkdir(parents=True, exist_ok=True)
     doc.save(str(out))
 
@@ -216,7 +216,7 @@ def _footer_page_number(doc) -> None:
         run.get_or_add_rPr().append(size)
 
 
-def _properties(doc, title: str, issuer: str, date: dt.date) -> None:
+def _properties(doc, title: str, issuer: str, date: dt.date, service: str) -> None:
     """Core properties from the bulletin (no clock: the same database gives the same properties)."""
     props = doc.core_properties
     stamp = dt.datetime(date.year, date.month, date.day)
@@ -225,4 +225,4 @@ def _properties(doc, title: str, issuer: str, date: dt.date) -> None:
     props.created = props.modified = stamp
     props.revision = 1
     props.comments = ""
-    props.keywords = "帮办代办 通报"
+    props.keywords = f"{service} 通报"

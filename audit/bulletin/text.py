@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 
 from audit.report.text import is_empty, pct
 
@@ -25,6 +26,33 @@ FIGURE_NAMES = {"response_rate": "响应率", "resolution_rate": "解决率", "o
                 "satisfaction_rate": "满意率", "followup_rate": "差评回访率", "compliance_rate": "合规率"}
 _DIGITS = "零一二三四五六七八九"
 NAMED_MAX = 20          # halls named as not ranked; the rest are counted
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What the bulletin is about, in its sentences: the service (title, table caption, assessment),
+    its cases and the staff who handle them."""
+
+    service: str
+    cases: str
+    staff: str
+
+
+BANGBAN = Subject("帮办代办服务", "帮办代办办件", "帮办代办员")
+
+
+def subject(pack) -> Subject:
+    """帮办代办 for a pack written for the 13 帮办代办 steps (and for a run stored without its pack);
+    otherwise the pack's name, its cases 办件 and their staff 经办人 — a complaints register or a
+    building-permit log audited with its own pack is not a 帮办代办 service (as `report_title`)."""
+    if pack is None or pack.vocabulary.kind == "canonical":
+        return BANGBAN
+    return Subject(pack.name.strip() or "规则包", "办件", "经办人")
+
+
+def title(period: str, area: str, about: Subject) -> str:
+    """关于2026年3月全省帮办代办服务情况的通报."""
+    return f"关于{period}{area}{about.service}情况的通报"
 
 
 def figure_name(fig: str) -> str:
@@ -63,9 +91,9 @@ def addressee(cities: list[str], all_cities: list[str]) -> str:
     return f"{'、'.join(cities)}各有关服务大厅："
 
 
-def basis(standard: str, period: str, area: str, as_of: dt.date) -> str:
+def basis(standard: str, period: str, area: str, as_of: dt.date, about: Subject) -> str:
     """The opening sentence: the standard judged by, the period, the audit date."""
-    return (f"依据{standard}，对{period}{area}受理的帮办代办办件进行了审计（审计日{chinese_date(as_of)}）。"
+    return (f"依据{standard}，对{period}{area}受理的{about.cases}进行了审计（审计日{chinese_date(as_of)}）。"
             f"现将有关情况通报如下：")
 
 
@@ -103,15 +131,15 @@ def change_pp(now, before) -> str | None:
     return f"{'上升' if points > 0 else '下降'}{abs(points):.1f}个百分点"
 
 
-def overview(period: str, area: str, now: dict, before: dict) -> str:
+def overview(period: str, area: str, now: dict, before: dict, about: Subject) -> str:
     """The month's figures and their change against the month before."""
     n, m = int(now.get("cases") or 0), int(before.get("cases") or 0)
     if m:
         diff = n - m
         change = "持平" if diff == 0 else f"{'增加' if diff > 0 else '减少'}{abs(diff)}件"
-        head = f"{period}，{area}共受理帮办代办办件{n}件，较上月（{m}件）{change}。"
+        head = f"{period}，{area}共受理{about.cases}{n}件，较上月（{m}件）{change}。"
     else:
-        head = f"{period}，{area}共受理帮办代办办件{n}件（上月无办件，不作比较）。"
+        head = f"{period}，{area}共受理{about.cases}{n}件（上月无办件，不作比较）。"
     parts = []
     for fig in OVERVIEW_FIGURES:
         name = figure_name(fig)
@@ -126,8 +154,8 @@ def overview(period: str, area: str, now: dict, before: dict) -> str:
     return head + "；".join(parts) + "。"
 
 
-def city_table_caption(period: str) -> str:
-    return f"表1　{period}各市帮办代办服务指标"
+def city_table_caption(period: str, about: Subject) -> str:
+    return f"表1　{period}各市{about.service}指标"
 
 
 def rank_line(rec: dict, fig: str) -> str:
@@ -194,18 +222,20 @@ def problem_line(i: int, title: str, clause: str, rule_id: str, n: int, per_city
 
 
 def typical_case(i: int, city: str, hall: str | None, case_id: str, service_type: str | None,
-                 applicant: str | None, staff: str | None, title: str, message: str | None, evidence: str) -> str:
-    """One typical case: where, which case, what went wrong, the evidence."""
+                 applicant: str | None, staff: str | None, rule: str, message: str | None, evidence: str,
+                 about: Subject) -> str:
+    """One typical case: where, which case, what went wrong (the `rule`'s title), the evidence."""
     who = [p for p in (service_type, f"服务对象{applicant}" if applicant else "",
-                       f"帮办代办员{staff}" if staff else "") if p]
-    head = f"{chinese_number(i + 1)}是{_place(city, hall)}办件{case_id}（{'，'.join(who)}）{_sentence(title)}"
+                       f"{about.staff}{staff}" if staff else "") if p]
+    people = f"（{'，'.join(who)}）" if who else ""
+    head = f"{chinese_number(i + 1)}是{_place(city, hall)}办件{case_id}{people}{_sentence(rule)}"
     body = _sentence(message) if message else ""
     proof = f"证据：{evidence}。" if evidence else ""
     return head + body + proof
 
 
 def requirements(deadline: dict[str, dt.date], days: int, as_of: dt.date, issuer: str,
-                 has_black_list: bool) -> list[str]:
+                 has_black_list: bool, about: Subject) -> list[str]:
     """The rectification requirements; the deadline is per city when the cities' calendars differ."""
     dates = sorted(set(deadline.values()))
     if len(dates) == 1:
@@ -219,9 +249,9 @@ def requirements(deadline: dict[str, dt.date], days: int, as_of: dt.date, issuer
         "（二）落实差评回访。对不满意、非常不满意的评价逐件回访、限时整改，做到件件有整改、有反馈。",
     ]
     if has_black_list:
-        items.append("（三）强化结果运用。列入黑榜的服务大厅要深入分析原因、制定整改措施，整改结果纳入帮办代办服务考核。")
+        items.append(f"（三）强化结果运用。列入黑榜的服务大厅要深入分析原因、制定整改措施，整改结果纳入{about.service}考核。")
     else:
-        items.append("（三）强化结果运用。整改结果纳入帮办代办服务考核。")
+        items.append(f"（三）强化结果运用。整改结果纳入{about.service}考核。")
     return items
 
 
