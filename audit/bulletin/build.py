@@ -89,7 +89,7 @@ class Bulletin:
     month: str
     cities: list[str]
     cases: int
-    about: words.Subject = words.BANGBAN    # the service the text names (`audit.bulletin.text.subject`)
+    about: words.Subject    # the service the text names (`audit.bulletin.text.subject`)
 
     def blocks(self) -> list[tuple[str, object]]:
         """The document in order as (kind, content): kinds title, number, addressee, body, notice,
