@@ -5,7 +5,7 @@ sections' paragraphs and tables), then written as an editable Word document by
 `audit.bulletin.officedoc`; tests check the structure and the document read back.
 
 Shape (domain brief, "The monthly bulletin"): title 关于YYYY年M月…帮办代办服务情况的通报 (a pack
-for other steps names its own service: `audit.bulletin.text.subject`), the 文号, the addressee and
+for other steps names its own service: `audit.report.text.subject`), the 文号, the addressee and
 the basis; 一、基本情况 (the month's figures with their change against the month
 before in 百分点 and the numbers of cases, the city table with k/n, rates and ranks, the 红榜/黑榜 of
 halls); 二、存在问题 (the rules broken in the month, typical cases with their evidence); 三、整改要求
@@ -36,6 +36,7 @@ from audit.outputs.mask import mask_name, scrub
 from audit.rectify.lists import rectify_days
 from audit.report.build import month_notice
 from audit.report.figures import Scope, make_scope, previous_month, require_month_format
+from audit.report.text import Subject, subject
 from audit.rules.titles import rule_title
 
 HALL_LIST_MAX = 5                   # halls on each of the 红榜 and 黑榜
@@ -89,7 +90,7 @@ class Bulletin:
     month: str
     cities: list[str]
     cases: int
-    about: words.Subject    # the service the text names (`audit.bulletin.text.subject`)
+    about: Subject    # the service the text names (`audit.report.text.subject`)
 
     def blocks(self) -> list[tuple[str, object]]:
         """The document in order as (kind, content): kinds title, number, addressee, body, notice,
@@ -145,7 +146,7 @@ def build_bulletin(con, month: str, cities: list[str] | None = None, issuer: str
     run = select_run(con, run_id, as_of)
     require_cases(con, run)
     pack = stored_pack(con, run.run_id)
-    about = words.subject(pack)
+    about = subject(pack.vocabulary if pack else None, pack.name if pack else None)
     use_run_cases(con, run.run_id)
     scope = make_scope(con, cities, month)
     days = (rectify_days(json.loads(run_metadata(con, run.run_id).get("settings") or "{}"), "")
@@ -214,7 +215,7 @@ def _figures(con, run_id: int, scope: Scope, month: str, by: list[str] | None = 
 
 
 def _city_table(con, run_id: int, scope: Scope, total: dict, period: str, area: str, least: int,
-                about: words.Subject) -> Table:
+                about: Subject) -> Table:
     """Each city's figures in the month with k/n and ranks marked as `audit.figures.fair` says
     (≈ indistinguishable, † fewer than `least` in the denominator), best 合规率 first; the total
     row last."""
@@ -267,7 +268,7 @@ def _hall_lists(con, run_id: int, scope: Scope, period: str, least: int) -> tupl
 
 
 # --- problems and typical cases -----------------------------------------------------------------
-def _problems(con, run_id: int, scope: Scope, pack, about: words.Subject) -> tuple[list[str], list[TypicalCase]]:
+def _problems(con, run_id: int, scope: Scope, pack, about: Subject) -> tuple[list[str], list[TypicalCase]]:
     """The rules broken by the month's cases (DATA-* describe the data, not the service: left
     out), most serious and most frequent first, and one typical case per city. Rule titles carry
     the values in force (`rule_title` over the run's stored settings): for the scope's cities in
@@ -300,7 +301,7 @@ def _problems(con, run_id: int, scope: Scope, pack, about: words.Subject) -> tup
     return problems, _typical_cases(con, pack, raw, settings, about)
 
 
-def _typical_cases(con, pack, titles: dict[str, str], settings, about: words.Subject) -> list[TypicalCase]:
+def _typical_cases(con, pack, titles: dict[str, str], settings, about: Subject) -> list[TypicalCase]:
     """One case per city: of its error-severity rules in the month, the one with the most cases
     (then by rule id); of that rule's cases, the first by case id. The same run always picks the
     same cases. `titles` are the rules' titles as the pack writes them, `settings` the run's."""

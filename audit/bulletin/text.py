@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
 
-from audit.report.text import is_empty, pct
+from audit.report.text import Subject, is_empty, pct
 
 HEADING_OVERVIEW = "一、基本情况"
 HEADING_PROBLEMS = "二、存在问题"
@@ -26,28 +25,6 @@ FIGURE_NAMES = {"response_rate": "响应率", "resolution_rate": "解决率", "o
                 "satisfaction_rate": "满意率", "followup_rate": "差评回访率", "compliance_rate": "合规率"}
 _DIGITS = "零一二三四五六七八九"
 NAMED_MAX = 20          # halls named as not ranked; the rest are counted
-
-
-@dataclass(frozen=True)
-class Subject:
-    """What the bulletin is about, in its sentences: the service (title, table caption, assessment),
-    its cases and the staff who handle them."""
-
-    service: str
-    cases: str
-    staff: str
-
-
-BANGBAN = Subject("帮办代办服务", "帮办代办办件", "帮办代办员")
-
-
-def subject(pack) -> Subject:
-    """帮办代办 for a pack written for the 13 帮办代办 steps (and for a run stored without its pack);
-    otherwise the pack's name, its cases 办件 and their staff 经办人 — a complaints register or a
-    building-permit log audited with its own pack is not a 帮办代办 service (as `report_title`)."""
-    if pack is None or pack.vocabulary.kind == "canonical":
-        return BANGBAN
-    return Subject(pack.name.strip() or "规则包", "办件", "经办人")
 
 
 def title(period: str, area: str, about: Subject) -> str:

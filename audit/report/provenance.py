@@ -6,7 +6,9 @@ import json
 
 from audit import __version__
 from audit.outputs.findings import run_metadata
+from audit.report.text import BANGBAN, subject
 from audit.rules.pack import Pack
+from audit.rules.templates import vocabulary_from_data
 from audit.rules.titles import fill_settings, run_settings, setting_overrides, setting_value
 
 SETTING_ZH = {
@@ -41,12 +43,11 @@ def calendar_files(meta: dict) -> list[str]:
 
 
 def report_title(meta: dict) -> str:
-    """帮办代办服务审计报告 for a pack of the 13 帮办代办 steps; else named after the pack (a complaints
-    register or a building-permit log audited with its own pack is not a 帮办代办 audit)."""
+    """帮办代办服务审计报告, or named after the pack when it is not written for the 帮办代办 steps
+    (`audit.report.text.subject`, as the bulletin)."""
     stored = json.loads(meta.get("pack") or "{}")
-    if stored.get("vocabulary") in (None, "canonical"):
-        return "帮办代办服务审计报告"
-    return f"审计报告：{meta.get('pack_name') or stored.get('name') or '规则包'}"
+    about = subject(vocabulary_from_data(stored.get("vocabulary")), meta.get("pack_name") or stored.get("name"))
+    return "帮办代办服务审计报告" if about == BANGBAN else f"审计报告：{about.service}"
 
 
 def provenance(meta: dict) -> dict:

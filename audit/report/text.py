@@ -3,10 +3,35 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from audit.figures.metrics import FIGURE_ZH, FIGURES
 
 RATE_FIGURES = tuple(f for f in FIGURES if f.endswith("_rate"))
+
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a run's report and bulletin are about: the service (titles, table captions), its cases
+    and the staff who handle them."""
+
+    service: str
+    cases: str
+    staff: str
+
+
+BANGBAN = Subject("帮办代办服务", "帮办代办办件", "帮办代办员")
+
+
+def subject(vocabulary, pack_name: str | None) -> Subject:
+    """帮办代办 for a pack written for the 13 帮办代办 steps (`vocabulary` canonical, or None for a run
+    stored without its pack); otherwise the pack's name, its cases 办件 and their staff 经办人 — a
+    complaints register or a building-permit log audited with its own pack is not a 帮办代办 service."""
+    if vocabulary is None or vocabulary.kind == "canonical":
+        return BANGBAN
+    return Subject((pack_name or "").strip() or "规则包", "办件", "经办人")
+
 
 SEVERITY_ZH = {"error": "违规", "warning": "警告", "info": "提示"}
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
